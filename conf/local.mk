@@ -1,0 +1,1 @@
+# conf/ — default config and the nginx load-balancer config.

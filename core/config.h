@@ -1,0 +1,119 @@
+/*
+ * config.h — fanoutd's configuration: the server key table, the ini
+ * loader and the checks of backend sections against a plugin's option specs.
+ *
+ * One table (config.c: server_keys[]) drives parsing, defaults, bounds,
+ * --check-config output and the man page; tests/unit/test_config.c checks
+ * that the table and conf/fanout.ini agree.
+ *
+ * Errors are written to errf, one per line, as
+ *   FILE:LINE: [section] key: reason
+ * (command line overrides as  -o section.key: reason), and every error in
+ * the file is reported, not just the first.
+ */
+#ifndef FANOUT_CONFIG_H
+#define FANOUT_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include <fanout/plugin.h>
+
+/* One key = value line of a [backend NAME] section, in file order. */
+struct cfg_kv {
+	char *key;
+	char *value; /* after ${VAR} expansion */
+	int line;    /* 0 when it came from -o */
+};
+
+/* One [backend NAME] section. */
+struct cfg_backend {
+	char *name;      /* NAME from the section header */
+	char *plugin;    /* `plugin` key: a name in plugin_dir or a path (has a '/') */
+	char **channels; /* `channels` globs (split on ',' and spaces); default {"*"} */
+	size_t n_channels;
+	struct cfg_kv *kv; /* every other key, for the plugin's option check */
+	size_t n_kv;
+	int line; /* line of the section header (0: from -o) */
+};
+
+struct config {
+	char *path; /* the file loaded */
+
+	/* [server] */
+	char *listen;       /* as written, e.g. "0.0.0.0:8080" */
+	char *listen_host;  /* parsed: "0.0.0.0", "::", "127.0.0.1", "" = all */
+	int listen_port;    /* parsed */
+	char *instance;     /* default: gethostname() */
+	char *ws_path;      /* default "/ws"; must start with '/' */
+	char *web_root;     /* default FANOUT_WEB_ROOT; "" = serve no static files */
+	char *plugin_dir;   /* default FANOUT_PLUGIN_DIR */
+	int workers;        /* 1..64; 0 means "auto" (one per CPU) */
+	long long max_clients;
+	long long max_message_bytes;
+	long long max_payload_bytes;
+	long long max_subscriptions;
+	long long max_channels;     /* distinct channels in the hub */
+	long long client_queue_bytes;
+	long long shutdown_grace_ms;
+	long long ping_interval_s;  /* 0 disables keepalive pings */
+	int allow_publish;          /* bool */
+	char **allowed_origins;     /* {"*"} = any */
+	size_t n_allowed_origins;
+	char **channels;            /* globs a client may use; {"*"} = any valid name */
+	size_t n_channels;
+	int permessage_deflate;     /* bool, default false */
+	int log_level;              /* enum log_level */
+
+	struct cfg_backend *backends; /* in file order */
+	size_t n_backends;
+};
+
+/*
+ * Load path (NULL: defaults only) and then apply overrides, each
+ * "section.key=value" where section is "server" or "backend.NAME" (an
+ * override may create a new backend section). Returns 0, or the number of
+ * errors (> 0) after writing every one of them to errf; c is then freed.
+ */
+int config_load(struct config *c, const char *path, const char *const *overrides,
+		size_t n_overrides, FILE *errf);
+void config_free(struct config *c);
+
+/* Print the effective configuration (every server key, each backend's
+ * keys) in ini form; secrets are printed as "***". */
+void config_dump(const struct config *c, FILE *out);
+
+/*
+ * Check a backend section against the plugin's option specs (the array
+ * ends with a NULL name): unknown keys, types, bounds, enum choices,
+ * required keys. On success returns 0 and *values (n = number of specs,
+ * same order; strings point into c) for init(); free with free(). On
+ * failure writes each error to errf (FILE:LINE: [backend NAME] key: reason)
+ * and returns the error count.
+ */
+int config_backend_values(const struct config *c, const struct cfg_backend *b,
+			  const struct fanout_option *opts, struct fanout_value **values, FILE *errf);
+
+/* The backend whose `channels` globs match channel first, or NULL. */
+const struct cfg_backend *config_route(const struct config *c, const char *channel);
+
+/* ---- value parsers (pure; fuzzed by tests/fuzz/fuzz_config.c) ---- */
+
+/* Decimal integer with optional k/m/g (x1024) suffix for _bytes keys;
+ * returns 0 or -1 (with a reason in *why). */
+int cfg_parse_int(const char *s, long long min, long long max, int allow_suffix, long long *out,
+		  const char **why);
+/* true/false/yes/no/on/off/1/0 -> 0/1; -1 if none. */
+int cfg_parse_bool(const char *s);
+/* "host:port", "[v6]:port", ":port" or "port" -> host (malloc'd, "" = any)
+ * and port 1..65535; returns 0 or -1. */
+int cfg_parse_listen(const char *s, char **host, int *port, const char **why);
+/* Expand ${VAR} from the environment into a malloc'd string; "$$" is a
+ * literal '$'. Returns NULL with *why set when a VAR is unset or the
+ * syntax is bad. */
+char *cfg_expand_env(const char *s, const char **why);
+/* Split a list on commas and whitespace into a NULL-terminated malloc'd
+ * array (each item malloc'd); *n gets the count. */
+char **cfg_split_list(const char *s, size_t *n);
+
+#endif

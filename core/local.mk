@@ -1,0 +1,18 @@
+# core/ — fanoutd. Everything but main.c goes into libfanoutcore.a so unit
+# tests link the very code the daemon runs.
+noinst_LIBRARIES += core/libfanoutcore.a
+core_libfanoutcore_a_SOURCES = \
+	core/log.c core/log.h \
+	core/buf.c core/buf.h \
+	core/config.c core/config.h \
+	core/json.c \
+	core/protocol.c core/protocol.h
+core_libfanoutcore_a_CPPFLAGS = $(AM_CPPFLAGS) $(LWS_CFLAGS) $(INIH_CFLAGS) $(JANSSON_CFLAGS)
+
+sbin_PROGRAMS += core/fanoutd
+core_fanoutd_SOURCES = core/main.c
+core_fanoutd_CPPFLAGS = $(AM_CPPFLAGS) $(LWS_CFLAGS) $(INIH_CFLAGS) $(JANSSON_CFLAGS)
+core_fanoutd_LDADD = core/libfanoutcore.a $(LWS_LIBS) $(INIH_LIBS) $(JANSSON_LIBS) $(DL_LIBS)
+
+# Link line for anything that uses the core library.
+FANOUT_CORE_LIBS = $(top_builddir)/core/libfanoutcore.a $(LWS_LIBS) $(INIH_LIBS) $(JANSSON_LIBS) $(DL_LIBS)

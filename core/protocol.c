@@ -1,0 +1,1 @@
+/* core/protocol.c — placeholder, being written. */

@@ -1,0 +1,106 @@
+/*
+ * protocol.h — client protocol v1 (DESIGN.md): parsing client frames into
+ * requests and writing every server frame. Pure functions, no I/O, no
+ * libwebsockets; fuzzed by tests/fuzz/fuzz_protocol.c.
+ */
+#ifndef FANOUT_PROTOCOL_H
+#define FANOUT_PROTOCOL_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+#define PROTO_VERSION        "0.1.0"
+#define PROTO_CHANNEL_MAX    200 /* bytes */
+#define PROTO_ID_MAX         128 /* bytes of the id's JSON text */
+
+enum proto_type {
+	PROTO_SUBSCRIBE = 1,
+	PROTO_UNSUBSCRIBE,
+	PROTO_PUBLISH,
+	PROTO_PING,
+};
+
+/* Stable error codes (the "code" of an error frame). */
+#define PROTO_E_BAD_JSON        "bad_json"
+#define PROTO_E_BAD_REQUEST     "bad_request"
+#define PROTO_E_UNKNOWN_TYPE    "unknown_type"
+#define PROTO_E_BAD_CHANNEL     "bad_channel"
+#define PROTO_E_FORBIDDEN       "forbidden"
+#define PROTO_E_TOO_MANY_SUBS   "too_many_subscriptions"
+#define PROTO_E_NO_BACKEND      "no_backend"
+#define PROTO_E_BACKEND_UNAVAIL "backend_unavailable"
+
+struct proto_request {
+	enum proto_type type;
+	/* The request's "id" as compact JSON text (a string with its quotes, or
+	 * a number), "" when absent. Echoed verbatim in the reply. */
+	char id[PROTO_ID_MAX + 1];
+	char channel[PROTO_CHANNEL_MAX + 1]; /* subscribe/unsubscribe/publish */
+	/* publish: "data" serialised as compact JSON (malloc'd, caller frees
+	 * with proto_request_clear()); this is the payload given to the backend. */
+	char *data;
+	size_t data_len;
+};
+
+/* When parsing fails: the error code, a human message, and the id if one
+ * could be read (so the error reply still echoes it). */
+struct proto_error {
+	const char *code;
+	char message[160];
+	char id[PROTO_ID_MAX + 1];
+};
+
+/*
+ * Parse one text frame. Returns 0 and fills req, or -1 and fills err.
+ * Checks: valid UTF-8 and JSON (bad_json: not JSON, or not an object),
+ * "type" a known string (bad_request when missing/not a string,
+ * unknown_type otherwise), "channel" present and valid where needed
+ * (bad_request when missing/not a string, bad_channel when invalid),
+ * "data" present for publish (bad_request), "id" a string or number of at
+ * most PROTO_ID_MAX bytes (bad_request). Unknown fields are ignored.
+ */
+int proto_parse(const char *frame, size_t len, struct proto_request *req, struct proto_error *err);
+void proto_request_clear(struct proto_request *req);
+
+/* 1..200 bytes of [A-Za-z0-9_.:/-]. */
+int proto_channel_valid(const char *s, size_t len);
+
+/*
+ * Parse a ws upgrade query string ("channel=a&channel=b&x=y", without the
+ * '?'), percent-decoding values; calls cb for each channel= value (other
+ * keys are ignored). Returns 0, or -1 on a malformed escape.
+ */
+int proto_query_channels(const char *query, size_t len,
+			 int (*cb)(void *arg, const char *channel, size_t len), void *arg);
+
+/* ---- server frames; each appends one complete JSON text to out ---- */
+
+int proto_hello(struct buf *out, const char *instance, const char *version);
+/* type is "subscribed", "unsubscribed" or "published"; id as in the request. */
+int proto_ack(struct buf *out, const char *type, const char *id, const char *channel);
+int proto_pong(struct buf *out, const char *id);
+int proto_error_frame(struct buf *out, const char *id, const char *code, const char *message);
+int proto_gap(struct buf *out, const char *channel, const char *reason);
+
+/*
+ * A message frame: {"type":"message","channel":C,"instance":I,"data":D}.
+ * D is payload itself when it is valid JSON (json_valid()), else payload as
+ * a JSON string (invalid UTF-8 sequences replaced by U+FFFD; *replaced is
+ * set to 1 when that happened). Work is linear in len.
+ */
+int proto_message(struct buf *out, const char *channel, const char *instance,
+		  const char *payload, size_t len, int *replaced);
+
+/* ---- JSON helpers (json.c) ---- */
+
+/* 1 if s[0..len) is one valid JSON value (RFC 8259, any top-level type,
+ * surrounding whitespace allowed, valid UTF-8, nesting <= 512), else 0. */
+int json_valid(const char *s, size_t len);
+/* 1 if s[0..len) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+int utf8_valid(const char *s, size_t len);
+/* Append s as a JSON string with quotes; invalid UTF-8 becomes U+FFFD and
+ * sets *replaced (may be NULL). */
+int json_append_string(struct buf *out, const char *s, size_t len, int *replaced);
+
+#endif

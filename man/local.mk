@@ -1,0 +1,1 @@
+# man/ — man pages, paths substituted at make time.

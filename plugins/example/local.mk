@@ -1,0 +1,1 @@
+# plugins/example/ — rules for the example backend (filled in by its owner).

@@ -1,0 +1,1 @@
+# plugins/filetail/ — rules for the filetail backend (filled in by its owner).

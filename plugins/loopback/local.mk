@@ -1,0 +1,1 @@
+# plugins/loopback/ — rules for the loopback backend (filled in by its owner).

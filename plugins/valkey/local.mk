@@ -1,0 +1,1 @@
+# plugins/valkey/ — rules for the valkey backend (filled in by its owner).

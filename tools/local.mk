@@ -1,0 +1,1 @@
+# tools/ — fanout-cli and the benchmark.

@@ -1,0 +1,1 @@
+# web/ — the browser client and demo page.
