@@ -1,1 +1,1270 @@
-/* core/config.c — placeholder, being written. */
+/*
+ * config.c — owns fanoutd's configuration: the [server] key table, the ini
+ * reader, ${VAR} expansion, -o overrides, the checks of [backend NAME]
+ * sections against a plugin's option specs, channel routing and the
+ * --check-config dump.
+ *
+ * One static table, server_keys[], drives parsing, defaults, bounds and
+ * config_dump(); tests/unit/test_config.c checks it against conf/fanout.ini.
+ * The file is read line by line here (not through inih) so that every error
+ * carries its line number and every error is reported, not just the first:
+ *   FILE:LINE: [section] key: reason        (a line of the file)
+ *   -o section.key: reason                   (a command line override)
+ * Lines may be of any length; `;` starts a comment at the start of a line or
+ * after whitespace, `#` only at the start of a line; an indented key line is
+ * an error (inih would have merged it into the previous value).
+ *
+ * Runs once on the main thread at start-up (and in --check-config). Every
+ * string in struct config is malloc'd and freed by config_free();
+ * config_backend_values() returns one calloc'd array for the caller to free.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+#ifndef FANOUT_WEB_ROOT
+#define FANOUT_WEB_ROOT "/usr/local/share/fanout/web"
+#endif
+#ifndef FANOUT_PLUGIN_DIR
+#define FANOUT_PLUGIN_DIR "/usr/local/lib/fanout"
+#endif
+
+#define KIB 1024LL
+#define MIB (1024LL * KIB)
+#define GIB (1024LL * MIB)
+
+/* ---- the [server] key table ------------------------------------------ */
+
+enum ktype {
+	K_STR,	    /* char * */
+	K_INT,	    /* long long within [min, max]; k/m/g suffix for _bytes keys */
+	K_BOOL,	    /* int 0/1 */
+	K_LIST,	    /* char ** + size_t count, split on commas and whitespace */
+	K_LISTEN,   /* listen + listen_host + listen_port */
+	K_WORKERS,  /* int 1..64, or "auto" = 0 */
+	K_LOGLEVEL, /* int, enum log_level */
+};
+
+#define KF_NONEMPTY 1u /* K_STR/K_LIST: may not be empty */
+#define KF_SLASH    2u /* K_STR: must start with '/' */
+#define KF_SUFFIX   4u /* K_INT: accepts k/m/g (x1024) */
+
+struct skey {
+	const char *name;
+	enum ktype type;
+	const char *def; /* default as text; NULL: computed (instance) */
+	long long min, max;
+	size_t off;   /* field in struct config */
+	size_t off_n; /* K_LIST: the count field */
+	unsigned flags;
+	const char *help;
+};
+
+#define OFF(f) offsetof(struct config, f)
+
+static const struct skey server_keys[] = {
+    {"listen", K_LISTEN, "0.0.0.0:8080", 0, 0, OFF(listen), 0, 0,
+     "address:port to listen on (\"[::]:8080\", \":8080\" = every address)"},
+    {"instance", K_STR, NULL, 0, 0, OFF(instance), 0, KF_NONEMPTY,
+     "instance id sent to clients; default: the host name"},
+    {"ws_path", K_STR, "/ws", 0, 0, OFF(ws_path), 0, KF_NONEMPTY | KF_SLASH,
+     "URL path of the WebSocket endpoint"},
+    {"web_root", K_STR, FANOUT_WEB_ROOT, 0, 0, OFF(web_root), 0, 0,
+     "directory of static files; empty: serve none"},
+    {"plugin_dir", K_STR, FANOUT_PLUGIN_DIR, 0, 0, OFF(plugin_dir), 0, KF_NONEMPTY,
+     "where backend plugins are found by name"},
+    {"workers", K_WORKERS, "1", 1, 64, OFF(workers), 0, 0,
+     "worker processes sharing the port; auto: one per CPU"},
+    {"max_clients", K_INT, "10000", 1, 1000000, OFF(max_clients), 0, 0,
+     "connected clients per process; more: close 1013"},
+    {"max_message_bytes", K_INT, "65536", 16, 16 * MIB, OFF(max_message_bytes), 0, KF_SUFFIX,
+     "largest inbound frame; bigger: close 1009"},
+    {"max_payload_bytes", K_INT, "1048576", 16, 64 * MIB, OFF(max_payload_bytes), 0, KF_SUFFIX,
+     "largest backend payload; bigger: dropped, counted, logged"},
+    {"max_subscriptions", K_INT, "128", 1, 100000, OFF(max_subscriptions), 0, 0,
+     "channels per client"},
+    {"max_channels", K_INT, "100000", 1, 10000000, OFF(max_channels), 0, 0,
+     "distinct channels per process"},
+    {"client_queue_bytes", K_INT, "4194304", 32, 16 * GIB, OFF(client_queue_bytes), 0, KF_SUFFIX,
+     "per-client send queue, >= 2 x max_payload_bytes; over: close 4001"},
+    {"shutdown_grace_ms", K_INT, "5000", 0, 600000, OFF(shutdown_grace_ms), 0, 0,
+     "how long SIGTERM waits for queues to drain"},
+    {"ping_interval_s", K_INT, "30", 0, 3600, OFF(ping_interval_s), 0, 0,
+     "WebSocket ping interval; 0: off"},
+    {"allow_publish", K_BOOL, "false", 0, 1, OFF(allow_publish), 0, 0,
+     "whether clients may publish"},
+    {"allowed_origins", K_LIST, "*", 0, 0, OFF(allowed_origins), OFF(n_allowed_origins),
+     KF_NONEMPTY, "Origin headers accepted at upgrade; * = any"},
+    {"channels", K_LIST, "*", 0, 0, OFF(channels), OFF(n_channels), KF_NONEMPTY,
+     "globs of channel names clients may use"},
+    {"permessage_deflate", K_BOOL, "false", 0, 1, OFF(permessage_deflate), 0, 0,
+     "offer permessage-deflate compression"},
+    {"log_level", K_LOGLEVEL, "info", 0, 0, OFF(log_level), 0, 0, "error|warn|info|debug"},
+};
+
+#define N_KEYS (sizeof(server_keys) / sizeof(server_keys[0]))
+
+const char *config_server_key(size_t i)
+{
+	return i < N_KEYS ? server_keys[i].name : NULL;
+}
+
+const char *config_server_key_help(size_t i)
+{
+	return i < N_KEYS ? server_keys[i].help : NULL;
+}
+
+/* ---- pure value parsers ----------------------------------------------- */
+
+/* The reason of the last cfg_expand_env() failure that names a variable. */
+static char why_buf[320];
+
+int cfg_parse_int(const char *s, long long min, long long max, int allow_suffix, long long *out,
+		  const char **why)
+{
+	const char *p = s;
+	bool neg = false;
+	unsigned long long v = 0;
+
+	if (*p == '+' || *p == '-')
+		neg = *p++ == '-';
+	if (!isdigit((unsigned char)*p)) {
+		*why = "not an integer";
+		return -1;
+	}
+	for (; isdigit((unsigned char)*p); p++) {
+		if (v > (ULLONG_MAX - 9) / 10) {
+			*why = "out of range";
+			return -1;
+		}
+		v = v * 10 + (unsigned)(*p - '0');
+	}
+	unsigned long long mul = 1;
+	if (*p && allow_suffix && !p[1]) {
+		switch (*p) {
+		case 'k':
+		case 'K':
+			mul = KIB;
+			break;
+		case 'm':
+		case 'M':
+			mul = MIB;
+			break;
+		case 'g':
+		case 'G':
+			mul = GIB;
+			break;
+		default:
+			break;
+		}
+		if (mul != 1)
+			p++;
+	}
+	if (*p) {
+		*why =
+		    allow_suffix ? "not an integer (optional suffix k, m or g)" : "not an integer";
+		return -1;
+	}
+	if (v > (unsigned long long)LLONG_MAX / mul) {
+		*why = "out of range";
+		return -1;
+	}
+	long long n = (long long)(v * mul);
+	if (neg)
+		n = -n;
+	if (n < min || n > max) {
+		*why = "out of range";
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+int cfg_parse_bool(const char *s)
+{
+	static const char *const t[] = {"true", "yes", "on", "1"};
+	static const char *const f[] = {"false", "no", "off", "0"};
+
+	for (size_t i = 0; i < 4; i++) {
+		if (!strcasecmp(s, t[i]))
+			return 1;
+		if (!strcasecmp(s, f[i]))
+			return 0;
+	}
+	return -1;
+}
+
+static int parse_port(const char *s, int *port)
+{
+	long long v;
+	const char *why;
+
+	if (!*s || strlen(s) > 5 || cfg_parse_int(s, 1, 65535, 0, &v, &why) || *s == '+' ||
+	    *s == '-')
+		return -1;
+	*port = (int)v;
+	return 0;
+}
+
+static bool host_ok(const char *h, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)h[i];
+		if (!isalnum(ch) && ch != '.' && ch != '-' && ch != '_')
+			return false;
+	}
+	return true;
+}
+
+int cfg_parse_listen(const char *s, char **host, int *port, const char **why)
+{
+	const char *h = "", *p;
+	size_t hn = 0;
+
+	*host = NULL;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':') {
+			*why = "expected [IPv6]:port";
+			return -1;
+		}
+		h = s + 1;
+		hn = (size_t)(close - h);
+		p = close + 2;
+		if (hn == 0 || strspn(h, "0123456789abcdefABCDEF:.") < hn || !memchr(h, ':', hn)) {
+			*why = "bad IPv6 address";
+			return -1;
+		}
+	} else {
+		const char *colon = strrchr(s, ':');
+		if (!colon) {
+			p = s;
+		} else {
+			h = s;
+			hn = (size_t)(colon - s);
+			p = colon + 1;
+			if (memchr(h, ':', hn)) {
+				*why = "an IPv6 address needs brackets: [addr]:port";
+				return -1;
+			}
+			if (hn == 1 && h[0] == '*')
+				hn = 0;
+			if (!host_ok(h, hn)) {
+				*why = "bad host name";
+				return -1;
+			}
+		}
+	}
+	if (parse_port(p, port)) {
+		*why = "port must be a number 1..65535";
+		return -1;
+	}
+	*host = strndup(h, hn);
+	if (!*host) {
+		*why = "out of memory";
+		return -1;
+	}
+	return 0;
+}
+
+char *cfg_expand_env(const char *s, const char **why)
+{
+	struct {
+		char *p;
+		size_t n, cap;
+	} o = {NULL, 0, 0};
+
+#define PUT(src, len)                                                                              \
+	do {                                                                                       \
+		size_t l_ = (len);                                                                 \
+		if (o.n + l_ + 1 > o.cap) {                                                        \
+			size_t c_ = (o.n + l_ + 1) * 2;                                            \
+			char *q_ = realloc(o.p, c_);                                               \
+			if (!q_) {                                                                 \
+				*why = "out of memory";                                            \
+				goto fail;                                                         \
+			}                                                                          \
+			o.p = q_;                                                                  \
+			o.cap = c_;                                                                \
+		}                                                                                  \
+		memcpy(o.p + o.n, (src), l_);                                                      \
+		o.n += l_;                                                                         \
+		o.p[o.n] = 0;                                                                      \
+	} while (0)
+
+	PUT("", 0);
+	while (*s) {
+		const char *d = strchr(s, '$');
+		if (!d) {
+			PUT(s, strlen(s));
+			break;
+		}
+		PUT(s, (size_t)(d - s));
+		if (d[1] == '$') {
+			PUT("$", 1);
+			s = d + 2;
+			continue;
+		}
+		if (d[1] != '{') {
+			*why = "a '$' must start ${VAR} (write $$ for a literal $)";
+			goto fail;
+		}
+		const char *name = d + 2, *end = strchr(name, '}');
+		if (!end) {
+			*why = "unterminated ${";
+			goto fail;
+		}
+		size_t nl = (size_t)(end - name);
+		if (nl == 0 || !(isalpha((unsigned char)name[0]) || name[0] == '_') ||
+		    strspn(name,
+			   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") <
+			nl) {
+			snprintf(why_buf, sizeof(why_buf), "bad variable name in ${%.*s}",
+				 (int)(nl > 64 ? 64 : nl), name);
+			*why = why_buf;
+			goto fail;
+		}
+		char var[128];
+		if (nl >= sizeof(var)) {
+			*why = "variable name too long";
+			goto fail;
+		}
+		memcpy(var, name, nl);
+		var[nl] = 0;
+		const char *val = getenv(var);
+		if (!val) {
+			snprintf(why_buf, sizeof(why_buf), "environment variable %s is not set",
+				 var);
+			*why = why_buf;
+			goto fail;
+		}
+		PUT(val, strlen(val));
+		s = end + 1;
+	}
+#undef PUT
+	return o.p;
+fail:
+	free(o.p);
+	return NULL;
+}
+
+static void free_list(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+char **cfg_split_list(const char *s, size_t *n)
+{
+	size_t cap = 4, cnt = 0;
+	char **v = calloc(cap + 1, sizeof(*v));
+
+	if (!v)
+		return NULL;
+	while (*s) {
+		s += strspn(s, ", \t\r\n");
+		size_t l = strcspn(s, ", \t\r\n");
+		if (!l)
+			break;
+		if (cnt == cap) {
+			char **q = realloc(v, (cap * 2 + 1) * sizeof(*v));
+			if (!q)
+				goto fail;
+			v = q;
+			cap *= 2;
+		}
+		v[cnt] = strndup(s, l);
+		if (!v[cnt])
+			goto fail;
+		v[++cnt] = NULL;
+		s += l;
+	}
+	*n = cnt;
+	return v;
+fail:
+	free_list(v);
+	return NULL;
+}
+
+/* ---- loader state and error reporting ---------------------------------- */
+
+enum sect { SEC_NONE, SEC_SERVER, SEC_BACKEND, SEC_SKIP };
+
+/* Where a key was set: > 0 a file line, 0 nowhere, -1 a -o override. */
+#define SET_BY_OVERRIDE (-1)
+
+struct bextra {
+	int plugin_line, channels_line;
+};
+
+struct ld {
+	struct config *c;
+	const char *file; /* for messages */
+	FILE *errf;
+	int nerr;
+	int key_line[N_KEYS];
+	struct bextra *bx; /* parallel to c->backends */
+};
+
+/*
+ * One error. line > 0: FILE:LINE: [sect] key: ...; line == 0: -o sect.key:
+ * (sect "backend NAME" is written backend.NAME); line < 0: FILE: ...
+ */
+__attribute__((format(printf, 6, 7))) static void err(struct ld *l, int line, const char *sect,
+						      const char *key, const char *bname,
+						      const char *fmt, ...)
+{
+	va_list ap;
+
+	l->nerr++;
+	if (!l->errf)
+		return;
+	if (line > 0) {
+		fprintf(l->errf, "%s:%d: ", l->file, line);
+		if (sect && bname)
+			fprintf(l->errf, "[%s %s]%s", sect, bname, key ? " " : ": ");
+		else if (sect)
+			fprintf(l->errf, "[%s]%s", sect, key ? " " : ": ");
+		if (key)
+			fprintf(l->errf, "%s: ", key);
+	} else if (line == 0) {
+		fprintf(l->errf, "-o %s%s%s%s%s: ", sect ? sect : "", bname ? "." : "",
+			bname ? bname : "", key ? "." : "", key ? key : "");
+	} else {
+		fprintf(l->errf, "%s: ", l->file);
+	}
+	va_start(ap, fmt);
+	vfprintf(l->errf, fmt, ap);
+	va_end(ap);
+	fputc('\n', l->errf);
+}
+
+/* Line where a key was set, mapped for err(): override -> 0. */
+static int where(int set_by)
+{
+	return set_by == SET_BY_OVERRIDE ? 0 : set_by;
+}
+
+/* ---- setting [server] keys --------------------------------------------- */
+
+static void *field(struct config *c, size_t off)
+{
+	return (char *)c + off;
+}
+
+/* Set one server key from text. Returns 0, or -1 with *why (a static
+ * string, or why_buf). */
+static int set_server(struct config *c, const struct skey *k, const char *v, const char **why)
+{
+	long long n;
+
+	switch (k->type) {
+	case K_STR: {
+		if ((k->flags & KF_NONEMPTY) && !*v) {
+			*why = "may not be empty";
+			return -1;
+		}
+		if ((k->flags & KF_SLASH) && v[0] != '/') {
+			*why = "must start with '/'";
+			return -1;
+		}
+		char *s = strdup(v);
+		if (!s)
+			goto oom;
+		char **dst = field(c, k->off);
+		free(*dst);
+		*dst = s;
+		return 0;
+	}
+	case K_INT:
+		if (cfg_parse_int(v, k->min, k->max, !!(k->flags & KF_SUFFIX), &n, why)) {
+			snprintf(why_buf, sizeof(why_buf), "%s: \"%.40s\" (allowed %lld..%lld)",
+				 *why, v, k->min, k->max);
+			*why = why_buf;
+			return -1;
+		}
+		*(long long *)field(c, k->off) = n;
+		return 0;
+	case K_BOOL: {
+		int b = cfg_parse_bool(v);
+		if (b < 0) {
+			*why = "not a boolean (true/false, yes/no, on/off, 1/0)";
+			return -1;
+		}
+		*(int *)field(c, k->off) = b;
+		return 0;
+	}
+	case K_WORKERS:
+		if (!strcasecmp(v, "auto")) {
+			*(int *)field(c, k->off) = 0;
+			return 0;
+		}
+		if (cfg_parse_int(v, k->min, k->max, 0, &n, why)) {
+			snprintf(why_buf, sizeof(why_buf),
+				 "%s: \"%.40s\" (allowed %lld..%lld or auto)", *why, v, k->min,
+				 k->max);
+			*why = why_buf;
+			return -1;
+		}
+		*(int *)field(c, k->off) = (int)n;
+		return 0;
+	case K_LOGLEVEL: {
+		int lv = log_level_parse(v);
+		if (lv < 0) {
+			*why = "must be one of error, warn, info, debug";
+			return -1;
+		}
+		*(int *)field(c, k->off) = lv;
+		return 0;
+	}
+	case K_LIST: {
+		size_t cnt;
+		char **list = cfg_split_list(v, &cnt);
+		if (!list)
+			goto oom;
+		if ((k->flags & KF_NONEMPTY) && !cnt) {
+			free_list(list);
+			*why = "empty list";
+			return -1;
+		}
+		char ***dst = field(c, k->off);
+		free_list(*dst);
+		*dst = list;
+		*(size_t *)field(c, k->off_n) = cnt;
+		return 0;
+	}
+	case K_LISTEN: {
+		char *host, *copy;
+		int port;
+		if (cfg_parse_listen(v, &host, &port, why))
+			return -1;
+		copy = strdup(v);
+		if (!copy) {
+			free(host);
+			goto oom;
+		}
+		free(c->listen);
+		free(c->listen_host);
+		c->listen = copy;
+		c->listen_host = host;
+		c->listen_port = port;
+		return 0;
+	}
+	}
+	*why = "internal: bad key type";
+	return -1;
+oom:
+	*why = "out of memory";
+	return -1;
+}
+
+static const struct skey *find_key(const char *name, size_t *idx)
+{
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (!strcmp(server_keys[i].name, name)) {
+			*idx = i;
+			return &server_keys[i];
+		}
+	return NULL;
+}
+
+static int set_defaults(struct ld *l)
+{
+	const char *why;
+	char host[256];
+
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct skey *k = &server_keys[i];
+		const char *def = k->def;
+		if (!def) { /* instance */
+			if (gethostname(host, sizeof(host)) || !host[0])
+				snprintf(host, sizeof(host), "localhost");
+			host[sizeof(host) - 1] = 0;
+			def = host;
+		}
+		if (set_server(l->c, k, def, &why)) {
+			err(l, -1, NULL, NULL, NULL, "default of %s: %s", k->name, why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- backends ----------------------------------------------------------- */
+
+static bool name_ok(const char *s)
+{
+	return *s &&
+	       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") ==
+		   strlen(s);
+}
+
+static struct cfg_backend *find_backend(struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_backends; i++)
+		if (!strcmp(c->backends[i].name, name))
+			return &c->backends[i];
+	return NULL;
+}
+
+/* Append a backend section (channels default {"*"}); NULL on OOM. */
+static struct cfg_backend *add_backend(struct ld *l, const char *name, int line)
+{
+	struct config *c = l->c;
+	struct cfg_backend *nb = realloc(c->backends, (c->n_backends + 1) * sizeof(*nb));
+	if (!nb)
+		return NULL;
+	c->backends = nb;
+	struct bextra *nx = realloc(l->bx, (c->n_backends + 1) * sizeof(*nx));
+	if (!nx)
+		return NULL;
+	l->bx = nx;
+
+	struct cfg_backend *b = &c->backends[c->n_backends];
+	memset(b, 0, sizeof(*b));
+	memset(&l->bx[c->n_backends], 0, sizeof(*nx));
+	b->line = line;
+	b->name = strdup(name);
+	b->channels = cfg_split_list("*", &b->n_channels);
+	if (!b->name || !b->channels) {
+		free(b->name);
+		free_list(b->channels);
+		return NULL;
+	}
+	c->n_backends++;
+	return b;
+}
+
+/* Set key = value in backend b; set_by as in key_line[]. */
+static void set_backend_key(struct ld *l, struct cfg_backend *b, const char *key, const char *val,
+			    int set_by)
+{
+	struct bextra *x = &l->bx[b - l->c->backends];
+	int line = where(set_by);
+
+	if (!strcmp(key, "plugin") || !strcmp(key, "channels")) {
+		bool is_plugin = key[0] == 'p';
+		int *seen = is_plugin ? &x->plugin_line : &x->channels_line;
+		if (*seen > 0 && set_by > 0) {
+			err(l, line, "backend", key, b->name,
+			    "duplicate key (first set on line %d)", *seen);
+			return;
+		}
+		if (is_plugin) {
+			if (!*val) {
+				err(l, line, "backend", key, b->name, "may not be empty");
+				return;
+			}
+			char *s = strdup(val);
+			if (!s)
+				goto oom;
+			free(b->plugin);
+			b->plugin = s;
+		} else {
+			size_t n;
+			char **v = cfg_split_list(val, &n);
+			if (!v)
+				goto oom;
+			if (!n) {
+				free_list(v);
+				err(l, line, "backend", key, b->name, "empty list");
+				return;
+			}
+			free_list(b->channels);
+			b->channels = v;
+			b->n_channels = n;
+		}
+		*seen = set_by;
+		return;
+	}
+	for (size_t i = 0; i < b->n_kv; i++) {
+		if (strcmp(b->kv[i].key, key))
+			continue;
+		if (set_by > 0 && b->kv[i].line > 0) {
+			err(l, line, "backend", key, b->name,
+			    "duplicate key (first set on line %d)", b->kv[i].line);
+			return;
+		}
+		char *s = strdup(val);
+		if (!s)
+			goto oom;
+		free(b->kv[i].value);
+		b->kv[i].value = s;
+		b->kv[i].line = line;
+		return;
+	}
+	struct cfg_kv *nkv = realloc(b->kv, (b->n_kv + 1) * sizeof(*nkv));
+	if (!nkv)
+		goto oom;
+	b->kv = nkv;
+	nkv[b->n_kv].key = strdup(key);
+	nkv[b->n_kv].value = strdup(val);
+	nkv[b->n_kv].line = line;
+	if (!nkv[b->n_kv].key || !nkv[b->n_kv].value) {
+		free(nkv[b->n_kv].key);
+		free(nkv[b->n_kv].value);
+		goto oom;
+	}
+	b->n_kv++;
+	return;
+oom:
+	err(l, line, "backend", key, b->name, "out of memory");
+}
+
+static void set_server_key(struct ld *l, const char *key, const char *val, int set_by)
+{
+	size_t i;
+	const char *why;
+	int line = where(set_by);
+	const struct skey *k = find_key(key, &i);
+
+	if (!k) {
+		err(l, line, "server", key, NULL, "unknown key");
+		return;
+	}
+	if (set_by > 0 && l->key_line[i] > 0) {
+		err(l, line, "server", key, NULL, "duplicate key (first set on line %d)",
+		    l->key_line[i]);
+		return;
+	}
+	/* Remember the line even when the value is bad, so a second line
+	 * setting the same key is still reported as a duplicate. */
+	l->key_line[i] = set_by;
+	if (set_server(l->c, k, val, &why))
+		err(l, line, "server", key, NULL, "%s", why);
+}
+
+/* ---- the file ----------------------------------------------------------- */
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+		s[--n] = 0;
+	return s;
+}
+
+/* Cut an inline `;` comment: one that follows whitespace. */
+static void cut_comment(char *s)
+{
+	for (char *p = s; (p = strchr(p, ';')); p++)
+		if (p > s && (p[-1] == ' ' || p[-1] == '\t')) {
+			*p = 0;
+			return;
+		}
+}
+
+struct cur {
+	enum sect sect;
+	struct cfg_backend *b; /* SEC_BACKEND; re-found by index after realloc */
+	size_t bi;
+};
+
+static void do_section(struct ld *l, struct cur *cur, char *s, int line)
+{
+	char *body, *end = strchr(s, ']');
+
+	cur->sect = SEC_SKIP;
+	if (!end || *trim(end + 1)) {
+		err(l, line, NULL, NULL, NULL,
+		    "bad section header (expected [server] or "
+		    "[backend NAME])");
+		return;
+	}
+	*end = 0;
+	body = trim(s + 1);
+	if (!strcmp(body, "server")) {
+		cur->sect = SEC_SERVER;
+		return;
+	}
+	if (!strncmp(body, "backend", 7) && (body[7] == ' ' || body[7] == '\t')) {
+		char *name = trim(body + 8);
+		size_t n = strlen(name);
+		if (n >= 2 && name[0] == '"' && name[n - 1] == '"') {
+			name[n - 1] = 0;
+			name++;
+		}
+		if (!name_ok(name)) {
+			err(l, line, NULL, NULL, NULL,
+			    "[%s]: bad backend name (letters, digits, '_' and '-')", body);
+			return;
+		}
+		struct cfg_backend *b = find_backend(l->c, name);
+		if (b) {
+			err(l, line, "backend", NULL, name, "duplicate section (first on line %d)",
+			    b->line);
+			return;
+		}
+		b = add_backend(l, name, line);
+		if (!b) {
+			err(l, line, "backend", NULL, name, "out of memory");
+			return;
+		}
+		cur->sect = SEC_BACKEND;
+		cur->bi = (size_t)(b - l->c->backends);
+		return;
+	}
+	if (!strcmp(body, "backend"))
+		err(l, line, "backend", NULL, NULL,
+		    "a backend section needs a name: [backend NAME]");
+	else
+		err(l, line, body, NULL, NULL,
+		    "unknown section (expected [server] or [backend NAME])");
+}
+
+static void do_line(struct ld *l, struct cur *cur, char *raw, size_t len, int line)
+{
+	if (strlen(raw) != len) {
+		err(l, line, NULL, NULL, NULL, "NUL byte in line");
+		return;
+	}
+	if (line == 1 && !strncmp(raw, "\xEF\xBB\xBF", 3))
+		raw += 3;
+	bool indented = raw[0] == ' ' || raw[0] == '\t';
+	char *s = trim(raw);
+	if (!*s || *s == ';' || *s == '#')
+		return;
+	cut_comment(s);
+	s = trim(s);
+	if (indented) {
+		err(l, line, NULL, NULL, NULL,
+		    "indented line: continuation lines are not supported");
+		return;
+	}
+	if (*s == '[') {
+		do_section(l, cur, s, line);
+		return;
+	}
+	char *eq = strchr(s, '=');
+	if (!eq) {
+		err(l, line, NULL, NULL, NULL, "expected key = value");
+		return;
+	}
+	*eq = 0;
+	char *key = trim(s), *val = trim(eq + 1);
+	if (!*key) {
+		err(l, line, NULL, NULL, NULL, "missing key before '='");
+		return;
+	}
+	if (cur->sect == SEC_SKIP)
+		return; /* the section header was already reported */
+	if (cur->sect == SEC_NONE) {
+		err(l, line, NULL, key, NULL, "key outside a section");
+		return;
+	}
+	const char *why;
+	char *v = cfg_expand_env(val, &why);
+	struct cfg_backend *b = cur->sect == SEC_BACKEND ? &l->c->backends[cur->bi] : NULL;
+	if (!v) {
+		if (b)
+			err(l, line, "backend", key, b->name, "%s", why);
+		else
+			err(l, line, "server", key, NULL, "%s", why);
+		return;
+	}
+	if (b)
+		set_backend_key(l, b, key, v, line);
+	else
+		set_server_key(l, key, v, line);
+	free(v);
+}
+
+static void read_file(struct ld *l, FILE *f)
+{
+	char *buf = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int line = 0;
+	struct cur cur = {SEC_NONE, NULL, 0};
+
+	while ((n = getline(&buf, &cap, f)) >= 0) {
+		line++;
+		do_line(l, &cur, buf, (size_t)n, line);
+	}
+	if (ferror(f))
+		err(l, -1, NULL, NULL, NULL, "read error: %s", strerror(errno));
+	free(buf);
+}
+
+/* ---- overrides ---------------------------------------------------------- */
+
+static void do_override(struct ld *l, const char *arg)
+{
+	char *copy = strdup(arg), *v = NULL;
+	const char *why;
+
+	if (!copy) {
+		l->nerr++;
+		return;
+	}
+	char *eq = strchr(copy, '='), *dot = strchr(copy, '.');
+	if (!eq || !dot || dot > eq) {
+		if (l->errf)
+			fprintf(l->errf,
+				"-o %s: expected section.key=value (server.KEY=V or "
+				"backend.NAME.KEY=V)\n",
+				arg);
+		l->nerr++;
+		goto done;
+	}
+	*eq = 0;
+	*dot = 0;
+	char *sect = trim(copy), *key = trim(dot + 1);
+	v = cfg_expand_env(trim(eq + 1), &why);
+	if (!strcmp(sect, "server")) {
+		if (!v)
+			err(l, 0, "server", key, NULL, "%s", why);
+		else
+			set_server_key(l, key, v, SET_BY_OVERRIDE);
+	} else if (!strcmp(sect, "backend")) {
+		char *name = key;
+		key = strchr(name, '.');
+		if (!key || !key[1] || (*key = 0, !name_ok(name))) {
+			if (l->errf)
+				fprintf(l->errf,
+					"-o %s: expected backend.NAME.KEY=V (NAME: letters, "
+					"digits, '_', '-')\n",
+					arg);
+			l->nerr++;
+			goto done;
+		}
+		key++;
+		if (!name_ok(key)) {
+			if (l->errf)
+				fprintf(l->errf,
+					"-o %s: expected backend.NAME.KEY=V (NAME: letters, "
+					"digits, '_', '-')\n",
+					arg);
+			l->nerr++;
+			goto done;
+		}
+		if (!v) {
+			err(l, 0, "backend", key, name, "%s", why);
+			goto done;
+		}
+		struct cfg_backend *b = find_backend(l->c, name);
+		if (!b)
+			b = add_backend(l, name, 0);
+		if (!b)
+			err(l, 0, "backend", key, name, "out of memory");
+		else
+			set_backend_key(l, b, key, v, SET_BY_OVERRIDE);
+	} else {
+		err(l, 0, sect, key, NULL, "unknown section (server or backend.NAME)");
+	}
+done:
+	free(v);
+	free(copy);
+}
+
+/* ---- final checks ------------------------------------------------------- */
+
+static void validate(struct ld *l)
+{
+	struct config *c = l->c;
+	size_t iq = 0, ip = 0;
+
+	find_key("client_queue_bytes", &iq);
+	find_key("max_payload_bytes", &ip);
+	if (c->client_queue_bytes < 2 * c->max_payload_bytes) {
+		/* Blame the key the user set (client_queue_bytes first). */
+		int by = l->key_line[iq] ? l->key_line[iq] : l->key_line[ip];
+		err(l, by ? where(by) : -1, "server", "client_queue_bytes", NULL,
+		    "%lld is less than 2 x max_payload_bytes (%lld)", c->client_queue_bytes,
+		    2 * c->max_payload_bytes);
+	}
+	if (!c->n_backends)
+		err(l, -1, NULL, NULL, NULL,
+		    "no [backend] section (at least one [backend NAME] with a plugin is required)");
+	for (size_t i = 0; i < c->n_backends; i++) {
+		struct cfg_backend *b = &c->backends[i];
+		if (!b->plugin)
+			err(l, b->line, "backend", "plugin", b->name,
+			    "missing (every backend needs plugin = NAME or a path)");
+	}
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+int config_load(struct config *c, const char *path, const char *const *overrides,
+		size_t n_overrides, FILE *errf)
+{
+	struct ld l = {.c = c, .file = path ? path : "(no file)", .errf = errf};
+
+	memset(c, 0, sizeof(*c));
+	if (path && !(c->path = strdup(path))) {
+		l.nerr++;
+		goto done;
+	}
+	if (set_defaults(&l))
+		goto done;
+	if (path) {
+		FILE *f = fopen(path, "r");
+		if (!f) {
+			err(&l, -1, NULL, NULL, NULL, "cannot open: %s", strerror(errno));
+			goto done;
+		}
+		read_file(&l, f);
+		fclose(f);
+	}
+	for (size_t i = 0; i < n_overrides; i++)
+		do_override(&l, overrides[i]);
+	validate(&l);
+done:
+	free(l.bx);
+	if (l.nerr)
+		config_free(c);
+	return l.nerr;
+}
+
+void config_free(struct config *c)
+{
+	if (!c)
+		return;
+	free(c->path);
+	free(c->listen_host);
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct skey *k = &server_keys[i];
+		if (k->type == K_STR || k->type == K_LISTEN)
+			free(*(char **)field(c, k->off));
+		else if (k->type == K_LIST)
+			free_list(*(char ***)field(c, k->off));
+	}
+	for (size_t i = 0; i < c->n_backends; i++) {
+		struct cfg_backend *b = &c->backends[i];
+		free(b->name);
+		free(b->plugin);
+		free_list(b->channels);
+		for (size_t j = 0; j < b->n_kv; j++) {
+			free(b->kv[j].key);
+			free(b->kv[j].value);
+		}
+		free(b->kv);
+	}
+	free(c->backends);
+	memset(c, 0, sizeof(*c));
+}
+
+/* ---- backend values ----------------------------------------------------- */
+
+/* Index of word in "a|b|c", or -1. */
+static int enum_index(const char *choices, const char *word)
+{
+	size_t wl = strlen(word);
+	int i = 0;
+
+	for (const char *p = choices; p; i++) {
+		const char *bar = strchr(p, '|');
+		size_t n = bar ? (size_t)(bar - p) : strlen(p);
+		if (n == wl && !strncmp(p, word, n))
+			return i;
+		p = bar ? bar + 1 : NULL;
+	}
+	return -1;
+}
+
+static bool ends_with(const char *s, const char *suf)
+{
+	size_t a = strlen(s), b = strlen(suf);
+	return a >= b && !strcmp(s + a - b, suf);
+}
+
+/* Parse text for option o into *num; 0 or -1 with a reason. */
+static int opt_parse(const struct fanout_option *o, const char *text, long long *num,
+		     const char **why)
+{
+	switch (o->type) {
+	case FANOUT_OPT_STRING:
+		*num = 0;
+		return 0;
+	case FANOUT_OPT_INT:
+		if (cfg_parse_int(text, o->min, o->max, ends_with(o->name, "_bytes"), num, why)) {
+			snprintf(why_buf, sizeof(why_buf), "%s: \"%.40s\" (allowed %lld..%lld)",
+				 *why, text, o->min, o->max);
+			*why = why_buf;
+			return -1;
+		}
+		return 0;
+	case FANOUT_OPT_BOOL: {
+		int b = cfg_parse_bool(text);
+		if (b < 0) {
+			*why = "not a boolean (true/false, yes/no, on/off, 1/0)";
+			return -1;
+		}
+		*num = b;
+		return 0;
+	}
+	case FANOUT_OPT_ENUM: {
+		int i = o->choices ? enum_index(o->choices, text) : -1;
+		if (i < 0) {
+			snprintf(why_buf, sizeof(why_buf), "\"%.40s\" is not one of %s", text,
+				 o->choices ? o->choices : "(none)");
+			*why = why_buf;
+			return -1;
+		}
+		*num = i;
+		return 0;
+	}
+	}
+	*why = "unknown option type in plugin";
+	return -1;
+}
+
+int config_backend_values(const struct config *c, const struct cfg_backend *b,
+			  const struct fanout_option *opts, struct fanout_value **values,
+			  FILE *errf)
+{
+	struct ld l = {
+	    .c = (struct config *)c, .file = c->path ? c->path : "(no file)", .errf = errf};
+	size_t n = 0;
+	const char *why;
+
+	*values = NULL;
+	while (opts && opts[n].name)
+		n++;
+	struct fanout_value *v = calloc(n + 1, sizeof(*v));
+	if (!v) {
+		err(&l, b->line ? b->line : 0, "backend", NULL, b->name, "out of memory");
+		return l.nerr;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct fanout_option *o = &opts[i];
+		v[i].str = o->def;
+		if (o->def && opt_parse(o, o->def, &v[i].num, &why))
+			err(&l, b->line, "backend", o->name, b->name, "plugin default: %s", why);
+	}
+	for (size_t k = 0; k < b->n_kv; k++) {
+		const struct cfg_kv *kv = &b->kv[k];
+		size_t i;
+		for (i = 0; i < n && strcmp(opts[i].name, kv->key); i++)
+			;
+		if (i == n) {
+			err(&l, kv->line, "backend", kv->key, b->name, "unknown key for plugin %s",
+			    b->plugin ? b->plugin : "?");
+			continue;
+		}
+		if (opt_parse(&opts[i], kv->value, &v[i].num, &why)) {
+			err(&l, kv->line, "backend", kv->key, b->name, "%s", why);
+			continue;
+		}
+		v[i].str = kv->value;
+		v[i].set = 1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((opts[i].flags & FANOUT_OPT_REQUIRED) && !v[i].set)
+			err(&l, b->line, "backend", opts[i].name, b->name, "required key missing");
+	if (l.nerr) {
+		free(v);
+		return l.nerr;
+	}
+	*values = v;
+	return 0;
+}
+
+const struct cfg_backend *config_route(const struct config *c, const char *channel)
+{
+	for (size_t i = 0; i < c->n_backends; i++)
+		for (size_t j = 0; j < c->backends[i].n_channels; j++)
+			if (!fnmatch(c->backends[i].channels[j], channel, 0))
+				return &c->backends[i];
+	return NULL;
+}
+
+/* ---- dump --------------------------------------------------------------- */
+
+static bool secret_key(const char *k)
+{
+	return ends_with(k, "password") || ends_with(k, "secret") || ends_with(k, "token");
+}
+
+static void put_list(FILE *out, char *const *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "%s%s", i ? ", " : "", v[i]);
+}
+
+/* Print a value, hiding the password of a scheme://user:pass@host URL. */
+static void put_value(FILE *out, const char *v)
+{
+	const char *scheme = strstr(v, "://");
+	if (scheme) {
+		const char *auth = scheme + 3;
+		size_t alen = strcspn(auth, "/@");
+		if (auth[alen] == '@') {
+			const char *colon = memchr(auth, ':', alen);
+			if (colon) {
+				fprintf(out, "%.*s:***%s", (int)(colon - v), v, auth + alen);
+				return;
+			}
+		}
+	}
+	fputs(v, out);
+}
+
+void config_dump(const struct config *c, FILE *out)
+{
+	fprintf(out, "; effective configuration%s%s\n[server]\n", c->path ? " of " : "",
+		c->path ? c->path : "");
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct skey *k = &server_keys[i];
+		const void *f = (const char *)c + k->off;
+		fprintf(out, "%s = ", k->name);
+		switch (k->type) {
+		case K_STR:
+		case K_LISTEN:
+			fputs(*(char *const *)f ? *(char *const *)f : "", out);
+			break;
+		case K_INT:
+			fprintf(out, "%lld", *(const long long *)f);
+			break;
+		case K_BOOL:
+			fputs(*(const int *)f ? "true" : "false", out);
+			break;
+		case K_WORKERS:
+			if (*(const int *)f)
+				fprintf(out, "%d", *(const int *)f);
+			else
+				fputs("auto", out);
+			break;
+		case K_LOGLEVEL:
+			fputs(log_level_name(*(const int *)f), out);
+			break;
+		case K_LIST:
+			put_list(out, *(char **const *)f,
+				 *(const size_t *)((const char *)c + k->off_n));
+			break;
+		}
+		fputc('\n', out);
+	}
+	for (size_t i = 0; i < c->n_backends; i++) {
+		const struct cfg_backend *b = &c->backends[i];
+		fprintf(out, "\n[backend %s]\nplugin = %s\nchannels = ", b->name,
+			b->plugin ? b->plugin : "");
+		put_list(out, b->channels, b->n_channels);
+		fputc('\n', out);
+		for (size_t j = 0; j < b->n_kv; j++) {
+			fprintf(out, "%s = ", b->kv[j].key);
+			if (secret_key(b->kv[j].key))
+				fputs("***", out);
+			else
+				put_value(out, b->kv[j].value);
+			fputc('\n', out);
+		}
+	}
+}

@@ -97,6 +97,11 @@ int config_backend_values(const struct config *c, const struct cfg_backend *b,
 /* The backend whose `channels` globs match channel first, or NULL. */
 const struct cfg_backend *config_route(const struct config *c, const char *channel);
 
+/* The [server] key table, for tests and docs: the name / one-line help of
+ * key i, or NULL past the end. */
+const char *config_server_key(size_t i);
+const char *config_server_key_help(size_t i);
+
 /* ---- value parsers (pure; fuzzed by tests/fuzz/fuzz_config.c) ---- */
 
 /* Decimal integer with optional k/m/g (x1024) suffix for _bytes keys;

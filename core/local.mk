@@ -6,7 +6,16 @@ core_libfanoutcore_a_SOURCES = \
 	core/buf.c core/buf.h \
 	core/config.c core/config.h \
 	core/json.c \
-	core/protocol.c core/protocol.h
+	core/protocol.c core/protocol.h \
+	core/msg.c core/msg.h \
+	core/metrics.c core/metrics.h \
+	core/loop.c core/loop.h \
+	core/plugin_host.c core/plugin_host.h \
+	core/hub.c core/hub.h \
+	core/session.c core/session.h \
+	core/http.c core/http.h \
+	core/server.c core/server.h \
+	core/workers.c core/workers.h
 core_libfanoutcore_a_CPPFLAGS = $(AM_CPPFLAGS) $(LWS_CFLAGS) $(INIH_CFLAGS) $(JANSSON_CFLAGS)
 
 sbin_PROGRAMS += core/fanoutd

@@ -1,5 +1,166 @@
-/* main.c — placeholder */
-int main(void)
+/*
+ * main.c — fanoutd's entry point: the command line, the start-up order
+ * (config → plugins checked → fd limit → listen → lws → backends started →
+ * loop) and the exit codes of fanoutd(8). Runs in the foreground, logs to
+ * stderr. With workers > 1 it hands over to workers.c, which forks.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define LOG_TAG "main"
+#include "config.h"
+#include "hub.h"
+#include "log.h"
+#include "loop.h"
+#include "plugin_host.h"
+#include "protocol.h"
+#include "server.h"
+#include "workers.h"
+
+#ifndef FANOUT_SYSCONF_DIR
+#define FANOUT_SYSCONF_DIR "/etc/fanout"
+#endif
+
+static void usage(FILE *f)
 {
-	return 0;
+	fprintf(f, "usage: fanoutd [-c FILE] [-o section.key=value]... [--check-config] [--version]\n"
+		   "\n"
+		   "  -c, --config FILE     config file (default " FANOUT_SYSCONF_DIR "/fanout.ini)\n"
+		   "  -o, --option S.K=V    override a key: server.KEY=V or backend.NAME.KEY=V\n"
+		   "      --check-config    check the config and every backend's keys, print the\n"
+		   "                        effective config, exit 0 (valid) or non-zero\n"
+		   "  -V, --version         print the version and plugin ABI, exit\n"
+		   "  -h, --help            this text\n"
+		   "\n"
+		   "Exit codes: 0 ok, 1 runtime failure, 2 usage, 3 config error, 4 plugin refused,\n"
+		   "5 plugin init/start failed. See fanoutd(8) and fanout.ini(5).\n");
+}
+
+/* Raise the soft fd limit to the hard one and clamp max_clients to it. */
+static long long fd_budget(const struct config *c)
+{
+	struct rlimit rl;
+	long long max = c->max_clients;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		if (rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+			getrlimit(RLIMIT_NOFILE, &rl);
+		}
+		/* Keep 64 fds for backends, the listener, logs and lws itself. */
+		long long avail = (long long)rl.rlim_cur - 64;
+		if (rl.rlim_cur != RLIM_INFINITY && avail < max) {
+			if (avail < 1)
+				avail = 1;
+			log_warn("max_clients %lld clamped to %lld by the open-file limit (%llu)", max,
+				 avail, (unsigned long long)rl.rlim_cur);
+			max = avail;
+		}
+	}
+	return max;
+}
+
+int run_server(const struct config *c, int listen_fd, int worker_id)
+{
+	int rc = 0;
+	srv.worker_id = worker_id;
+	srv.max_clients = fd_budget(c);
+	if (hub_init(c) || server_init(c, listen_fd)) {
+		rc = EXIT_RUNTIME;
+		goto out;
+	}
+	rc = plugin_host_start();
+	if (rc)
+		goto out;
+	log_info("fanoutd %s listening on %s (ws %s, instance %s%s)", PROTO_VERSION, c->listen,
+		 c->ws_path, c->instance, worker_id ? ", worker" : "");
+	server_run();
+	log_info("stopped");
+out:
+	plugin_host_stop();
+	loop_shutdown();
+	server_free();
+	plugin_host_unload();
+	hub_free();
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'}, {"option", required_argument, NULL, 'o'},
+		{"check-config", no_argument, NULL, 'C'}, {"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},	  {NULL, 0, NULL, 0}};
+	const char *file = FANOUT_SYSCONF_DIR "/fanout.ini";
+	const char **overrides = calloc((size_t)argc + 1, sizeof(char *));
+	size_t n_overrides = 0;
+	int check = 0, ch;
+
+	if (!overrides)
+		return EXIT_RUNTIME;
+	while ((ch = getopt_long(argc, argv, "c:o:Vh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			file = optarg;
+			break;
+		case 'o':
+			overrides[n_overrides++] = optarg;
+			break;
+		case 'C':
+			check = 1;
+			break;
+		case 'V':
+			printf("fanoutd %s (plugin ABI %d.%d)\n", PROTO_VERSION, FANOUT_ABI_MAJOR,
+			       FANOUT_ABI_MINOR);
+			free(overrides);
+			return 0;
+		case 'h':
+			usage(stdout);
+			free(overrides);
+			return 0;
+		default:
+			usage(stderr);
+			free(overrides);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "fanoutd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		free(overrides);
+		return EXIT_USAGE;
+	}
+
+	struct config cfg;
+	if (config_load(&cfg, file, overrides, n_overrides, stderr)) {
+		free(overrides);
+		return EXIT_CONFIG;
+	}
+	free(overrides);
+	log_set_level((enum log_level)cfg.log_level);
+	log_set_instance(cfg.instance);
+
+	int rc = plugin_host_load(&cfg);
+	if (rc || check) {
+		if (!rc) {
+			config_dump(&cfg, stdout);
+			fprintf(stderr, "%s: configuration OK\n", cfg.path ? cfg.path : file);
+		}
+		plugin_host_unload();
+		config_free(&cfg);
+		return rc;
+	}
+
+	if (cfg.workers != 1) {
+		rc = workers_run(&cfg);
+	} else {
+		int fd = server_listen_socket(&cfg, 0);
+		rc = fd < 0 ? EXIT_RUNTIME : run_server(&cfg, fd, 0);
+	}
+	config_free(&cfg);
+	return rc;
 }

@@ -1,1 +1,407 @@
-/* core/protocol.c — placeholder, being written. */
+/*
+ * protocol.c — client protocol v1 (DESIGN.md, protocol.h): parses client
+ * text frames into struct proto_request and writes every server frame.
+ * Pure functions, no I/O; called on the loop thread by the ws sessions, but
+ * usable from any thread.
+ *
+ * Parsing uses jansson (json_loadb with JSON_REJECT_DUPLICATES): the tree is
+ * freed before proto_parse() returns; the only allocation handed out is a
+ * publish request's req->data (compact JSON text of "data", freed by
+ * proto_request_clear()). proto_query_channels() allocates one scratch copy
+ * of the query and frees it. Server frames are written by hand into the
+ * caller's struct buf (no jansson on the send path), strings escaped by
+ * json_append_string(); the field order is always type, id (when present),
+ * then the rest.
+ *
+ * Decisions: the frame is checked for UTF-8 before JSON, so invalid UTF-8
+ * is reported as such; an "id" is echoed as its compact JSON text (strings
+ * re-escaped by json_append_string(), integers in decimal, reals in the
+ * shortest form that reads back to the same double, so 1e5 comes back as
+ * 100000 and 0.1 as 0.1); "id": null is a bad_request. jansson rejects lone
+ * surrogates in \u escapes and integers beyond 64 bits: such frames are
+ * bad_json. "\u0000" in strings is accepted (JSON_ALLOW_NUL) and can only
+ * reach the backend inside "data".
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include <fanout/plugin.h>
+
+#include "protocol.h"
+
+#define MSG_CHANNEL "channel must be 1-200 bytes of [A-Za-z0-9_.:/-]"
+
+static void set_err(struct proto_error *err, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(struct proto_error *err, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	err->code = code;
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	/* jansson quotes input near the error and the message may be cut short:
+	 * cut back to whole UTF-8 characters so the error frame carries no U+FFFD. */
+	size_t n = strlen(err->message);
+	while (n && !utf8_valid(err->message, n))
+		n--;
+	err->message[n] = '\0';
+}
+
+int proto_channel_valid(const char *s, size_t len)
+{
+	/* [A-Za-z0-9_.:/-] */
+	static const unsigned char ok[256] = {
+		['A' ... 'Z'] = 1, ['a' ... 'z'] = 1, ['0' ... '9'] = 1, ['_'] = 1,
+		['.'] = 1,         [':'] = 1,         ['/'] = 1,         ['-'] = 1,
+	};
+
+	if (!s || len < 1 || len > PROTO_CHANNEL_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!ok[(unsigned char)s[i]])
+			return 0;
+	return 1;
+}
+
+/* The id's compact JSON text into out (PROTO_ID_MAX + 1 bytes). 0, or -1
+ * when it is not a string or number or is too long. */
+static int id_text(const json_t *id, char *out)
+{
+	char tmp[64];
+	int n = -1;
+
+	if (json_is_integer(id)) {
+		n = snprintf(tmp, sizeof(tmp), "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+	} else if (json_is_real(id)) {
+		double v = json_real_value(id);
+		/* Shortest of %.15g..%.17g that reads back as the same double. */
+		for (int prec = 15; prec <= 17; prec++) {
+			n = snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
+			if (strtod(tmp, NULL) == v)
+				break;
+		}
+	} else if (json_is_string(id)) {
+		struct buf b;
+		buf_init(&b, 0);
+		if (json_append_string(&b, json_string_value(id), json_string_length(id), NULL) ||
+		    b.len > PROTO_ID_MAX) {
+			buf_free(&b);
+			return -1;
+		}
+		memcpy(out, buf_data(&b), b.len + 1);
+		buf_free(&b);
+		return 0;
+	} else {
+		return -1;
+	}
+	if (n < 0 || (size_t)n > PROTO_ID_MAX)
+		return -1;
+	memcpy(out, tmp, (size_t)n + 1);
+	return 0;
+}
+
+static int dump_cb(const char *p, size_t n, void *arg)
+{
+	return buf_append(arg, p, n) ? -1 : 0;
+}
+
+static int str_is(const json_t *s, const char *lit)
+{
+	size_t n = strlen(lit);
+	return json_string_length(s) == n && !memcmp(json_string_value(s), lit, n);
+}
+
+int proto_parse(const char *frame, size_t len, struct proto_request *req, struct proto_error *err)
+{
+	json_t *root = NULL;
+	json_error_t jerr;
+	struct buf data;
+
+	memset(req, 0, sizeof(*req));
+	memset(err, 0, sizeof(*err));
+	buf_init(&data, 0);
+
+	if (!frame || !utf8_valid(frame, len)) {
+		set_err(err, PROTO_E_BAD_JSON, "invalid UTF-8");
+		goto fail;
+	}
+	root = json_loadb(frame, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
+			  &jerr);
+	if (!root) {
+		set_err(err, PROTO_E_BAD_JSON, "invalid JSON at byte %d: %.100s", jerr.position,
+			jerr.text);
+		goto fail;
+	}
+	if (!json_is_object(root)) {
+		set_err(err, PROTO_E_BAD_JSON, "frame must be a JSON object");
+		goto fail;
+	}
+
+	json_t *id = json_object_get(root, "id");
+	if (id) {
+		if (id_text(id, req->id)) {
+			set_err(err, PROTO_E_BAD_REQUEST,
+				"id must be a string or number of at most %d bytes", PROTO_ID_MAX);
+			goto fail;
+		}
+		memcpy(err->id, req->id, sizeof(err->id));
+	}
+
+	json_t *type = json_object_get(root, "type");
+	if (!json_is_string(type)) {
+		set_err(err, PROTO_E_BAD_REQUEST, "type must be a string");
+		goto fail;
+	}
+	if (str_is(type, "subscribe")) {
+		req->type = PROTO_SUBSCRIBE;
+	} else if (str_is(type, "unsubscribe")) {
+		req->type = PROTO_UNSUBSCRIBE;
+	} else if (str_is(type, "publish")) {
+		req->type = PROTO_PUBLISH;
+	} else if (str_is(type, "ping")) {
+		req->type = PROTO_PING;
+	} else {
+		set_err(err, PROTO_E_UNKNOWN_TYPE,
+			"unknown type; expected subscribe, unsubscribe, publish or ping");
+		goto fail;
+	}
+	if (req->type == PROTO_PING)
+		goto done;
+
+	json_t *ch = json_object_get(root, "channel");
+	if (!json_is_string(ch)) {
+		set_err(err, PROTO_E_BAD_REQUEST, "channel must be a string");
+		goto fail;
+	}
+	if (!proto_channel_valid(json_string_value(ch), json_string_length(ch))) {
+		set_err(err, PROTO_E_BAD_CHANNEL, MSG_CHANNEL);
+		goto fail;
+	}
+	memcpy(req->channel, json_string_value(ch), json_string_length(ch));
+	req->channel[json_string_length(ch)] = '\0';
+
+	if (req->type == PROTO_PUBLISH) {
+		json_t *d = json_object_get(root, "data");
+		if (!d) {
+			set_err(err, PROTO_E_BAD_REQUEST, "publish needs data");
+			goto fail;
+		}
+		if (json_dump_callback(d, dump_cb, &data, JSON_COMPACT | JSON_ENCODE_ANY) ||
+		    buf_reserve(&data, 1)) {
+			set_err(err, PROTO_E_BAD_REQUEST, "cannot encode data (out of memory)");
+			goto fail;
+		}
+		req->data_len = data.len;
+		req->data = buf_steal(&data);
+	}
+done:
+	json_decref(root);
+	return 0;
+fail:
+	json_decref(root);
+	buf_free(&data);
+	req->data = NULL;
+	req->data_len = 0;
+	return -1;
+}
+
+void proto_request_clear(struct proto_request *req)
+{
+	free(req->data);
+	req->data = NULL;
+	req->data_len = 0;
+}
+
+/* ---- ws upgrade query ---- */
+
+static int hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Decode s[0..n) (%XX, '+') into out; returns the decoded length or -1. */
+static long pct_decode(const char *s, size_t n, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '%') {
+			int h, l;
+			if (i + 2 >= n)
+				return -1;
+			h = hexval((unsigned char)s[i + 1]);
+			l = hexval((unsigned char)s[i + 2]);
+			if (h < 0 || l < 0)
+				return -1;
+			out[o++] = (char)(h << 4 | l);
+			i += 2;
+		} else if (s[i] == '+') {
+			out[o++] = ' ';
+		} else {
+			out[o++] = s[i];
+		}
+	}
+	out[o] = '\0';
+	return (long)o;
+}
+
+int proto_query_channels(const char *query, size_t len,
+			 int (*cb)(void *arg, const char *channel, size_t len), void *arg)
+{
+	char *scratch = NULL;
+	int rc = 0;
+
+	if (!query || !len)
+		return 0;
+	scratch = malloc(len + 1);
+	if (!scratch)
+		return FANOUT_ENOMEM;
+
+	/* Two passes: nothing reaches cb unless the whole query decodes. */
+	for (int pass = 0; pass < 2; pass++) {
+		size_t i = 0;
+		while (i <= len) {
+			size_t j = i;
+			while (j < len && query[j] != '&')
+				j++;
+			const char *part = query + i;
+			size_t plen = j - i, klen = 0;
+			while (klen < plen && part[klen] != '=')
+				klen++;
+			long kd = plen ? pct_decode(part, klen, scratch) : 0;
+			if (kd < 0) {
+				rc = -1;
+				goto out;
+			}
+			int is_channel = kd == 7 && !memcmp(scratch, "channel", 7);
+			const char *v = klen < plen ? part + klen + 1 : part + plen;
+			size_t vlen = klen < plen ? plen - klen - 1 : 0;
+			long vd = pct_decode(v, vlen, scratch);
+			if (vd < 0) {
+				rc = -1;
+				goto out;
+			}
+			if (pass == 1 && plen && is_channel) {
+				rc = cb(arg, scratch, (size_t)vd);
+				if (rc)
+					goto out;
+			}
+			i = j + 1;
+		}
+	}
+out:
+	free(scratch);
+	return rc;
+}
+
+/* ---- server frames ---- */
+
+static void put_str(struct buf *out, const char *s)
+{
+	json_append_string(out, s ? s : "", s ? strlen(s) : 0, NULL);
+}
+
+/* ,"id":ID when id is set. id is the compact JSON text from proto_parse();
+ * anything else is written as a JSON string, so the frame stays valid. */
+static void put_id(struct buf *out, const char *id)
+{
+	if (!id || !*id)
+		return;
+	buf_puts(out, ",\"id\":");
+	size_t n = strlen(id);
+	if (json_valid(id, n))
+		buf_append(out, id, n);
+	else
+		json_append_string(out, id, n, NULL);
+}
+
+static int finish(struct buf *out)
+{
+	return out->oom ? FANOUT_ENOMEM : 0;
+}
+
+int proto_hello(struct buf *out, const char *instance, const char *version)
+{
+	buf_puts(out, "{\"type\":\"hello\",\"instance\":");
+	put_str(out, instance);
+	buf_puts(out, ",\"version\":");
+	put_str(out, version ? version : PROTO_VERSION);
+	buf_putc(out, '}');
+	return finish(out);
+}
+
+int proto_ack(struct buf *out, const char *type, const char *id, const char *channel)
+{
+	buf_puts(out, "{\"type\":");
+	put_str(out, type);
+	put_id(out, id);
+	if (channel) {
+		buf_puts(out, ",\"channel\":");
+		put_str(out, channel);
+	}
+	buf_putc(out, '}');
+	return finish(out);
+}
+
+int proto_pong(struct buf *out, const char *id)
+{
+	buf_puts(out, "{\"type\":\"pong\"");
+	put_id(out, id);
+	buf_putc(out, '}');
+	return finish(out);
+}
+
+int proto_error_frame(struct buf *out, const char *id, const char *code, const char *message)
+{
+	buf_puts(out, "{\"type\":\"error\"");
+	put_id(out, id);
+	buf_puts(out, ",\"code\":");
+	put_str(out, code);
+	buf_puts(out, ",\"message\":");
+	put_str(out, message);
+	buf_putc(out, '}');
+	return finish(out);
+}
+
+int proto_gap(struct buf *out, const char *channel, const char *reason)
+{
+	buf_puts(out, "{\"type\":\"gap\",\"channel\":");
+	put_str(out, channel);
+	buf_puts(out, ",\"reason\":");
+	put_str(out, reason);
+	buf_putc(out, '}');
+	return finish(out);
+}
+
+int proto_message(struct buf *out, const char *channel, const char *instance,
+		  const char *payload, size_t len, int *replaced)
+{
+	if (replaced)
+		*replaced = 0;
+	/* One reservation for the whole frame in the common (raw JSON) case. */
+	buf_reserve(out, len + 64 + (channel ? strlen(channel) : 0) +
+				 (instance ? strlen(instance) : 0));
+	buf_puts(out, "{\"type\":\"message\",\"channel\":");
+	put_str(out, channel);
+	buf_puts(out, ",\"instance\":");
+	put_str(out, instance);
+	buf_puts(out, ",\"data\":");
+	if (len && json_valid(payload, len))
+		buf_append(out, payload, len);
+	else
+		json_append_string(out, payload ? payload : "", payload ? len : 0, replaced);
+	buf_putc(out, '}');
+	return finish(out);
+}

@@ -316,6 +316,14 @@ struct fanout_host {
 	/* Monotonic milliseconds, the loop's clock. */
 	uint64_t (*now_ms)(struct fanout_backend *b);
 
+	/*
+	 * Add delta to the backend's event counter `event` ([a-z0-9_]+, e.g.
+	 * "reconnects", "bad_lines"); /metrics shows it as
+	 * fanout_backend_events_total{backend="NAME",event="EVENT"}. At most
+	 * 32 distinct events per backend; further names are ignored.
+	 */
+	void (*count)(struct fanout_backend *b, const char *event, uint64_t delta);
+
 	/* Append new services here and bump FANOUT_ABI_MINOR. */
 };
 

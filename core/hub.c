@@ -1,0 +1,585 @@
+/*
+ * hub.c — owns the channels: a hash table of exact channel names, each with
+ * the array of local sessions subscribed to it and the backend serving it.
+ *
+ * Demand drives the backends: the first local subscriber of a channel calls
+ * backend subscribe(), the last one leaving calls unsubscribe(). Clients get
+ * "subscribed" only once the backend confirmed (hub_subscribed), so nothing
+ * published after that reply is missed. A backend message is framed once
+ * (protocol.c), copied once into a refcounted msg, and each subscriber's
+ * queue takes a reference: per-message work is once per message, per-
+ * subscriber work is one pointer push.
+ *
+ * Also owns client publishes awaiting the backend's published() (a token
+ * table, capped), and readiness (every backend up, nothing pending).
+ * Loop thread only.
+ */
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_TAG "hub"
+#include "hub.h"
+#include "log.h"
+#include "loop.h"
+#include "metrics.h"
+#include "msg.h"
+#include "plugin_host.h"
+#include "protocol.h"
+#include "session.h"
+
+enum { CH_PENDING, CH_ACTIVE };
+
+struct subref {
+	struct session *s;
+	size_t idx; /* index of the hub_sub in s->hub.subs */
+};
+
+struct channel {
+	struct channel *next; /* hash chain */
+	uint32_t hash;
+	int state;
+	struct fanout_backend *b;
+	struct subref *subs;
+	size_t n_subs, cap_subs;
+	char name[];
+};
+
+struct pending_pub {
+	struct pending_pub *next_hash;
+	struct pending_pub *prev_s, *next_s; /* the session's list */
+	uint64_t token;
+	struct fanout_backend *b;
+	struct session *s; /* NULL once the session left */
+	char *id;
+	char channel[PROTO_CHANNEL_MAX + 1];
+};
+
+#define PUB_BUCKETS 1024
+#define PUB_MAX     65536 /* publishes in flight over all sessions */
+
+static const struct config *cfg;
+static struct channel **table;
+static size_t table_size; /* power of two */
+static size_t n_channels;
+static struct pending_pub *pubs[PUB_BUCKETS];
+static size_t n_pubs;
+static uint64_t next_token = 1;
+static uint64_t too_big_logged_ms;
+
+static uint32_t hash_name(const char *s)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+int hub_init(const struct config *c)
+{
+	cfg = c;
+	table_size = 1024;
+	table = calloc(table_size, sizeof(*table));
+	return table ? 0 : -1;
+}
+
+static struct channel *ch_find(const char *name)
+{
+	uint32_t h = hash_name(name);
+	for (struct channel *ch = table[h & (table_size - 1)]; ch; ch = ch->next)
+		if (ch->hash == h && !strcmp(ch->name, name))
+			return ch;
+	return NULL;
+}
+
+static void table_grow(void)
+{
+	size_t nsize = table_size * 2;
+	struct channel **nt = calloc(nsize, sizeof(*nt));
+	if (!nt)
+		return; /* chains just get longer */
+	for (size_t i = 0; i < table_size; i++)
+		for (struct channel *ch = table[i], *next; ch; ch = next) {
+			next = ch->next;
+			ch->next = nt[ch->hash & (nsize - 1)];
+			nt[ch->hash & (nsize - 1)] = ch;
+		}
+	free(table);
+	table = nt;
+	table_size = nsize;
+}
+
+static struct channel *ch_create(const char *name, struct fanout_backend *b)
+{
+	size_t len = strlen(name);
+	struct channel *ch = calloc(1, sizeof(*ch) + len + 1);
+	if (!ch)
+		return NULL;
+	memcpy(ch->name, name, len + 1);
+	ch->hash = hash_name(name);
+	ch->b = b;
+	ch->state = CH_PENDING;
+	if (n_channels + 1 > table_size)
+		table_grow();
+	ch->next = table[ch->hash & (table_size - 1)];
+	table[ch->hash & (table_size - 1)] = ch;
+	n_channels++;
+	metrics.channels = (long long)n_channels;
+	return ch;
+}
+
+static void ch_destroy(struct channel *ch)
+{
+	struct channel **pp = &table[ch->hash & (table_size - 1)];
+	while (*pp && *pp != ch)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = ch->next;
+	if (ch->state == CH_PENDING && ch->b->pending_subs > 0)
+		ch->b->pending_subs--;
+	n_channels--;
+	metrics.channels = (long long)n_channels;
+	free(ch->subs);
+	free(ch);
+}
+
+/* Remove subscription i of session s (both sides' arrays, swap-remove). */
+static void sub_remove(struct session *s, size_t i, int call_backend)
+{
+	struct hub_client *hc = &s->hub;
+	struct hub_sub *hs = &hc->subs[i];
+	struct channel *ch = hs->ch;
+
+	/* channel side */
+	size_t slot = hs->slot;
+	ch->subs[slot] = ch->subs[--ch->n_subs];
+	if (slot < ch->n_subs) {
+		struct subref *moved = &ch->subs[slot];
+		moved->s->hub.subs[moved->idx].slot = slot;
+	}
+	/* session side */
+	free(hs->id);
+	hc->subs[i] = hc->subs[--hc->n_subs];
+	if (i < hc->n_subs) {
+		struct hub_sub *moved = &hc->subs[i];
+		moved->ch->subs[moved->slot].idx = i;
+	}
+	metrics.subscriptions--;
+
+	if (ch->n_subs == 0) {
+		if (call_backend) {
+			int r = backend_unsubscribe(ch->b, ch->name);
+			if (r)
+				log_warn("[backend %s] unsubscribe %s failed (%d)", ch->b->cfg->name,
+					 ch->name, r);
+		}
+		ch_destroy(ch);
+	}
+}
+
+static int sub_add(struct session *s, struct channel *ch, const char *id)
+{
+	struct hub_client *hc = &s->hub;
+	if (hc->n_subs == hc->cap_subs) {
+		size_t cap = hc->cap_subs ? hc->cap_subs * 2 : 4;
+		struct hub_sub *n = realloc(hc->subs, cap * sizeof(*n));
+		if (!n)
+			return -1;
+		hc->subs = n;
+		hc->cap_subs = cap;
+	}
+	if (ch->n_subs == ch->cap_subs) {
+		size_t cap = ch->cap_subs ? ch->cap_subs * 2 : 4;
+		struct subref *n = realloc(ch->subs, cap * sizeof(*n));
+		if (!n)
+			return -1;
+		ch->subs = n;
+		ch->cap_subs = cap;
+	}
+	struct hub_sub *hs = &hc->subs[hc->n_subs];
+	hs->ch = ch;
+	hs->slot = ch->n_subs;
+	hs->confirmed = 0;
+	hs->id = id && *id ? strdup(id) : NULL;
+	ch->subs[ch->n_subs].s = s;
+	ch->subs[ch->n_subs].idx = hc->n_subs;
+	ch->n_subs++;
+	hc->n_subs++;
+	metrics.subscriptions++;
+	return 0;
+}
+
+static long find_sub(struct session *s, const char *channel)
+{
+	for (size_t i = 0; i < s->hub.n_subs; i++)
+		if (!strcmp(s->hub.subs[i].ch->name, channel))
+			return (long)i;
+	return -1;
+}
+
+static int channel_allowed(const char *channel)
+{
+	for (size_t i = 0; i < cfg->n_channels; i++)
+		if (!fnmatch(cfg->channels[i], channel, 0))
+			return 1;
+	return 0;
+}
+
+static void confirm(struct session *s, struct hub_sub *hs)
+{
+	hs->confirmed = 1;
+	session_send_ack(s, "subscribed", hs->id ? hs->id : "", hs->ch->name);
+	free(hs->id);
+	hs->id = NULL;
+}
+
+void hub_subscribe(struct session *s, const char *channel, const char *id)
+{
+	if (!channel_allowed(channel)) {
+		session_send_error(s, id, PROTO_E_FORBIDDEN, "channel not allowed by this server");
+		return;
+	}
+	long i = find_sub(s, channel);
+	if (i >= 0) {
+		struct hub_sub *hs = &s->hub.subs[i];
+		if (hs->confirmed) {
+			session_send_ack(s, "subscribed", id, channel);
+		} else {
+			free(hs->id);
+			hs->id = id && *id ? strdup(id) : NULL;
+		}
+		return;
+	}
+	if ((long long)s->hub.n_subs >= cfg->max_subscriptions) {
+		session_send_error(s, id, PROTO_E_TOO_MANY_SUBS,
+				   "subscription limit reached (max_subscriptions)");
+		return;
+	}
+	struct channel *ch = ch_find(channel);
+	int created = 0;
+	if (!ch) {
+		struct fanout_backend *b = plugin_host_route(channel);
+		if (!b) {
+			session_send_error(s, id, PROTO_E_NO_BACKEND, "no backend serves this channel");
+			return;
+		}
+		if ((long long)n_channels >= cfg->max_channels) {
+			metrics.channel_limit_hits++;
+			session_send_error(s, id, PROTO_E_BACKEND_UNAVAIL,
+					   "channel limit reached (max_channels)");
+			return;
+		}
+		ch = ch_create(channel, b);
+		if (!ch)
+			goto oom;
+		created = 1;
+	}
+	if (sub_add(s, ch, id)) {
+		if (created)
+			ch_destroy(ch);
+		goto oom;
+	}
+	if (!created) {
+		if (ch->state == CH_ACTIVE)
+			confirm(s, &s->hub.subs[s->hub.n_subs - 1]);
+		return;
+	}
+	/* First local subscriber: ask the backend (it may confirm at once,
+	 * from inside this call). */
+	ch->b->pending_subs++;
+	int r = backend_subscribe(ch->b, channel);
+	if (r) {
+		ch = ch_find(channel);
+		if (ch && ch->state == CH_PENDING)
+			hub_subscribed(ch->b, channel, 0);
+	}
+	return;
+oom:
+	session_send_error(s, id, PROTO_E_BACKEND_UNAVAIL, "out of memory");
+}
+
+void hub_unsubscribe(struct session *s, const char *channel, const char *id)
+{
+	long i = find_sub(s, channel);
+	if (i >= 0) {
+		struct hub_sub *hs = &s->hub.subs[i];
+		if (!hs->confirmed) /* the pending subscribe gets its answer now */
+			session_send_error(s, hs->id, PROTO_E_BACKEND_UNAVAIL,
+					   "unsubscribed before the backend confirmed");
+		sub_remove(s, (size_t)i, 1);
+	}
+	/* Unsubscribing from a channel one is not subscribed to is not an error. */
+	session_send_ack(s, "unsubscribed", id, channel);
+}
+
+void hub_subscribed(struct fanout_backend *b, const char *channel, int ok)
+{
+	struct channel *ch = ch_find(channel);
+	if (!ch || ch->b != b || ch->state != CH_PENDING)
+		return; /* a resubscribe after reconnect, or nobody waits any more */
+	if (b->pending_subs > 0)
+		b->pending_subs--;
+	if (ok) {
+		ch->state = CH_ACTIVE;
+		for (size_t i = 0; i < ch->n_subs; i++) {
+			struct session *s = ch->subs[i].s;
+			struct hub_sub *hs = &s->hub.subs[ch->subs[i].idx];
+			if (!hs->confirmed)
+				confirm(s, hs);
+		}
+		return;
+	}
+	/* Refused: every subscriber is told and dropped, the channel goes. */
+	ch->state = CH_ACTIVE; /* so ch_destroy does not decrement again */
+	while (ch->n_subs > 0) {
+		struct session *s = ch->subs[ch->n_subs - 1].s;
+		size_t idx = ch->subs[ch->n_subs - 1].idx;
+		struct hub_sub *hs = &s->hub.subs[idx];
+		session_send_error(s, hs->id ? hs->id : "", PROTO_E_BACKEND_UNAVAIL,
+				   "the backend could not subscribe");
+		int last = ch->n_subs == 1;
+		sub_remove(s, idx, 0);
+		if (last)
+			break; /* ch was freed */
+	}
+}
+
+void hub_deliver(struct fanout_backend *b, const char *channel, const void *data, size_t len)
+{
+	b->messages_in++;
+	if ((long long)len > cfg->max_payload_bytes) {
+		metrics.messages_too_big++;
+		uint64_t now = loop_now_ms();
+		if (now - too_big_logged_ms > 1000) {
+			too_big_logged_ms = now;
+			log_warn("[backend %s] dropped a %zu-byte message on %s (max_payload_bytes "
+				 "%lld; %lld dropped so far)",
+				 b->cfg->name, len, channel, cfg->max_payload_bytes,
+				 metrics.messages_too_big);
+		}
+		return;
+	}
+	struct channel *ch = ch_find(channel);
+	if (!ch || ch->b != b || ch->n_subs == 0) {
+		metrics.messages_no_subscriber++;
+		return;
+	}
+	metrics.messages_in++;
+	struct buf out;
+	int replaced = 0;
+	buf_init(&out, MSG_PRE);
+	if (proto_message(&out, channel, cfg->instance, data, len, &replaced)) {
+		buf_free(&out);
+		log_err("out of memory framing a message on %s", channel);
+		return;
+	}
+	if (replaced)
+		metrics.messages_utf8_replaced++;
+	struct msg *m = msg_from_buf(&out);
+	if (!m) {
+		buf_free(&out);
+		return;
+	}
+	/* Sessions may be closed (4001) while we iterate: session_enqueue never
+	 * changes subscription arrays, closing happens later in CLOSED. */
+	for (size_t i = 0; i < ch->n_subs; i++)
+		session_enqueue(ch->subs[i].s, m);
+	metrics.deliveries += (long long)ch->n_subs;
+	msg_unref(m);
+}
+
+static void gap_channel(struct channel *ch, const char *reason)
+{
+	struct buf out;
+	buf_init(&out, MSG_PRE);
+	proto_gap(&out, ch->name, reason);
+	struct msg *m = msg_from_buf(&out);
+	if (!m) {
+		buf_free(&out);
+		return;
+	}
+	for (size_t i = 0; i < ch->n_subs; i++)
+		session_enqueue(ch->subs[i].s, m);
+	metrics.gaps += (long long)ch->n_subs;
+	msg_unref(m);
+}
+
+void hub_gap(struct fanout_backend *b, const char *channel, const char *reason)
+{
+	if (channel) {
+		struct channel *ch = ch_find(channel);
+		if (ch && ch->b == b)
+			gap_channel(ch, reason);
+		return;
+	}
+	for (size_t i = 0; i < table_size; i++)
+		for (struct channel *ch = table[i]; ch; ch = ch->next)
+			if (ch->b == b)
+				gap_channel(ch, reason);
+}
+
+/* ---- publishes ---- */
+
+static void pub_unlink_session(struct pending_pub *p)
+{
+	if (!p->s)
+		return;
+	if (p->prev_s)
+		p->prev_s->next_s = p->next_s;
+	else
+		p->s->hub.pubs = p->next_s;
+	if (p->next_s)
+		p->next_s->prev_s = p->prev_s;
+	p->prev_s = p->next_s = NULL;
+	p->s = NULL;
+}
+
+static struct pending_pub *pub_take(uint64_t token)
+{
+	struct pending_pub **pp = &pubs[token % PUB_BUCKETS];
+	for (; *pp; pp = &(*pp)->next_hash)
+		if ((*pp)->token == token) {
+			struct pending_pub *p = *pp;
+			*pp = p->next_hash;
+			n_pubs--;
+			return p;
+		}
+	return NULL;
+}
+
+void hub_publish(struct session *s, const char *channel, const char *data, size_t len,
+		 const char *id)
+{
+	if (!cfg->allow_publish) {
+		session_send_error(s, id, PROTO_E_FORBIDDEN, "publishing is disabled on this server");
+		return;
+	}
+	if (!channel_allowed(channel)) {
+		session_send_error(s, id, PROTO_E_FORBIDDEN, "channel not allowed by this server");
+		return;
+	}
+	struct fanout_backend *b = plugin_host_route(channel);
+	if (!b) {
+		session_send_error(s, id, PROTO_E_NO_BACKEND, "no backend serves this channel");
+		return;
+	}
+	if (!backend_can_publish(b)) {
+		session_send_error(s, id, PROTO_E_FORBIDDEN, "this channel's backend does not publish");
+		return;
+	}
+	if ((long long)len > cfg->max_payload_bytes) {
+		session_send_error(s, id, PROTO_E_BAD_REQUEST, "data larger than max_payload_bytes");
+		return;
+	}
+	if (n_pubs >= PUB_MAX) {
+		metrics.publish_failed++;
+		session_send_error(s, id, PROTO_E_BACKEND_UNAVAIL, "too many publishes in flight");
+		return;
+	}
+	struct pending_pub *p = calloc(1, sizeof(*p));
+	if (!p) {
+		session_send_error(s, id, PROTO_E_BACKEND_UNAVAIL, "out of memory");
+		return;
+	}
+	p->token = next_token++;
+	p->b = b;
+	p->s = s;
+	p->id = id && *id ? strdup(id) : NULL;
+	snprintf(p->channel, sizeof(p->channel), "%s", channel);
+	p->next_s = s->hub.pubs;
+	if (p->next_s)
+		p->next_s->prev_s = p;
+	s->hub.pubs = p;
+	p->next_hash = pubs[p->token % PUB_BUCKETS];
+	pubs[p->token % PUB_BUCKETS] = p;
+	n_pubs++;
+	uint64_t token = p->token;
+	int r = backend_publish(b, channel, data, len, token);
+	if (r && (p = pub_take(token))) { /* refused at once, and not answered yet */
+		struct session *ps = p->s;
+		pub_unlink_session(p);
+		metrics.publish_failed++;
+		if (ps)
+			session_send_error(ps, p->id, PROTO_E_BACKEND_UNAVAIL,
+					   "the backend refused the publish");
+		free(p->id);
+		free(p);
+	}
+}
+
+void hub_published(struct fanout_backend *b, uint64_t token, int ok)
+{
+	struct pending_pub *p = pub_take(token);
+	if (!p)
+		return;
+	struct session *s = p->s;
+	pub_unlink_session(p);
+	if (ok)
+		metrics.publish_ok++;
+	else
+		metrics.publish_failed++;
+	if (s) {
+		if (ok)
+			session_send_ack(s, "published", p->id ? p->id : "", p->channel);
+		else
+			session_send_error(s, p->id ? p->id : "", PROTO_E_BACKEND_UNAVAIL,
+					   "the backend could not publish");
+	}
+	free(p->id);
+	free(p);
+}
+
+void hub_session_gone(struct session *s)
+{
+	while (s->hub.n_subs > 0)
+		sub_remove(s, s->hub.n_subs - 1, 1);
+	free(s->hub.subs);
+	s->hub.subs = NULL;
+	s->hub.cap_subs = 0;
+	/* Pending publishes stay in the table (the backend will answer) but no
+	 * longer point at the session. */
+	while (s->hub.pubs)
+		pub_unlink_session(s->hub.pubs);
+}
+
+int hub_ready(struct buf *why)
+{
+	int ready = 1;
+	buf_puts(why, "{\"backends\":{");
+	for (size_t i = 0; i < plugin_host_count(); i++) {
+		struct fanout_backend *b = plugin_host_get(i);
+		int ok = b->up == FANOUT_UP && b->pending_subs == 0;
+		if (!ok)
+			ready = 0;
+		if (i)
+			buf_putc(why, ',');
+		json_append_string(why, b->cfg->name, strlen(b->cfg->name), NULL);
+		buf_printf(why, ":{\"state\":\"%s\",\"pending_subscriptions\":%lld,\"reason\":",
+			   b->up == FANOUT_UP ? "up" : "down", b->pending_subs);
+		json_append_string(why, b->reason, strlen(b->reason), NULL);
+		buf_putc(why, '}');
+	}
+	buf_puts(why, "}}");
+	return ready;
+}
+
+void hub_free(void)
+{
+	for (size_t i = 0; i < table_size; i++)
+		for (struct channel *ch = table[i], *next; ch; ch = next) {
+			next = ch->next;
+			free(ch->subs);
+			free(ch);
+		}
+	free(table);
+	table = NULL;
+	for (size_t i = 0; i < PUB_BUCKETS; i++)
+		for (struct pending_pub *p = pubs[i], *next; p; p = next) {
+			next = p->next_hash;
+			free(p->id);
+			free(p);
+		}
+	memset(pubs, 0, sizeof(pubs));
+	n_pubs = 0;
+	n_channels = 0;
+}

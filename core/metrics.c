@@ -1,0 +1,121 @@
+/*
+ * metrics.c — owns the process counters (struct metrics) and renders them,
+ * with each backend's state and event counters, as Prometheus text
+ * (version 0.0.4) for /metrics. Loop thread only; render allocates into
+ * the caller's buffer.
+ */
+#include <string.h>
+
+#include "metrics.h"
+#include "msg.h"
+#include "plugin_host.h"
+#include "protocol.h"
+#include "server.h"
+
+struct metrics metrics;
+
+static const char *const err_codes[ME__COUNT] = {
+	PROTO_E_BAD_JSON,     PROTO_E_BAD_REQUEST,   PROTO_E_UNKNOWN_TYPE,
+	PROTO_E_BAD_CHANNEL,  PROTO_E_FORBIDDEN,     PROTO_E_TOO_MANY_SUBS,
+	PROTO_E_NO_BACKEND,   PROTO_E_BACKEND_UNAVAIL,
+};
+
+int metric_err_index(const char *code)
+{
+	for (int i = 0; i < ME__COUNT; i++)
+		if (!strcmp(code, err_codes[i]))
+			return i;
+	return -1;
+}
+
+static void one(struct buf *o, const char *name, const char *type, const char *help, long long v)
+{
+	buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", name, help, name, type, name, v);
+}
+
+static void head(struct buf *o, const char *name, const char *type, const char *help)
+{
+	buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void metrics_render(struct buf *o)
+{
+	const struct metrics *m = &metrics;
+
+	one(o, "fanout_clients", "gauge", "Connected WebSocket clients.", m->clients);
+	one(o, "fanout_clients_accepted_total", "counter", "WebSocket clients accepted.",
+	    m->clients_accepted_total);
+	head(o, "fanout_clients_rejected_total", "counter",
+	     "Clients closed right after the upgrade, by reason.");
+	buf_printf(o, "fanout_clients_rejected_total{reason=\"max_clients\"} %lld\n",
+		   m->clients_rejected_max);
+	buf_printf(o, "fanout_clients_rejected_total{reason=\"origin\"} %lld\n",
+		   m->clients_rejected_origin);
+	one(o, "fanout_clients_closed_too_big_total", "counter",
+	    "Clients closed 1009 for a frame over max_message_bytes.", m->clients_closed_too_big);
+	one(o, "fanout_slow_client_disconnects_total", "counter",
+	    "Clients closed 4001: send queue over client_queue_bytes.", m->slow_client_disconnects);
+	one(o, "fanout_subscriptions", "gauge", "Client subscriptions.", m->subscriptions);
+	one(o, "fanout_channels", "gauge", "Channels with at least one local subscriber.",
+	    m->channels);
+	one(o, "fanout_messages_in_total", "counter",
+	    "Backend messages fanned out to local subscribers.", m->messages_in);
+	head(o, "fanout_messages_dropped_total", "counter", "Backend messages not delivered.");
+	buf_printf(o, "fanout_messages_dropped_total{reason=\"no_subscribers\"} %lld\n",
+		   m->messages_no_subscriber);
+	buf_printf(o, "fanout_messages_dropped_total{reason=\"too_big\"} %lld\n",
+		   m->messages_too_big);
+	one(o, "fanout_messages_utf8_replaced_total", "counter",
+	    "Payloads sent as JSON strings with invalid UTF-8 replaced by U+FFFD.",
+	    m->messages_utf8_replaced);
+	one(o, "fanout_deliveries_total", "counter", "Message frames queued to subscribers.",
+	    m->deliveries);
+	one(o, "fanout_frames_out_total", "counter", "WebSocket frames written to clients.",
+	    m->frames_out);
+	one(o, "fanout_bytes_out_total", "counter", "WebSocket payload bytes written to clients.",
+	    m->bytes_out);
+	one(o, "fanout_queue_bytes", "gauge", "Bytes queued for clients (all sessions).",
+	    m->queue_bytes);
+	one(o, "fanout_shared_frames", "gauge", "Distinct frames alive in send queues.",
+	    msg_live_count);
+	one(o, "fanout_gaps_total", "counter", "Gap notices queued to subscribers.", m->gaps);
+	head(o, "fanout_publish_total", "counter", "Client publishes by result.");
+	buf_printf(o, "fanout_publish_total{result=\"ok\"} %lld\n", m->publish_ok);
+	buf_printf(o, "fanout_publish_total{result=\"failed\"} %lld\n", m->publish_failed);
+	head(o, "fanout_protocol_errors_total", "counter", "Error frames sent, by code.");
+	for (int i = 0; i < ME__COUNT; i++)
+		buf_printf(o, "fanout_protocol_errors_total{code=\"%s\"} %lld\n", err_codes[i],
+			   m->errors[i]);
+	one(o, "fanout_channel_limit_hits_total", "counter",
+	    "Subscribes refused at max_channels.", m->channel_limit_hits);
+
+	size_t nb = plugin_host_count();
+	head(o, "fanout_backend_up", "gauge", "1 when the backend is up.");
+	for (size_t i = 0; i < nb; i++) {
+		struct fanout_backend *b = plugin_host_get(i);
+		buf_printf(o, "fanout_backend_up{backend=\"%s\"} %d\n", b->cfg->name,
+			   b->up == FANOUT_UP);
+	}
+	head(o, "fanout_backend_state_changes_total", "counter",
+	     "Backend up/down transitions (reconnects show here).");
+	for (size_t i = 0; i < nb; i++) {
+		struct fanout_backend *b = plugin_host_get(i);
+		buf_printf(o, "fanout_backend_state_changes_total{backend=\"%s\"} %lld\n",
+			   b->cfg->name, b->state_changes);
+	}
+	head(o, "fanout_backend_messages_total", "counter", "Messages delivered by each backend.");
+	for (size_t i = 0; i < nb; i++) {
+		struct fanout_backend *b = plugin_host_get(i);
+		buf_printf(o, "fanout_backend_messages_total{backend=\"%s\"} %lld\n", b->cfg->name,
+			   b->messages_in);
+	}
+	head(o, "fanout_backend_events_total", "counter", "Events counted by backends.");
+	for (size_t i = 0; i < nb; i++) {
+		struct fanout_backend *b = plugin_host_get(i);
+		for (int e = 0; e < b->n_events; e++)
+			buf_printf(o, "fanout_backend_events_total{backend=\"%s\",event=\"%s\"} %llu\n",
+				   b->cfg->name, b->events[e].name,
+				   (unsigned long long)b->events[e].value);
+	}
+	one(o, "fanout_draining", "gauge", "1 while shutting down.", srv.draining);
+}

@@ -1,0 +1,52 @@
+/*
+ * metrics.h — the process's counters and gauges, rendered as Prometheus
+ * text for /metrics. Plain integers updated on the loop thread; no locks.
+ */
+#ifndef FANOUT_METRICS_H
+#define FANOUT_METRICS_H
+
+#include "buf.h"
+
+/* Protocol error codes counted one by one (index = enum). */
+enum metric_err {
+	ME_BAD_JSON,
+	ME_BAD_REQUEST,
+	ME_UNKNOWN_TYPE,
+	ME_BAD_CHANNEL,
+	ME_FORBIDDEN,
+	ME_TOO_MANY_SUBS,
+	ME_NO_BACKEND,
+	ME_BACKEND_UNAVAIL,
+	ME__COUNT
+};
+
+struct metrics {
+	long long clients;                /* gauge: connected ws sessions */
+	long long clients_accepted_total; /* ws sessions established */
+	long long clients_rejected_max;   /* closed 1013 at max_clients */
+	long long clients_rejected_origin; /* closed 1008 */
+	long long clients_closed_too_big; /* closed 1009 */
+	long long slow_client_disconnects;  /* closed 4001 */
+	long long subscriptions;          /* gauge */
+	long long channels;               /* gauge */
+	long long messages_in;            /* delivered by backends, accepted */
+	long long messages_no_subscriber; /* delivered on a channel nobody wants */
+	long long messages_too_big;       /* dropped: over max_payload_bytes */
+	long long messages_utf8_replaced; /* payloads sent as strings with U+FFFD */
+	long long frames_out;             /* ws frames written */
+	long long bytes_out;              /* ws frame bytes written */
+	long long queue_bytes;            /* gauge: bytes queued over all sessions */
+	long long deliveries;             /* frames queued to subscribers */
+	long long publish_ok, publish_failed;
+	long long gaps;                   /* gap notices queued */
+	long long channel_limit_hits;     /* subscribe refused at max_channels */
+	long long errors[ME__COUNT];      /* protocol errors by code */
+};
+
+extern struct metrics metrics;
+
+int metric_err_index(const char *code);
+/* Append the whole /metrics page (core counters, msg pool, backends). */
+void metrics_render(struct buf *out);
+
+#endif

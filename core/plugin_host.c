@@ -1,0 +1,358 @@
+/*
+ * plugin_host.c — owns the loaded backends: finding each [backend NAME]'s
+ * .so (by name in plugin_dir or by path), dlopen(RTLD_NOW | RTLD_LOCAL),
+ * the ABI check made before any plugin code runs, the option check against
+ * the plugin's specs, init/start/stop/destroy, and the host-services table
+ * (struct fanout_host) through which plugins log, deliver, confirm and use
+ * the loop.
+ *
+ * Loop thread only, except host_post() (thread-safe, forwards to
+ * loop_post()). Allocates one struct fanout_backend per section; frees them
+ * in plugin_host_unload() after destroy() and dlclose().
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LOG_TAG "plugin"
+#include "hub.h"
+#include "log.h"
+#include "loop.h"
+#include "metrics.h"
+#include "plugin_host.h"
+
+static struct fanout_backend *backends;
+static size_t n_backends;
+static const struct config *cfg;
+
+/* ---- host services ---- */
+
+static void host_log(struct fanout_backend *b, enum fanout_log_level level, const char *fmt, ...)
+{
+	char tag[64];
+	va_list ap;
+	snprintf(tag, sizeof(tag), "backend %s", b->cfg->name);
+	va_start(ap, fmt);
+	log_vwrite((enum log_level)level, tag, fmt, ap);
+	va_end(ap);
+}
+
+static void host_deliver(struct fanout_backend *b, const char *channel, const void *data, size_t len)
+{
+	hub_deliver(b, channel, data, len);
+}
+
+static void host_subscribed(struct fanout_backend *b, const char *channel, int ok)
+{
+	hub_subscribed(b, channel, ok);
+}
+
+static void host_published(struct fanout_backend *b, uint64_t token, int ok)
+{
+	hub_published(b, token, ok);
+}
+
+static void host_backend_state(struct fanout_backend *b, enum fanout_state state, const char *reason)
+{
+	state = state == FANOUT_UP ? FANOUT_UP : FANOUT_DOWN;
+	if (state != b->up)
+		b->state_changes++;
+	b->up = state;
+	snprintf(b->reason, sizeof(b->reason), "%s", reason ? reason : "");
+}
+
+static void host_gap(struct fanout_backend *b, const char *channel, const char *reason)
+{
+	hub_gap(b, channel, reason ? reason : "unknown");
+}
+
+static struct fanout_watch *host_watch_add(struct fanout_backend *b, int fd, unsigned events,
+					   fanout_fd_cb cb, void *arg)
+{
+	return loop_watch_add(fd, events, cb, arg);
+}
+
+static struct fanout_timer *host_timer_add(struct fanout_backend *b, fanout_timer_cb cb, void *arg)
+{
+	return loop_timer_add(cb, arg);
+}
+
+static int host_post(struct fanout_backend *b, fanout_post_cb cb, void *arg)
+{
+	return loop_post(cb, arg);
+}
+
+static const char *host_instance(struct fanout_backend *b)
+{
+	return cfg->instance;
+}
+
+static const char *host_name(struct fanout_backend *b)
+{
+	return b->cfg->name;
+}
+
+static uint64_t host_now_ms(struct fanout_backend *b)
+{
+	return loop_now_ms();
+}
+
+static void host_count(struct fanout_backend *b, const char *event, uint64_t delta)
+{
+	for (int i = 0; i < b->n_events; i++)
+		if (!strcmp(b->events[i].name, event)) {
+			b->events[i].value += delta;
+			return;
+		}
+	if (b->n_events >= BACKEND_MAX_EVENTS || strlen(event) >= sizeof(b->events[0].name))
+		return;
+	for (const char *p = event; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+			return;
+	snprintf(b->events[b->n_events].name, sizeof(b->events[0].name), "%s", event);
+	b->events[b->n_events++].value = delta;
+}
+
+static const struct fanout_host host_table = {
+	.abi_major = FANOUT_ABI_MAJOR,
+	.abi_minor = FANOUT_ABI_MINOR,
+	.struct_size = sizeof(struct fanout_host),
+	.log = host_log,
+	.deliver = host_deliver,
+	.subscribed = host_subscribed,
+	.published = host_published,
+	.backend_state = host_backend_state,
+	.gap = host_gap,
+	.watch_add = host_watch_add,
+	.watch_set = loop_watch_set,
+	.watch_remove = loop_watch_remove,
+	.timer_add = host_timer_add,
+	.timer_arm = loop_timer_arm,
+	.timer_disarm = loop_timer_disarm,
+	.timer_remove = loop_timer_remove,
+	.post = host_post,
+	.instance = host_instance,
+	.name = host_name,
+	.now_ms = host_now_ms,
+	.count = host_count,
+};
+
+/* ---- loading ---- */
+
+static char *resolve_path(const char *plugin_dir, const char *plugin)
+{
+	char *path;
+	if (strchr(plugin, '/'))
+		return strdup(plugin);
+	if (asprintf(&path, "%s/%s.so", plugin_dir, plugin) < 0)
+		return NULL;
+	return path;
+}
+
+/* The end of the mandatory part of struct fanout_plugin (ABI 1.0). */
+#define PLUGIN_MIN_SIZE (offsetof(struct fanout_plugin, destroy) + sizeof(void (*)(void *)))
+
+/*
+ * dlopen path and check the exported table without running plugin code.
+ * On success *dl and *p are set and 0 is returned; otherwise one line goes
+ * to errf and an exit code is returned.
+ */
+static int open_plugin(const char *path, const char *section, void **dl_out,
+		       const struct fanout_plugin **p_out, FILE *errf)
+{
+	const char *who = section ? section : path;
+	if (access(path, R_OK)) {
+		fprintf(errf, "plugin %s: [backend %s]: cannot open: %s\n", path, who, strerror(errno));
+		return EXIT_PLUGIN;
+	}
+	dlerror();
+	void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!dl) {
+		fprintf(errf, "plugin %s: [backend %s]: cannot load: %s\n", path, who, dlerror());
+		return EXIT_PLUGIN;
+	}
+	const struct fanout_plugin *p = dlsym(dl, FANOUT_PLUGIN_SYMBOL_NAME);
+	if (!p) {
+		fprintf(errf, "plugin %s: [backend %s]: not a fanout plugin (no symbol %s)\n", path,
+			who, FANOUT_PLUGIN_SYMBOL_NAME);
+		goto fail;
+	}
+	if (p->abi_major != FANOUT_ABI_MAJOR || p->abi_minor > FANOUT_ABI_MINOR) {
+		fprintf(errf,
+			"plugin %s: [backend %s]: built for plugin ABI %u.%u, this fanoutd speaks "
+			"%u.%u (needs major %u, minor <= %u)\n",
+			path, who, p->abi_major, p->abi_minor, FANOUT_ABI_MAJOR, FANOUT_ABI_MINOR,
+			FANOUT_ABI_MAJOR, FANOUT_ABI_MINOR);
+		goto fail;
+	}
+	if (p->struct_size < PLUGIN_MIN_SIZE) {
+		fprintf(errf, "plugin %s: [backend %s]: plugin table too small (%u bytes, need %zu)\n",
+			path, who, p->struct_size, (size_t)PLUGIN_MIN_SIZE);
+		goto fail;
+	}
+	const char *missing = !p->name		 ? "name"
+			      : !p->version	 ? "version"
+			      : !p->init	 ? "init"
+			      : !p->start	 ? "start"
+			      : !p->subscribe	 ? "subscribe"
+			      : !p->destroy	 ? "destroy"
+						 : NULL;
+	if (missing) {
+		fprintf(errf, "plugin %s: [backend %s]: mandatory field '%s' is NULL\n", path, who,
+			missing);
+		goto fail;
+	}
+	*dl_out = dl;
+	*p_out = p;
+	return 0;
+fail:
+	dlclose(dl);
+	return EXIT_PLUGIN;
+}
+
+int plugin_host_check_file(const char *path, FILE *errf)
+{
+	void *dl;
+	const struct fanout_plugin *p;
+	int rc = open_plugin(path, NULL, &dl, &p, errf);
+	if (!rc)
+		dlclose(dl);
+	return rc;
+}
+
+static const struct fanout_option no_options[] = {FANOUT_OPTION_END};
+
+int plugin_host_load(const struct config *c)
+{
+	int rc = 0;
+	cfg = c;
+	backends = calloc(c->n_backends ? c->n_backends : 1, sizeof(*backends));
+	if (!backends)
+		return EXIT_RUNTIME;
+	n_backends = c->n_backends;
+	for (size_t i = 0; i < n_backends; i++) {
+		struct fanout_backend *b = &backends[i];
+		b->cfg = &c->backends[i];
+		b->up = FANOUT_DOWN;
+		snprintf(b->reason, sizeof(b->reason), "not started");
+		b->path = resolve_path(c->plugin_dir, b->cfg->plugin);
+		if (!b->path)
+			return EXIT_RUNTIME;
+		int r = open_plugin(b->path, b->cfg->name, &b->dl, &b->p, stderr);
+		if (r) {
+			rc = rc ? rc : r;
+			continue;
+		}
+		if (config_backend_values(c, b->cfg, b->p->options ? b->p->options : no_options,
+					  &b->values, stderr)) {
+			rc = rc ? rc : EXIT_CONFIG;
+			continue;
+		}
+		log_debug("[backend %s]: %s %s from %s", b->cfg->name, b->p->name, b->p->version,
+			  b->path);
+	}
+	return rc;
+}
+
+int plugin_host_start(void)
+{
+	for (size_t i = 0; i < n_backends; i++) {
+		struct fanout_backend *b = &backends[i];
+		int r = b->p->init(&host_table, b, b->values, &b->state);
+		if (r) {
+			log_err("[backend %s]: %s: init failed (%d)", b->cfg->name, b->path, r);
+			return EXIT_PLUGIN_INIT;
+		}
+		b->inited = 1;
+		free(b->values);
+		b->values = NULL;
+		snprintf(b->reason, sizeof(b->reason), "starting");
+		r = b->p->start(b->state);
+		if (r) {
+			log_err("[backend %s]: %s: start failed (%d)", b->cfg->name, b->path, r);
+			return EXIT_PLUGIN_INIT;
+		}
+		b->started = 1;
+		log_info("[backend %s]: %s %s started (channels: %s%s)", b->cfg->name, b->p->name,
+			 b->p->version, b->cfg->channels[0], b->cfg->n_channels > 1 ? ", ..." : "");
+	}
+	return 0;
+}
+
+void plugin_host_stop(void)
+{
+	for (size_t i = n_backends; i-- > 0;) {
+		struct fanout_backend *b = &backends[i];
+		if (b->started && !b->stopped && b->p->stop)
+			b->p->stop(b->state);
+		b->stopped = 1;
+	}
+}
+
+void plugin_host_unload(void)
+{
+	for (size_t i = n_backends; i-- > 0;) {
+		struct fanout_backend *b = &backends[i];
+		if (b->inited)
+			b->p->destroy(b->state);
+		free(b->values);
+		free(b->path);
+		/* Under ASan keep the code mapped so leak reports keep symbols. */
+#ifndef FANOUT_NO_DLCLOSE
+		if (b->dl)
+			dlclose(b->dl);
+#endif
+	}
+	free(backends);
+	backends = NULL;
+	n_backends = 0;
+}
+
+size_t plugin_host_count(void)
+{
+	return n_backends;
+}
+
+struct fanout_backend *plugin_host_get(size_t i)
+{
+	return i < n_backends ? &backends[i] : NULL;
+}
+
+struct fanout_backend *plugin_host_route(const char *channel)
+{
+	const struct cfg_backend *cb = config_route(cfg, channel);
+	if (!cb)
+		return NULL;
+	for (size_t i = 0; i < n_backends; i++)
+		if (backends[i].cfg == cb)
+			return &backends[i];
+	return NULL;
+}
+
+int backend_subscribe(struct fanout_backend *b, const char *channel)
+{
+	return b->started && !b->stopped ? b->p->subscribe(b->state, channel) : FANOUT_EUNAVAIL;
+}
+
+int backend_unsubscribe(struct fanout_backend *b, const char *channel)
+{
+	if (!b->started || b->stopped || !b->p->unsubscribe)
+		return 0;
+	return b->p->unsubscribe(b->state, channel);
+}
+
+int backend_can_publish(const struct fanout_backend *b)
+{
+	return b->p->publish != NULL;
+}
+
+int backend_publish(struct fanout_backend *b, const char *channel, const void *data, size_t len,
+		    uint64_t token)
+{
+	if (!b->started || b->stopped)
+		return FANOUT_EUNAVAIL;
+	return b->p->publish(b->state, channel, data, len, token);
+}

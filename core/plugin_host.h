@@ -1,0 +1,76 @@
+/*
+ * plugin_host.h — the host side of the plugin ABI: finding, opening and
+ * checking backend .so files, the host-services table they get, and the
+ * calls the hub makes into them.
+ */
+#ifndef FANOUT_PLUGIN_HOST_H
+#define FANOUT_PLUGIN_HOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <fanout/plugin.h>
+
+#include "config.h"
+
+/* Exit codes of fanoutd (fanoutd(8)). */
+enum exit_code {
+	EXIT_OK_ = 0,
+	EXIT_RUNTIME = 1,
+	EXIT_USAGE = 2,
+	EXIT_CONFIG = 3,
+	EXIT_PLUGIN = 4,
+	EXIT_PLUGIN_INIT = 5,
+};
+
+#define BACKEND_MAX_EVENTS 32
+
+struct fanout_backend {
+	const struct cfg_backend *cfg;
+	char *path;  /* resolved .so path */
+	void *dl;    /* dlopen handle */
+	const struct fanout_plugin *p;
+	struct fanout_value *values; /* checked option values (for init) */
+	void *state; /* the plugin's */
+	int inited, started, stopped;
+	enum fanout_state up;
+	char reason[160];
+	long long state_changes;
+	long long messages_in;
+	long long pending_subs; /* channels waiting for subscribed() */
+	struct {
+		char name[40];
+		uint64_t value;
+	} events[BACKEND_MAX_EVENTS];
+	int n_events;
+};
+
+/*
+ * Open and check every backend of c (no plugin code runs: ABI fields, the
+ * mandatory ops, the option specs against the section). Returns 0 or an
+ * exit code (EXIT_PLUGIN, EXIT_CONFIG) after logging one line per problem.
+ */
+int plugin_host_load(const struct config *c);
+/* init + start every backend in file order; 0 or EXIT_PLUGIN_INIT. */
+int plugin_host_start(void);
+/* stop every started backend (loop still running), then destroy + dlclose. */
+void plugin_host_stop(void);
+void plugin_host_unload(void);
+
+size_t plugin_host_count(void);
+struct fanout_backend *plugin_host_get(size_t i);
+/* The backend serving channel (first matching `channels` glob), or NULL. */
+struct fanout_backend *plugin_host_route(const char *channel);
+
+/* Calls into a backend (loop thread). */
+int backend_subscribe(struct fanout_backend *b, const char *channel);
+int backend_unsubscribe(struct fanout_backend *b, const char *channel);
+int backend_can_publish(const struct fanout_backend *b);
+int backend_publish(struct fanout_backend *b, const char *channel, const void *data, size_t len,
+		    uint64_t token);
+
+/* Test hook: check one .so file as plugin_host_load would; 0 or exit code. */
+int plugin_host_check_file(const char *path, FILE *errf);
+
+#endif

@@ -1,0 +1,280 @@
+/*
+ * server.c — owns one fanoutd process's runtime: the listen socket (opened
+ * here, SO_REUSEPORT-capable for workers, accepted connections handed to
+ * lws), the lws context and its vhost (protocols, mounts, keepalive
+ * policy, lws's log routed into ours), signals (a signalfd watched by the
+ * loop) and the shutdown sequence: stop accepting, close every client 1001
+ * after its queue drains, at most shutdown_grace_ms, then stop the backends.
+ * Loop thread only.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libwebsockets.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define LOG_TAG "server"
+#include "http.h"
+#include "log.h"
+#include "loop.h"
+#include "plugin_host.h"
+#include "server.h"
+#include "session.h"
+
+struct server srv = {.listen_fd = -1};
+
+static struct fanout_watch *accept_watch, *signal_watch;
+static struct fanout_timer *grace_timer, *accept_pause_timer;
+static int signal_fd = -1;
+static uint64_t emfile_logged_ms;
+
+int server_listen_socket(const struct config *c, int reuseport)
+{
+	struct addrinfo hints, *res = NULL;
+	char port[16];
+	int fd = -1, one = 1, r;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	snprintf(port, sizeof(port), "%d", c->listen_port);
+	const char *host = c->listen_host && *c->listen_host ? c->listen_host : "0.0.0.0";
+	r = getaddrinfo(host, port, &hints, &res);
+	if (r) {
+		log_err("listen %s: %s (use a numeric address)", c->listen, gai_strerror(r));
+		return -1;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)))
+		goto fail;
+	if (res->ai_family == AF_INET6) {
+		int v6only = strcmp(host, "::") ? 1 : 0;
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+	}
+	if (bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 1024))
+		goto fail;
+	freeaddrinfo(res);
+	return fd;
+fail:
+	log_err("listen %s: %s", c->listen, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(res);
+	return -1;
+}
+
+static void accept_resume(struct fanout_timer *t, void *arg)
+{
+	if (accept_watch && !srv.draining)
+		loop_watch_set(accept_watch, FANOUT_FD_READ);
+}
+
+static void on_accept(struct fanout_watch *w, int lfd, unsigned ev, void *arg)
+{
+	for (int i = 0; i < 64 && !srv.draining; i++) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				uint64_t now = loop_now_ms();
+				if (now - emfile_logged_ms > 5000) {
+					emfile_logged_ms = now;
+					log_warn("accept: %s (clients: %lld): pausing accepts",
+						 strerror(errno), srv.n_sessions);
+				}
+				loop_watch_set(w, 0);
+				loop_timer_arm(accept_pause_timer, 100);
+			}
+			return;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (!lws_adopt_socket_vhost(srv.vh, fd))
+			log_warn("could not adopt a connection");
+	}
+}
+
+static void finish(void)
+{
+	loop_quit();
+}
+
+static void grace_over(struct fanout_timer *t, void *arg)
+{
+	if (srv.n_sessions)
+		log_warn("shutdown_grace_ms over: dropping %lld clients", srv.n_sessions);
+	finish();
+}
+
+void server_drain(const char *why)
+{
+	if (srv.draining) {
+		log_info("second signal: exiting now");
+		finish();
+		return;
+	}
+	srv.draining = 1;
+	log_info("%s: draining %lld clients (close 1001, at most %lld ms)", why, srv.n_sessions,
+		 srv.cfg->shutdown_grace_ms);
+	if (accept_watch) {
+		loop_watch_remove(accept_watch);
+		accept_watch = NULL;
+	}
+	if (srv.listen_fd >= 0) {
+		close(srv.listen_fd);
+		srv.listen_fd = -1;
+	}
+	for (struct session *s = srv.sessions; s; s = s->next) {
+		s->draining = 1;
+		lws_callback_on_writable(s->wsi);
+	}
+	if (!srv.n_sessions)
+		loop_timer_arm(grace_timer, 0);
+	else
+		loop_timer_arm(grace_timer, (uint64_t)srv.cfg->shutdown_grace_ms);
+}
+
+void server_session_closed(void)
+{
+	if (srv.draining && srv.n_sessions == 0)
+		loop_timer_arm(grace_timer, 0);
+}
+
+static void on_signal(struct fanout_watch *w, int fd, unsigned ev, void *arg)
+{
+	struct signalfd_siginfo si;
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			server_drain(si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+			break;
+		case SIGHUP:
+			log_info("SIGHUP ignored (no reload in this version; restart to apply config)");
+			break;
+		}
+	}
+}
+
+static void lws_log_emit(int level, const char *line)
+{
+	enum log_level l = level & LLL_ERR ? LOG_LVL_ERR : level & LLL_WARN ? LOG_LVL_WARN
+				       : level & LLL_NOTICE		  ? LOG_LVL_INFO
+									  : LOG_LVL_DEBUG;
+	log_write(l, "lws", "%s", line);
+}
+
+static const struct lws_protocol_vhost_options pvo_default = {NULL, NULL, "default", "1"};
+static const struct lws_protocol_vhost_options pvo_ws = {NULL, &pvo_default, "fanout-ws", ""};
+
+static struct lws_protocols protocols[6];
+static lws_retry_bo_t retry;
+
+static const struct lws_extension pmd_exts[] = {
+	{"permessage-deflate", lws_extension_callback_pm_deflate,
+	 "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
+	{NULL, NULL, NULL}};
+
+int server_init(const struct config *c, int listen_fd)
+{
+	struct lws_context_creation_info info;
+
+	srv.cfg = c;
+	srv.listen_fd = listen_fd;
+	srv.started_ms = loop_now_ms();
+
+	int lws_levels = LLL_ERR | LLL_WARN;
+	if (c->log_level >= LOG_LVL_DEBUG)
+		lws_levels |= LLL_NOTICE;
+	lws_set_log_level(lws_levels, lws_log_emit);
+
+	protocols[0] = (struct lws_protocols){"http", lws_callback_http_dummy, 0, 0, 0, NULL, 0};
+	protocols[1] = session_protocol;
+	protocols[2] = http_protocol;
+	protocols[3] = loop_protocol;
+
+	if (c->ping_interval_s > 0) {
+		retry.secs_since_valid_ping = (uint16_t)c->ping_interval_s;
+		retry.secs_since_valid_hangup = (uint16_t)(c->ping_interval_s * 2 + 10);
+	}
+
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	info.protocols = protocols;
+	info.pvo = &pvo_ws;
+	info.mounts = http_mounts(c);
+	info.vhost_name = "default";
+	info.fd_limit_per_thread = (unsigned)(srv.max_clients + 256);
+	info.timeout_secs = 20;
+	if (c->ping_interval_s > 0)
+		info.retry_and_idle_policy = &retry;
+	if (c->permessage_deflate)
+		info.extensions = pmd_exts;
+	info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * 0; /* our own listener binds */
+
+	srv.ctx = lws_create_context(&info);
+	if (!srv.ctx) {
+		log_err("cannot create the libwebsockets context");
+		return -1;
+	}
+	srv.vh = lws_get_vhost_by_name(srv.ctx, "default");
+	if (!srv.vh) {
+		log_err("no default vhost");
+		return -1;
+	}
+	loop_init(srv.ctx, srv.vh);
+
+	grace_timer = loop_timer_add((fanout_timer_cb)grace_over, NULL);
+	accept_pause_timer = loop_timer_add(accept_resume, NULL);
+	accept_watch = loop_watch_add(listen_fd, FANOUT_FD_READ, on_accept, NULL);
+	if (!accept_watch || !grace_timer || !accept_pause_timer)
+		return -1;
+
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (signal_fd < 0 || !(signal_watch = loop_watch_add(signal_fd, FANOUT_FD_READ, on_signal, NULL)))
+		return -1;
+	return 0;
+}
+
+int server_run(void)
+{
+	return loop_run();
+}
+
+void server_free(void)
+{
+	loop_watch_remove(accept_watch);
+	accept_watch = NULL;
+	loop_watch_remove(signal_watch);
+	signal_watch = NULL;
+	loop_timer_remove(grace_timer);
+	grace_timer = NULL;
+	loop_timer_remove(accept_pause_timer);
+	accept_pause_timer = NULL;
+	if (srv.ctx)
+		lws_context_destroy(srv.ctx);
+	srv.ctx = NULL;
+	if (signal_fd >= 0)
+		close(signal_fd);
+	signal_fd = -1;
+	if (srv.listen_fd >= 0)
+		close(srv.listen_fd);
+	srv.listen_fd = -1;
+}

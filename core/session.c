@@ -1,0 +1,356 @@
+/*
+ * session.c — owns each WebSocket client: the lws "fanout-ws" protocol
+ * callback, the inbound reassembly buffer (capped at max_message_bytes:
+ * bigger closes 1009), request dispatch to the hub, and the outbound queue
+ * — a ring of references to shared frames, capped at client_queue_bytes
+ * (over it the client is a slow consumer: queue dropped, close 4001).
+ *
+ * Loop thread only. Allocates the ring and rx buffer per session (grown by
+ * doubling, so steady-state delivery allocates nothing per subscriber);
+ * frees everything on LWS_CALLBACK_CLOSED.
+ */
+#include <fnmatch.h>
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_TAG "session"
+#include "hub.h"
+#include "log.h"
+#include "metrics.h"
+#include "msg.h"
+#include "protocol.h"
+#include "server.h"
+#include "session.h"
+
+static uint64_t serials;
+
+static void q_clear(struct session *s)
+{
+	while (s->q_len) {
+		msg_unref(s->q[s->q_head]);
+		s->q_head = (s->q_head + 1) % s->q_cap;
+		s->q_len--;
+	}
+	metrics.queue_bytes -= (long long)s->q_bytes;
+	s->q_bytes = 0;
+}
+
+static int q_push(struct session *s, struct msg *m)
+{
+	if (s->q_len == s->q_cap) {
+		size_t cap = s->q_cap ? s->q_cap * 2 : 16;
+		struct msg **n = malloc(cap * sizeof(*n));
+		if (!n)
+			return -1;
+		for (size_t i = 0; i < s->q_len; i++)
+			n[i] = s->q[(s->q_head + i) % s->q_cap];
+		free(s->q);
+		s->q = n;
+		s->q_cap = cap;
+		s->q_head = 0;
+	}
+	s->q[(s->q_head + s->q_len) % s->q_cap] = msg_ref(m);
+	s->q_len++;
+	s->q_bytes += m->len;
+	metrics.queue_bytes += (long long)m->len;
+	return 0;
+}
+
+void session_close(struct session *s, int code, const char *why, int flush)
+{
+	if (s->close_code)
+		return;
+	s->close_code = code;
+	s->close_why = why;
+	if (!flush)
+		q_clear(s);
+	lws_callback_on_writable(s->wsi);
+	/* A client that does not read never makes the socket writable: give
+	 * the close frame a few seconds, then drop the connection. */
+	lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, flush ? 30 : 3);
+}
+
+void session_enqueue(struct session *s, struct msg *m)
+{
+	if (s->close_code || !s->established)
+		return;
+	if ((long long)(s->q_bytes + m->len) > srv.cfg->client_queue_bytes) {
+		metrics.slow_client_disconnects++;
+		log_info("client #%llu is too slow (%zu bytes queued): closing 4001",
+			 (unsigned long long)s->serial, s->q_bytes);
+		session_close(s, 4001, "slow consumer", 0);
+		return;
+	}
+	int was_empty = s->q_len == 0;
+	if (q_push(s, m)) {
+		session_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory", 0);
+		return;
+	}
+	if (was_empty)
+		lws_callback_on_writable(s->wsi);
+}
+
+void session_send_buf(struct session *s, struct buf *b)
+{
+	struct msg *m = msg_from_buf(b);
+	if (!m) {
+		buf_free(b);
+		return;
+	}
+	session_enqueue(s, m);
+	msg_unref(m);
+}
+
+void session_send_error(struct session *s, const char *id, const char *code, const char *message)
+{
+	struct buf b;
+	int i = metric_err_index(code);
+	if (i >= 0)
+		metrics.errors[i]++;
+	buf_init(&b, MSG_PRE);
+	proto_error_frame(&b, id ? id : "", code, message);
+	session_send_buf(s, &b);
+}
+
+void session_send_ack(struct session *s, const char *type, const char *id, const char *channel)
+{
+	struct buf b;
+	buf_init(&b, MSG_PRE);
+	proto_ack(&b, type, id ? id : "", channel);
+	session_send_buf(s, &b);
+}
+
+static void handle_request(struct session *s, const char *p, size_t len)
+{
+	struct proto_request req;
+	struct proto_error err;
+	struct buf b;
+
+	if (proto_parse(p, len, &req, &err)) {
+		session_send_error(s, err.id, err.code, err.message);
+		return;
+	}
+	switch (req.type) {
+	case PROTO_SUBSCRIBE:
+		hub_subscribe(s, req.channel, req.id);
+		break;
+	case PROTO_UNSUBSCRIBE:
+		hub_unsubscribe(s, req.channel, req.id);
+		break;
+	case PROTO_PUBLISH:
+		hub_publish(s, req.channel, req.data, req.data_len, req.id);
+		break;
+	case PROTO_PING:
+		buf_init(&b, MSG_PRE);
+		proto_pong(&b, req.id);
+		session_send_buf(s, &b);
+		break;
+	}
+	proto_request_clear(&req);
+}
+
+static int origin_allowed(struct lws *wsi)
+{
+	const struct config *c = srv.cfg;
+	char origin[256];
+
+	for (size_t i = 0; i < c->n_allowed_origins; i++)
+		if (!strcmp(c->allowed_origins[i], "*"))
+			return 1;
+	if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0)
+		return 1; /* not a browser: no Origin to check */
+	for (size_t i = 0; i < c->n_allowed_origins; i++)
+		if (!fnmatch(c->allowed_origins[i], origin, 0))
+			return 1;
+	return 0;
+}
+
+static int query_channel(void *arg, const char *channel, size_t len)
+{
+	struct session *s = arg;
+	char name[PROTO_CHANNEL_MAX + 1];
+	if (!proto_channel_valid(channel, len)) {
+		session_send_error(s, "", PROTO_E_BAD_CHANNEL,
+				   "channel must be 1-200 bytes of [A-Za-z0-9_.:/-]");
+		return 0;
+	}
+	memcpy(name, channel, len);
+	name[len] = '\0';
+	hub_subscribe(s, name, "");
+	return 0;
+}
+
+static void subscribe_from_query(struct session *s)
+{
+	char frag[512];
+	for (int n = 0; n < 256; n++) {
+		int len = lws_hdr_copy_fragment(s->wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, n);
+		if (len < 0)
+			break;
+		if (!strncmp(frag, "channel=", 8))
+			query_channel(s, frag + 8, (size_t)len - 8);
+	}
+}
+
+static int on_established(struct session *s, struct lws *wsi)
+{
+	memset(s, 0, sizeof(*s));
+	s->wsi = wsi;
+	s->serial = ++serials;
+	s->established = 1;
+	/* session list */
+	s->next = srv.sessions;
+	if (s->next)
+		s->next->prev = s;
+	srv.sessions = s;
+	srv.n_sessions++;
+	metrics.clients++;
+	metrics.clients_accepted_total++;
+
+	if (srv.draining) {
+		session_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down", 0);
+		return 0;
+	}
+	if (srv.n_sessions > srv.max_clients) {
+		metrics.clients_rejected_max++;
+		session_close(s, 1013, "server full", 0);
+		return 0;
+	}
+	if (!origin_allowed(wsi)) {
+		metrics.clients_rejected_origin++;
+		session_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "origin not allowed", 0);
+		return 0;
+	}
+	struct buf b;
+	buf_init(&b, MSG_PRE);
+	proto_hello(&b, srv.cfg->instance, PROTO_VERSION);
+	session_send_buf(s, &b);
+	subscribe_from_query(s);
+	return 0;
+}
+
+static int on_receive(struct session *s, struct lws *wsi, const char *in, size_t len)
+{
+	if (s->close_code)
+		return 0;
+	if ((long long)(s->rx_len + len) > srv.cfg->max_message_bytes) {
+		metrics.clients_closed_too_big++;
+		static const char why[] = "message larger than max_message_bytes";
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
+				 sizeof(why) - 1);
+		return -1;
+	}
+	if (s->rx_len + len > s->rx_cap) {
+		size_t cap = s->rx_cap ? s->rx_cap : 256;
+		while (cap < s->rx_len + len)
+			cap *= 2;
+		char *n = realloc(s->rx, cap);
+		if (!n)
+			return -1;
+		s->rx = n;
+		s->rx_cap = cap;
+	}
+	memcpy(s->rx + s->rx_len, in, len);
+	s->rx_len += len;
+	if (!lws_is_final_fragment(wsi))
+		return 0;
+	if (lws_frame_is_binary(wsi))
+		session_send_error(s, "", PROTO_E_BAD_REQUEST, "binary frames are not supported");
+	else
+		handle_request(s, s->rx, s->rx_len);
+	s->rx_len = 0;
+	/* Don't keep a big buffer around after one big request. */
+	if (s->rx_cap > 4096) {
+		free(s->rx);
+		s->rx = NULL;
+		s->rx_cap = 0;
+	}
+	return 0;
+}
+
+static int on_writeable(struct session *s, struct lws *wsi)
+{
+	if (s->close_code && s->q_len == 0) {
+		const char *why = s->close_why ? s->close_why : "";
+		lws_close_reason(wsi, (enum lws_close_status)s->close_code, (unsigned char *)why,
+				 strlen(why));
+		return -1;
+	}
+	if (s->q_len == 0) {
+		if (s->draining)
+			session_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down", 1);
+		return 0;
+	}
+	struct msg *m = s->q[s->q_head];
+	s->q_head = (s->q_head + 1) % s->q_cap;
+	s->q_len--;
+	s->q_bytes -= m->len;
+	metrics.queue_bytes -= (long long)m->len;
+	int n = lws_write(wsi, (unsigned char *)msg_payload(m), m->len, LWS_WRITE_TEXT);
+	metrics.frames_out++;
+	metrics.bytes_out += (long long)m->len;
+	msg_unref(m);
+	if (n < 0)
+		return -1;
+	if (s->q_len || s->close_code || s->draining)
+		lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static void on_closed(struct session *s)
+{
+	if (!s->established)
+		return;
+	s->established = 0;
+	hub_session_gone(s);
+	q_clear(s);
+	free(s->q);
+	free(s->rx);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		srv.sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	srv.n_sessions--;
+	metrics.clients--;
+	server_session_closed();
+}
+
+static int uri_is_ws_path(struct lws *wsi)
+{
+	char uri[256];
+	int n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
+	return n > 0 && !strcmp(uri, srv.cfg->ws_path);
+}
+
+static int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+			    void *in, size_t len)
+{
+	struct session *s = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return uri_is_ws_path(wsi) ? 0 : 1;
+	case LWS_CALLBACK_ESTABLISHED:
+		return on_established(s, wsi);
+	case LWS_CALLBACK_RECEIVE:
+		return on_receive(s, wsi, in, len);
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return on_writeable(s, wsi);
+	case LWS_CALLBACK_CLOSED:
+		on_closed(s);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+const struct lws_protocols session_protocol = {
+	.name = "fanout-ws",
+	.callback = session_callback,
+	.per_session_data_size = sizeof(struct session),
+	.rx_buffer_size = 4096,
+};
