@@ -1,0 +1,96 @@
+// loader.mjs — the plugin host refuses every broken plugin with one line
+// naming the file and the reason, and the documented exit code; and a
+// config error names FILE:LINE. Runs the real fanoutd binary.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { tap } from '../lib/tap.mjs';
+import { BUILDDIR, FANOUTD, run, tmpDir, pluginPath, freePort } from '../lib/harness.mjs';
+
+const t = tap();
+const bad = (kind) => path.join(BUILDDIR, 'tests/loader/.libs', `bad_${kind}.so`);
+const dir = tmpDir('fanout-loader-');
+
+async function fanoutd(ini, extra = []) {
+  const port = await freePort();
+  const file = path.join(dir, `c${Math.random().toString(36).slice(2)}.ini`);
+  fs.writeFileSync(file, ini);
+  return run(FANOUTD, ['-c', file, '-o', `server.listen=127.0.0.1:${port}`, '-o', 'server.web_root=', ...extra], { timeoutMs: 15000 });
+}
+const withPlugin = (p, more = '') => `[server]\n\n[backend b]\nplugin = ${p}\n${more}`;
+
+await t.test('a plugin built for another ABI major is refused (exit 4, both versions named)', async () => {
+  const r = await fanoutd(withPlugin(bad('major')));
+  assert.equal(r.code, 4, r.stderr);
+  assert.match(r.stderr, /bad_major\.so.*ABI 99\.0.*speaks 1\.0/);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+});
+
+await t.test('a plugin built for a newer ABI minor is refused (exit 4)', async () => {
+  const r = await fanoutd(withPlugin(bad('minor')));
+  assert.equal(r.code, 4, r.stderr);
+  assert.match(r.stderr, /bad_minor\.so.*ABI 1\.1.*speaks 1\.0/);
+});
+
+await t.test('a .so without the entry symbol is refused (exit 4)', async () => {
+  const r = await fanoutd(withPlugin(bad('nosym')));
+  assert.equal(r.code, 4, r.stderr);
+  assert.match(r.stderr, /bad_nosym\.so.*no symbol fanout_plugin_v1/);
+});
+
+await t.test('a plugin with a NULL mandatory op is refused (exit 4)', async () => {
+  const r = await fanoutd(withPlugin(bad('nullop')));
+  assert.equal(r.code, 4, r.stderr);
+  assert.match(r.stderr, /bad_nullop\.so.*'subscribe' is NULL/);
+});
+
+await t.test('a missing plugin file is refused (exit 4), by path and by name', async () => {
+  let r = await fanoutd(withPlugin('/nonexistent/x.so'));
+  assert.equal(r.code, 4, r.stderr);
+  assert.match(r.stderr, /\/nonexistent\/x\.so.*cannot open/);
+  r = await fanoutd(withPlugin('nosuchbackend'), ['-o', `server.plugin_dir=${dir}`]);
+  assert.equal(r.code, 4, r.stderr);
+  assert.match(r.stderr, /nosuchbackend\.so.*cannot open/);
+});
+
+await t.test('a plugin whose init fails stops start-up (exit 5)', async () => {
+  const r = await fanoutd(withPlugin(bad('initfail')));
+  assert.equal(r.code, 5, r.stderr);
+  assert.match(r.stderr, /init refuses on purpose/);
+  assert.match(r.stderr, /bad_initfail\.so: init failed/);
+});
+
+await t.test('a plugin whose start fails stops start-up (exit 5)', async () => {
+  const r = await fanoutd(withPlugin(bad('startfail')));
+  assert.equal(r.code, 5, r.stderr);
+  assert.match(r.stderr, /start failed/);
+});
+
+await t.test('--check-config checks plugins without running their code', async () => {
+  const r = await fanoutd(withPlugin(bad('initfail')), ['--check-config']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /init refuses/);
+  assert.match(r.stdout, /\[backend b\]/);
+});
+
+await t.test('an unknown backend key is a config error before init (exit 3, FILE:LINE)', async () => {
+  const r = await fanoutd(withPlugin(pluginPath('loopback'), 'no_such_key = 1\n'));
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /\.ini:5: \[backend b\] no_such_key: /);
+});
+
+await t.test('a bad server value is a config error with FILE:LINE (exit 3)', async () => {
+  const r = await fanoutd(`[server]\nmax_clients = lots\n\n[backend b]\nplugin = ${pluginPath('loopback')}\n`);
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /\.ini:2: \[server\] max_clients: /);
+});
+
+await t.test('a usage error exits 2; --version exits 0', async () => {
+  let r = await run(FANOUTD, ['--bogus']);
+  assert.equal(r.code, 2);
+  r = await run(FANOUTD, ['--version']);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /fanoutd 0\.1\.0 \(plugin ABI 1\.0\)/);
+});
+
+t.done();
