@@ -1,1 +1,4 @@
-# tests/integration/local.mk
+# tests/integration/ — real fanoutd processes driven over the network.
+# Other parts add their own integration tests from their local.mk.
+TESTS += tests/integration/core_protocol.mjs tests/integration/core_limits.mjs
+EXTRA_DIST += tests/integration/core_protocol.mjs tests/integration/core_limits.mjs

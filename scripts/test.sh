@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# scripts/test.sh — run every test of fanout, the way CI does:
+#   1. a normal build and `make check` (unit, loader, plugin, integration,
+#      browser tests, fuzz corpus replay),
+#   2. the same suite built with clang -fsanitize=address,undefined,
+#   3. libFuzzer harnesses over the project's parsers for a bounded time,
+#   4. `make distcheck` (the tarball builds, installs and uninstalls; its
+#      test run is skipped: steps 1-2 ran the suite).
+# Ends with one line "N passed, N failed" and exits non-zero on any failure.
+#
+#   scripts/test.sh [--quick]     --quick: step 1 only
+# Env: FUZZ_SECONDS (default 15 per harness), JOBS (default 2).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+jobs=${JOBS:-2}
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+passed=0
+failed=0
+
+log() { printf '\n=== %s\n' "$*"; }
+
+# Add the counts of a build dir's test-suite.log to the totals.
+count() {
+  local f=$1/test-suite.log p=0 x=0
+  if [ -f "$f" ]; then
+    p=$(sed -n 's/^# PASS: *//p' "$f" | head -1)
+    x=$(( $(sed -n 's/^# FAIL: *//p' "$f" | head -1) + $(sed -n 's/^# ERROR: *//p' "$f" | head -1) + $(sed -n 's/^# XPASS: *//p' "$f" | head -1) ))
+  else
+    x=1
+  fi
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + x))
+  echo "$1: ${p:-0} passed, $x failed"
+}
+
+suite() { # name, configure args...
+  local dir=$top/_build/$1; shift
+  log "build $dir ($*)"
+  mkdir -p "$dir"
+  (cd "$dir" && "$top/configure" -q "$@" >configure.out 2>&1 && make -j"$jobs" >make.out 2>&1) || {
+    tail -40 "$dir/make.out" "$dir/configure.out" 2>/dev/null
+    failed=$((failed + 1))
+    return
+  }
+  rm -f "$dir/test-suite.log"
+  (cd "$dir" && make -j1 check >check.out 2>&1)
+  grep -E '^(FAIL|ERROR|XPASS):' "$dir/check.out" | head -50
+  count "$dir"
+  if grep -qE '^(FAIL|ERROR):' "$dir/check.out"; then
+    for l in $(grep -lE '^(not ok|ERROR)' "$dir"/tests/*/*.log "$dir"/tests/*.log 2>/dev/null); do
+      echo "--- $l"; tail -60 "$l"
+    done
+  fi
+}
+
+[ -x configure ] || { log "autoreconf"; autoreconf -fi >/dev/null || exit 1; }
+
+suite default
+if [ $quick = 0 ]; then
+  if command -v clang >/dev/null; then
+    suite asan CC=clang --enable-asan
+    dir=$top/_build/fuzz
+    log "fuzz ($dir, ${FUZZ_SECONDS:-15} s per harness)"
+    mkdir -p "$dir"
+    if (cd "$dir" && "$top/configure" -q CC=clang --enable-fuzz >configure.out 2>&1 &&
+        make -j"$jobs" >make.out 2>&1 && make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-15}" >fuzz.out 2>&1); then
+      n=$(grep -c '^ok ' "$dir/fuzz.out" || true)
+      passed=$((passed + ${n:-0}))
+      grep -E '^(ok|not ok)|execs' "$dir/fuzz.out" | tail -20
+    else
+      tail -40 "$dir/fuzz.out" "$dir/make.out" 2>/dev/null
+      failed=$((failed + 1))
+    fi
+  else
+    echo "clang missing: ASan and fuzz steps cannot run"; failed=$((failed + 1))
+  fi
+  log "distcheck"
+  if (cd "$top/_build/default" && make -j"$jobs" distcheck TESTS= >distcheck.out 2>&1); then
+    passed=$((passed + 1)); echo "distcheck ok"
+  else
+    tail -40 "$top/_build/default/distcheck.out"; failed=$((failed + 1))
+  fi
+fi
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
