@@ -83,7 +83,9 @@ static int on_http(struct lws *wsi, struct http_req *r)
 		int ready = hub_ready(&why) && !srv.draining;
 		status = ready ? 200 : 503;
 		buf_printf(&r->body, "{\"status\":\"%s\",\"instance\":",
-			   ready ? "ready" : srv.draining ? "draining" : "not ready");
+			   ready	  ? "ready"
+			   : srv.draining ? "draining"
+					  : "not ready");
 		json_append_string(&r->body, srv.cfg->instance, strlen(srv.cfg->instance), NULL);
 		buf_putc(&r->body, ',');
 		buf_append(&r->body, buf_data(&why) + 1, why.len - 1); /* merge the object */
@@ -136,8 +138,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 }
 
 const struct lws_protocols http_protocol = {
-	.name = "fanout-http",
-	.callback = http_callback,
-	.per_session_data_size = sizeof(struct http_req),
-	.rx_buffer_size = 0,
+    .name = "fanout-http",
+    .callback = http_callback,
+    .per_session_data_size = sizeof(struct http_req),
+    .rx_buffer_size = 0,
 };

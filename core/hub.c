@@ -56,7 +56,7 @@ struct pending_pub {
 };
 
 #define PUB_BUCKETS 1024
-#define PUB_MAX     65536 /* publishes in flight over all sessions */
+#define PUB_MAX	    65536 /* publishes in flight over all sessions */
 
 static const struct config *cfg;
 static struct channel **table;
@@ -170,8 +170,8 @@ static void sub_remove(struct session *s, size_t i, int call_backend)
 		if (call_backend) {
 			int r = backend_unsubscribe(ch->b, ch->name);
 			if (r)
-				log_warn("[backend %s] unsubscribe %s failed (%d)", ch->b->cfg->name,
-					 ch->name, r);
+				log_warn("[backend %s] unsubscribe %s failed (%d)",
+					 ch->b->cfg->name, ch->name, r);
 		}
 		ch_destroy(ch);
 	}
@@ -260,7 +260,8 @@ void hub_subscribe(struct session *s, const char *channel, const char *id)
 	if (!ch) {
 		struct fanout_backend *b = plugin_host_route(channel);
 		if (!b) {
-			session_send_error(s, id, PROTO_E_NO_BACKEND, "no backend serves this channel");
+			session_send_error(s, id, PROTO_E_NO_BACKEND,
+					   "no backend serves this channel");
 			return;
 		}
 		if ((long long)n_channels >= cfg->max_channels) {
@@ -451,7 +452,8 @@ void hub_publish(struct session *s, const char *channel, const char *data, size_
 		 const char *id)
 {
 	if (!cfg->allow_publish) {
-		session_send_error(s, id, PROTO_E_FORBIDDEN, "publishing is disabled on this server");
+		session_send_error(s, id, PROTO_E_FORBIDDEN,
+				   "publishing is disabled on this server");
 		return;
 	}
 	if (!channel_allowed(channel)) {
@@ -464,11 +466,13 @@ void hub_publish(struct session *s, const char *channel, const char *data, size_
 		return;
 	}
 	if (!backend_can_publish(b)) {
-		session_send_error(s, id, PROTO_E_FORBIDDEN, "this channel's backend does not publish");
+		session_send_error(s, id, PROTO_E_FORBIDDEN,
+				   "this channel's backend does not publish");
 		return;
 	}
 	if ((long long)len > cfg->max_payload_bytes) {
-		session_send_error(s, id, PROTO_E_BAD_REQUEST, "data larger than max_payload_bytes");
+		session_send_error(s, id, PROTO_E_BAD_REQUEST,
+				   "data larger than max_payload_bytes");
 		return;
 	}
 	if (n_pubs >= PUB_MAX) {

@@ -21,6 +21,8 @@
  *    "1e400" and 30-digit integers are valid JSON (jansson rejects them as
  *    overflow; JSON.parse() gives Infinity / a rounded double).
  *  - Nesting deeper than JSON_MAX_DEPTH (512) is invalid (jansson: 2048).
+ *  - A raw NUL byte outside a string is a syntax error (jansson's
+ *    json_loadb() accepts "1\0" and "[1\0]").
  *  - Raw bytes must be valid UTF-8 (utf8_valid() rules), also outside
  *    strings, where any byte >= 0x80 is a syntax error anyway.
  * tests/unit/test_json.c checks these against jansson on generated input.
@@ -114,7 +116,10 @@ int utf8_valid(const char *s, size_t len)
 /* Byte classes inside a JSON string: 0 plain, 1 ends/escapes/forbidden
  * (" \ and controls), 2 non-ASCII (start of a UTF-8 sequence). */
 static const unsigned char str_class[256] = {
-	[0x00 ... 0x1F] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xFF] = 2,
+    [0x00 ... 0x1F] = 1,
+    ['"'] = 1,
+    ['\\'] = 1,
+    [0x80 ... 0xFF] = 2,
 };
 
 static inline int is_hex(unsigned c)
@@ -163,8 +168,8 @@ static const unsigned char *scan_string(const unsigned char *p, const unsigned c
 				p += 2;
 				break;
 			case 'u':
-				if (end - p < 6 || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]) ||
-				    !is_hex(p[5]))
+				if (end - p < 6 || !is_hex(p[2]) || !is_hex(p[3]) ||
+				    !is_hex(p[4]) || !is_hex(p[5]))
 					return NULL;
 				p += 6;
 				break;

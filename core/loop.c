@@ -29,7 +29,7 @@
 #include "loop.h"
 
 struct fanout_watch {
-	int fd;          /* the owner's fd (reported to the callback) */
+	int fd;		 /* the owner's fd (reported to the callback) */
 	unsigned events; /* FANOUT_FD_READ | FANOUT_FD_WRITE */
 	fanout_fd_cb cb;
 	void *arg;
@@ -286,10 +286,10 @@ static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 }
 
 const struct lws_protocols loop_protocol = {
-	.name = "fanout-loop",
-	.callback = loop_callback,
-	.per_session_data_size = 0,
-	.rx_buffer_size = 0,
+    .name = "fanout-loop",
+    .callback = loop_callback,
+    .per_session_data_size = 0,
+    .rx_buffer_size = 0,
 };
 
 int loop_run(void)

@@ -27,17 +27,18 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: fanoutd [-c FILE] [-o section.key=value]... [--check-config] [--version]\n"
-		   "\n"
-		   "  -c, --config FILE     config file (default " FANOUT_SYSCONF_DIR "/fanout.ini)\n"
-		   "  -o, --option S.K=V    override a key: server.KEY=V or backend.NAME.KEY=V\n"
-		   "      --check-config    check the config and every backend's keys, print the\n"
-		   "                        effective config, exit 0 (valid) or non-zero\n"
-		   "  -V, --version         print the version and plugin ABI, exit\n"
-		   "  -h, --help            this text\n"
-		   "\n"
-		   "Exit codes: 0 ok, 1 runtime failure, 2 usage, 3 config error, 4 plugin refused,\n"
-		   "5 plugin init/start failed. See fanoutd(8) and fanout.ini(5).\n");
+	fprintf(f,
+		"usage: fanoutd [-c FILE] [-o section.key=value]... [--check-config] [--version]\n"
+		"\n"
+		"  -c, --config FILE     config file (default " FANOUT_SYSCONF_DIR "/fanout.ini)\n"
+		"  -o, --option S.K=V    override a key: server.KEY=V or backend.NAME.KEY=V\n"
+		"      --check-config    check the config and every backend's keys, print the\n"
+		"                        effective config, exit 0 (valid) or non-zero\n"
+		"  -V, --version         print the version and plugin ABI, exit\n"
+		"  -h, --help            this text\n"
+		"\n"
+		"Exit codes: 0 ok, 1 runtime failure, 2 usage, 3 config error, 4 plugin refused,\n"
+		"5 plugin init/start failed. See fanoutd(8) and fanout.ini(5).\n");
 }
 
 /* Raise the soft fd limit to the hard one and clamp max_clients to it. */
@@ -56,8 +57,8 @@ static long long fd_budget(const struct config *c)
 		if (rl.rlim_cur != RLIM_INFINITY && avail < max) {
 			if (avail < 1)
 				avail = 1;
-			log_warn("max_clients %lld clamped to %lld by the open-file limit (%llu)", max,
-				 avail, (unsigned long long)rl.rlim_cur);
+			log_warn("max_clients %lld clamped to %lld by the open-file limit (%llu)",
+				 max, avail, (unsigned long long)rl.rlim_cur);
 			max = avail;
 		}
 	}
@@ -92,9 +93,9 @@ out:
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'}, {"option", required_argument, NULL, 'o'},
-		{"check-config", no_argument, NULL, 'C'}, {"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},	  {NULL, 0, NULL, 0}};
+	    {"config", required_argument, NULL, 'c'}, {"option", required_argument, NULL, 'o'},
+	    {"check-config", no_argument, NULL, 'C'}, {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0}};
 	const char *file = FANOUT_SYSCONF_DIR "/fanout.ini";
 	const char **overrides = calloc((size_t)argc + 1, sizeof(char *));
 	size_t n_overrides = 0;

@@ -15,9 +15,8 @@
 struct metrics metrics;
 
 static const char *const err_codes[ME__COUNT] = {
-	PROTO_E_BAD_JSON,     PROTO_E_BAD_REQUEST,   PROTO_E_UNKNOWN_TYPE,
-	PROTO_E_BAD_CHANNEL,  PROTO_E_FORBIDDEN,     PROTO_E_TOO_MANY_SUBS,
-	PROTO_E_NO_BACKEND,   PROTO_E_BACKEND_UNAVAIL,
+    PROTO_E_BAD_JSON,  PROTO_E_BAD_REQUEST,   PROTO_E_UNKNOWN_TYPE, PROTO_E_BAD_CHANNEL,
+    PROTO_E_FORBIDDEN, PROTO_E_TOO_MANY_SUBS, PROTO_E_NO_BACKEND,   PROTO_E_BACKEND_UNAVAIL,
 };
 
 int metric_err_index(const char *code)
@@ -86,8 +85,8 @@ void metrics_render(struct buf *o)
 	for (int i = 0; i < ME__COUNT; i++)
 		buf_printf(o, "fanout_protocol_errors_total{code=\"%s\"} %lld\n", err_codes[i],
 			   m->errors[i]);
-	one(o, "fanout_channel_limit_hits_total", "counter",
-	    "Subscribes refused at max_channels.", m->channel_limit_hits);
+	one(o, "fanout_channel_limit_hits_total", "counter", "Subscribes refused at max_channels.",
+	    m->channel_limit_hits);
 
 	size_t nb = plugin_host_count();
 	head(o, "fanout_backend_up", "gauge", "1 when the backend is up.");
@@ -113,9 +112,10 @@ void metrics_render(struct buf *o)
 	for (size_t i = 0; i < nb; i++) {
 		struct fanout_backend *b = plugin_host_get(i);
 		for (int e = 0; e < b->n_events; e++)
-			buf_printf(o, "fanout_backend_events_total{backend=\"%s\",event=\"%s\"} %llu\n",
-				   b->cfg->name, b->events[e].name,
-				   (unsigned long long)b->events[e].value);
+			buf_printf(
+			    o, "fanout_backend_events_total{backend=\"%s\",event=\"%s\"} %llu\n",
+			    b->cfg->name, b->events[e].name,
+			    (unsigned long long)b->events[e].value);
 	}
 	one(o, "fanout_draining", "gauge", "1 while shutting down.", srv.draining);
 }

@@ -40,7 +40,8 @@ static void host_log(struct fanout_backend *b, enum fanout_log_level level, cons
 	va_end(ap);
 }
 
-static void host_deliver(struct fanout_backend *b, const char *channel, const void *data, size_t len)
+static void host_deliver(struct fanout_backend *b, const char *channel, const void *data,
+			 size_t len)
 {
 	hub_deliver(b, channel, data, len);
 }
@@ -55,7 +56,8 @@ static void host_published(struct fanout_backend *b, uint64_t token, int ok)
 	hub_published(b, token, ok);
 }
 
-static void host_backend_state(struct fanout_backend *b, enum fanout_state state, const char *reason)
+static void host_backend_state(struct fanout_backend *b, enum fanout_state state,
+			       const char *reason)
 {
 	state = state == FANOUT_UP ? FANOUT_UP : FANOUT_DOWN;
 	if (state != b->up)
@@ -117,27 +119,27 @@ static void host_count(struct fanout_backend *b, const char *event, uint64_t del
 }
 
 static const struct fanout_host host_table = {
-	.abi_major = FANOUT_ABI_MAJOR,
-	.abi_minor = FANOUT_ABI_MINOR,
-	.struct_size = sizeof(struct fanout_host),
-	.log = host_log,
-	.deliver = host_deliver,
-	.subscribed = host_subscribed,
-	.published = host_published,
-	.backend_state = host_backend_state,
-	.gap = host_gap,
-	.watch_add = host_watch_add,
-	.watch_set = loop_watch_set,
-	.watch_remove = loop_watch_remove,
-	.timer_add = host_timer_add,
-	.timer_arm = loop_timer_arm,
-	.timer_disarm = loop_timer_disarm,
-	.timer_remove = loop_timer_remove,
-	.post = host_post,
-	.instance = host_instance,
-	.name = host_name,
-	.now_ms = host_now_ms,
-	.count = host_count,
+    .abi_major = FANOUT_ABI_MAJOR,
+    .abi_minor = FANOUT_ABI_MINOR,
+    .struct_size = sizeof(struct fanout_host),
+    .log = host_log,
+    .deliver = host_deliver,
+    .subscribed = host_subscribed,
+    .published = host_published,
+    .backend_state = host_backend_state,
+    .gap = host_gap,
+    .watch_add = host_watch_add,
+    .watch_set = loop_watch_set,
+    .watch_remove = loop_watch_remove,
+    .timer_add = host_timer_add,
+    .timer_arm = loop_timer_arm,
+    .timer_disarm = loop_timer_disarm,
+    .timer_remove = loop_timer_remove,
+    .post = host_post,
+    .instance = host_instance,
+    .name = host_name,
+    .now_ms = host_now_ms,
+    .count = host_count,
 };
 
 /* ---- loading ---- */
@@ -165,7 +167,8 @@ static int open_plugin(const char *path, const char *section, void **dl_out,
 {
 	const char *who = section ? section : path;
 	if (access(path, R_OK)) {
-		fprintf(errf, "plugin %s: [backend %s]: cannot open: %s\n", path, who, strerror(errno));
+		fprintf(errf, "plugin %s: [backend %s]: cannot open: %s\n", path, who,
+			strerror(errno));
 		return EXIT_PLUGIN;
 	}
 	dlerror();
@@ -189,17 +192,18 @@ static int open_plugin(const char *path, const char *section, void **dl_out,
 		goto fail;
 	}
 	if (p->struct_size < PLUGIN_MIN_SIZE) {
-		fprintf(errf, "plugin %s: [backend %s]: plugin table too small (%u bytes, need %zu)\n",
+		fprintf(errf,
+			"plugin %s: [backend %s]: plugin table too small (%u bytes, need %zu)\n",
 			path, who, p->struct_size, (size_t)PLUGIN_MIN_SIZE);
 		goto fail;
 	}
-	const char *missing = !p->name		 ? "name"
-			      : !p->version	 ? "version"
-			      : !p->init	 ? "init"
-			      : !p->start	 ? "start"
-			      : !p->subscribe	 ? "subscribe"
-			      : !p->destroy	 ? "destroy"
-						 : NULL;
+	const char *missing = !p->name	      ? "name"
+			      : !p->version   ? "version"
+			      : !p->init      ? "init"
+			      : !p->start     ? "start"
+			      : !p->subscribe ? "subscribe"
+			      : !p->destroy   ? "destroy"
+					      : NULL;
 	if (missing) {
 		fprintf(errf, "plugin %s: [backend %s]: mandatory field '%s' is NULL\n", path, who,
 			missing);

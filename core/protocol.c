@@ -36,7 +36,7 @@
 #define MSG_CHANNEL "channel must be 1-200 bytes of [A-Za-z0-9_.:/-]"
 
 static void set_err(struct proto_error *err, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void set_err(struct proto_error *err, const char *code, const char *fmt, ...)
 {
@@ -58,8 +58,8 @@ int proto_channel_valid(const char *s, size_t len)
 {
 	/* [A-Za-z0-9_.:/-] */
 	static const unsigned char ok[256] = {
-		['A' ... 'Z'] = 1, ['a' ... 'z'] = 1, ['0' ... '9'] = 1, ['_'] = 1,
-		['.'] = 1,         [':'] = 1,         ['/'] = 1,         ['-'] = 1,
+	    ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1, ['0' ... '9'] = 1, ['_'] = 1,
+	    ['.'] = 1,	       [':'] = 1,	  ['/'] = 1,	     ['-'] = 1,
 	};
 
 	if (!s || len < 1 || len > PROTO_CHANNEL_MAX)
@@ -132,11 +132,18 @@ int proto_parse(const char *frame, size_t len, struct proto_request *req, struct
 		set_err(err, PROTO_E_BAD_JSON, "invalid UTF-8");
 		goto fail;
 	}
+	/* json_valid() first: jansson alone lets a raw NUL byte end the text
+	 * ("{...}\0" and even "[1\0]" load). */
+	int valid = json_valid(frame, len);
 	root = json_loadb(frame, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
 			  &jerr);
 	if (!root) {
 		set_err(err, PROTO_E_BAD_JSON, "invalid JSON at byte %d: %.100s", jerr.position,
 			jerr.text);
+		goto fail;
+	}
+	if (!valid) {
+		set_err(err, PROTO_E_BAD_JSON, "invalid JSON");
 		goto fail;
 	}
 	if (!json_is_object(root)) {
@@ -385,14 +392,14 @@ int proto_gap(struct buf *out, const char *channel, const char *reason)
 	return finish(out);
 }
 
-int proto_message(struct buf *out, const char *channel, const char *instance,
-		  const char *payload, size_t len, int *replaced)
+int proto_message(struct buf *out, const char *channel, const char *instance, const char *payload,
+		  size_t len, int *replaced)
 {
 	if (replaced)
 		*replaced = 0;
 	/* One reservation for the whole frame in the common (raw JSON) case. */
-	buf_reserve(out, len + 64 + (channel ? strlen(channel) : 0) +
-				 (instance ? strlen(instance) : 0));
+	buf_reserve(out,
+		    len + 64 + (channel ? strlen(channel) : 0) + (instance ? strlen(instance) : 0));
 	buf_puts(out, "{\"type\":\"message\",\"channel\":");
 	put_str(out, channel);
 	buf_puts(out, ",\"instance\":");

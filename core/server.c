@@ -85,7 +85,8 @@ static void on_accept(struct fanout_watch *w, int lfd, unsigned ev, void *arg)
 	for (int i = 0; i < 64 && !srv.draining; i++) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
 				uint64_t now = loop_now_ms();
 				if (now - emfile_logged_ms > 5000) {
 					emfile_logged_ms = now;
@@ -160,7 +161,8 @@ static void on_signal(struct fanout_watch *w, int fd, unsigned ev, void *arg)
 			server_drain(si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
 			break;
 		case SIGHUP:
-			log_info("SIGHUP ignored (no reload in this version; restart to apply config)");
+			log_info(
+			    "SIGHUP ignored (no reload in this version; restart to apply config)");
 			break;
 		}
 	}
@@ -168,9 +170,10 @@ static void on_signal(struct fanout_watch *w, int fd, unsigned ev, void *arg)
 
 static void lws_log_emit(int level, const char *line)
 {
-	enum log_level l = level & LLL_ERR ? LOG_LVL_ERR : level & LLL_WARN ? LOG_LVL_WARN
-				       : level & LLL_NOTICE		  ? LOG_LVL_INFO
-									  : LOG_LVL_DEBUG;
+	enum log_level l = level & LLL_ERR	? LOG_LVL_ERR
+			   : level & LLL_WARN	? LOG_LVL_WARN
+			   : level & LLL_NOTICE ? LOG_LVL_INFO
+						: LOG_LVL_DEBUG;
 	log_write(l, "lws", "%s", line);
 }
 
@@ -181,9 +184,9 @@ static struct lws_protocols protocols[6];
 static lws_retry_bo_t retry;
 
 static const struct lws_extension pmd_exts[] = {
-	{"permessage-deflate", lws_extension_callback_pm_deflate,
-	 "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
-	{NULL, NULL, NULL}};
+    {"permessage-deflate", lws_extension_callback_pm_deflate,
+     "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
+    {NULL, NULL, NULL}};
 
 int server_init(const struct config *c, int listen_fd)
 {
@@ -248,7 +251,8 @@ int server_init(const struct config *c, int listen_fd)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (signal_fd < 0 || !(signal_watch = loop_watch_add(signal_fd, FANOUT_FD_READ, on_signal, NULL)))
+	if (signal_fd < 0 ||
+	    !(signal_watch = loop_watch_add(signal_fd, FANOUT_FD_READ, on_signal, NULL)))
 		return -1;
 	return 0;
 }

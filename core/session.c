@@ -185,7 +185,8 @@ static void subscribe_from_query(struct session *s)
 {
 	char frag[512];
 	for (int n = 0; n < 256; n++) {
-		int len = lws_hdr_copy_fragment(s->wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, n);
+		int len =
+		    lws_hdr_copy_fragment(s->wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, n);
 		if (len < 0)
 			break;
 		if (!strncmp(frag, "channel=", 8))
@@ -325,8 +326,8 @@ static int uri_is_ws_path(struct lws *wsi)
 	return n > 0 && !strcmp(uri, srv.cfg->ws_path);
 }
 
-static int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-			    void *in, size_t len)
+static int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+			    size_t len)
 {
 	struct session *s = user;
 
@@ -349,8 +350,8 @@ static int session_callback(struct lws *wsi, enum lws_callback_reasons reason, v
 }
 
 const struct lws_protocols session_protocol = {
-	.name = "fanout-ws",
-	.callback = session_callback,
-	.per_session_data_size = sizeof(struct session),
-	.rx_buffer_size = 4096,
+    .name = "fanout-ws",
+    .callback = session_callback,
+    .per_session_data_size = sizeof(struct session),
+    .rx_buffer_size = 4096,
 };

@@ -37,9 +37,9 @@ struct example {
  * so init() can trust the values. The order here is the order of values[].
  */
 static const struct fanout_option options[] = {
-	FANOUT_OPTION_INT("tick_ms", "0", 0, 3600000, "deliver a tick message every N ms (0: off)"),
-	FANOUT_OPTION_STRING("tick_channel", "tick", "channel the ticks are delivered on"),
-	FANOUT_OPTION_END,
+    FANOUT_OPTION_INT("tick_ms", "0", 0, 3600000, "deliver a tick message every N ms (0: off)"),
+    FANOUT_OPTION_STRING("tick_channel", "tick", "channel the ticks are delivered on"),
+    FANOUT_OPTION_END,
 };
 
 static void on_tick(struct fanout_timer *t, void *arg)
@@ -117,15 +117,10 @@ static void ex_destroy(void *state)
 /* The one exported symbol. FANOUT_PLUGIN_HEADER stamps the ABI version
  * the plugin was built against; ops not named stay NULL. */
 FANOUT_PLUGIN_EXPORT const struct fanout_plugin FANOUT_PLUGIN_SYMBOL = {
-	FANOUT_PLUGIN_HEADER,
-	.name = "example",
-	.version = "1.0.0",
-	.description = "echoes publishes locally and delivers optional ticks",
-	.options = options,
-	.init = ex_init,
-	.start = ex_start,
-	.subscribe = ex_subscribe,
-	.publish = ex_publish,
-	.stop = ex_stop,
-	.destroy = ex_destroy,
+    FANOUT_PLUGIN_HEADER,  .name = "example",
+    .version = "1.0.0",	   .description = "echoes publishes locally and delivers optional ticks",
+    .options = options,	   .init = ex_init,
+    .start = ex_start,	   .subscribe = ex_subscribe,
+    .publish = ex_publish, .stop = ex_stop,
+    .destroy = ex_destroy,
 };

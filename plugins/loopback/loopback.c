@@ -30,10 +30,10 @@ struct loopback {
 };
 
 static const struct fanout_option options[] = {
-	FANOUT_OPTION_INT("delay_confirm_ms", "0", 0, 60000,
-			  "answer subscribe/publish after this many ms (tests)"),
-	FANOUT_OPTION_BOOL("fail_subscribe", "false", "refuse every subscribe (tests)"),
-	FANOUT_OPTION_END,
+    FANOUT_OPTION_INT("delay_confirm_ms", "0", 0, 60000,
+		      "answer subscribe/publish after this many ms (tests)"),
+    FANOUT_OPTION_BOOL("fail_subscribe", "false", "refuse every subscribe (tests)"),
+    FANOUT_OPTION_END,
 };
 
 static void run_pending(struct fanout_timer *t, void *arg)
@@ -154,16 +154,16 @@ static void lb_destroy(void *state)
 }
 
 FANOUT_PLUGIN_EXPORT const struct fanout_plugin FANOUT_PLUGIN_SYMBOL = {
-	FANOUT_PLUGIN_HEADER,
-	.name = "loopback",
-	.version = "0.1.0",
-	.description = "in-process: publishes are delivered to this instance's subscribers",
-	.options = options,
-	.init = lb_init,
-	.start = lb_start,
-	.subscribe = lb_subscribe,
-	.unsubscribe = lb_unsubscribe,
-	.publish = lb_publish,
-	.stop = lb_stop,
-	.destroy = lb_destroy,
+    FANOUT_PLUGIN_HEADER,
+    .name = "loopback",
+    .version = "0.1.0",
+    .description = "in-process: publishes are delivered to this instance's subscribers",
+    .options = options,
+    .init = lb_init,
+    .start = lb_start,
+    .subscribe = lb_subscribe,
+    .unsubscribe = lb_unsubscribe,
+    .publish = lb_publish,
+    .stop = lb_stop,
+    .destroy = lb_destroy,
 };

@@ -8,12 +8,12 @@
 #include <fanout/plugin.h>
 #include <stdlib.h>
 
-#define KIND_MAJOR      1
-#define KIND_MINOR      2
-#define KIND_NOSYM      3
-#define KIND_NULLOP     4
-#define KIND_INITFAIL   5
-#define KIND_STARTFAIL  6
+#define KIND_MAJOR     1
+#define KIND_MINOR     2
+#define KIND_NOSYM     3
+#define KIND_NULLOP    4
+#define KIND_INITFAIL  5
+#define KIND_STARTFAIL 6
 
 static int p_init(const struct fanout_host *host, struct fanout_backend *b,
 		  const struct fanout_value *values, void **state)
@@ -53,22 +53,22 @@ static void p_destroy(void *state)
 
 FANOUT_PLUGIN_EXPORT const struct fanout_plugin SYMBOL = {
 #if BAD_KIND == KIND_MAJOR
-	.abi_major = FANOUT_ABI_MAJOR + 98,
-	.abi_minor = 0,
-	.struct_size = sizeof(struct fanout_plugin),
+    .abi_major = FANOUT_ABI_MAJOR + 98,
+    .abi_minor = 0,
+    .struct_size = sizeof(struct fanout_plugin),
 #elif BAD_KIND == KIND_MINOR
-	.abi_major = FANOUT_ABI_MAJOR,
-	.abi_minor = FANOUT_ABI_MINOR + 1,
-	.struct_size = sizeof(struct fanout_plugin),
+    .abi_major = FANOUT_ABI_MAJOR,
+    .abi_minor = FANOUT_ABI_MINOR + 1,
+    .struct_size = sizeof(struct fanout_plugin),
 #else
-	FANOUT_PLUGIN_HEADER,
+    FANOUT_PLUGIN_HEADER,
 #endif
-	.name = "bad",
-	.version = "0",
-	.init = p_init,
-	.start = p_start,
+    .name = "bad",
+    .version = "0",
+    .init = p_init,
+    .start = p_start,
 #if BAD_KIND != KIND_NULLOP
-	.subscribe = p_subscribe,
+    .subscribe = p_subscribe,
 #endif
-	.destroy = p_destroy,
+    .destroy = p_destroy,
 };

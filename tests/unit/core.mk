@@ -1,1 +1,9 @@
-# tests/unit/core.mk
+# tests/unit/core.mk — unit tests of core modules with stubbed neighbours.
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_hub
+TESTS += tests/unit/test_hub
+tests_unit_test_hub_SOURCES = tests/unit/test_hub.c core/hub.c core/msg.c core/buf.c \
+	core/protocol.c core/json.c core/log.c
+tests_unit_test_hub_CPPFLAGS = $(AM_CPPFLAGS) $(LWS_CFLAGS) $(JANSSON_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_hub_LDADD = $(CMOCKA_LIBS) $(JANSSON_LIBS)
+endif

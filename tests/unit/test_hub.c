@@ -1,0 +1,355 @@
+/*
+ * test_hub.c — unit tests of the channel hub (core/hub.c) with the
+ * sessions and the plugin host replaced by recording stubs: the first
+ * local subscriber subscribes the backend and the last one unsubscribes
+ * it, "subscribed" waits for the backend's confirmation, one frame is
+ * shared by every subscriber (refcounts), payload caps, refused
+ * subscriptions, publish completion, gap notices, readiness.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "hub.h"
+#include "metrics.h"
+#include "msg.h"
+#include "plugin_host.h"
+#include "session.h"
+
+/* ---- stubs: what hub.c calls outside itself ---- */
+
+struct metrics metrics;
+
+#define MAX_EV 256
+static char events[MAX_EV][320]; /* "sub ch", "unsub ch", "ack s1 subscribed id ch", ... */
+static int n_events;
+static struct msg *frames[MAX_EV]; /* frames queued to sessions, with a ref */
+static struct session *frame_dest[MAX_EV];
+static int n_frames;
+static int backend_sub_rc;
+static int backend_auto_confirm;
+
+static void ev(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (n_events < MAX_EV)
+		vsnprintf(events[n_events++], sizeof(events[0]), fmt, ap);
+	va_end(ap);
+}
+
+static int has_event(const char *e)
+{
+	for (int i = 0; i < n_events; i++)
+		if (!strcmp(events[i], e))
+			return 1;
+	return 0;
+}
+
+static int count_prefix(const char *p)
+{
+	int n = 0;
+	for (int i = 0; i < n_events; i++)
+		n += !strncmp(events[i], p, strlen(p));
+	return n;
+}
+
+static struct fanout_backend backend;
+static struct cfg_backend cfg_backend;
+static struct config cfg;
+static char *star[] = {"*", NULL};
+
+void session_enqueue(struct session *s, struct msg *m)
+{
+	if (n_frames < MAX_EV) {
+		frames[n_frames] = msg_ref(m);
+		frame_dest[n_frames++] = s;
+	}
+}
+
+void session_send_ack(struct session *s, const char *type, const char *id, const char *channel)
+{
+	ev("ack %llu %s %s %s", (unsigned long long)s->serial, type, id && *id ? id : "-", channel);
+}
+
+void session_send_error(struct session *s, const char *id, const char *code, const char *message)
+{
+	ev("err %llu %s %s", (unsigned long long)s->serial, id && *id ? id : "-", code);
+}
+
+int backend_subscribe(struct fanout_backend *b, const char *channel)
+{
+	ev("sub %s", channel);
+	if (backend_auto_confirm)
+		hub_subscribed(b, channel, 1);
+	return backend_sub_rc;
+}
+
+int backend_unsubscribe(struct fanout_backend *b, const char *channel)
+{
+	ev("unsub %s", channel);
+	return 0;
+}
+
+int backend_can_publish(const struct fanout_backend *b)
+{
+	return 1;
+}
+
+int backend_publish(struct fanout_backend *b, const char *channel, const void *data, size_t len,
+		    uint64_t token)
+{
+	ev("pub %s %.*s %llu", channel, (int)len, (const char *)data, (unsigned long long)token);
+	return 0;
+}
+
+struct fanout_backend *plugin_host_route(const char *channel)
+{
+	return strncmp(channel, "none.", 5) ? &backend : NULL;
+}
+
+size_t plugin_host_count(void)
+{
+	return 1;
+}
+
+struct fanout_backend *plugin_host_get(size_t i)
+{
+	return &backend;
+}
+
+uint64_t loop_now_ms(void);
+uint64_t loop_now_ms(void)
+{
+	return 0;
+}
+
+/* ---- fixtures ---- */
+
+static struct session sess[4];
+
+static int setup(void **state)
+{
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.instance = "u1";
+	cfg.max_subscriptions = 3;
+	cfg.max_channels = 100;
+	cfg.max_payload_bytes = 64;
+	cfg.client_queue_bytes = 1 << 20;
+	cfg.allow_publish = 1;
+	cfg.channels = star;
+	cfg.n_channels = 1;
+	memset(&cfg_backend, 0, sizeof(cfg_backend));
+	cfg_backend.name = "b";
+	memset(&backend, 0, sizeof(backend));
+	backend.cfg = &cfg_backend;
+	backend.up = FANOUT_UP;
+	memset(sess, 0, sizeof(sess));
+	for (int i = 0; i < 4; i++)
+		sess[i].serial = (uint64_t)i + 1;
+	n_events = 0;
+	n_frames = 0;
+	backend_sub_rc = 0;
+	backend_auto_confirm = 0;
+	memset(&metrics, 0, sizeof(metrics));
+	return hub_init(&cfg);
+}
+
+static int teardown(void **state)
+{
+	for (int i = 0; i < 4; i++)
+		hub_session_gone(&sess[i]);
+	for (int i = 0; i < n_frames; i++)
+		msg_unref(frames[i]);
+	hub_free();
+	assert_int_equal(msg_live_count, 0); /* every frame freed */
+	return 0;
+}
+
+/* ---- tests ---- */
+
+static void first_and_last_subscriber_drive_the_backend(void **state)
+{
+	hub_subscribe(&sess[0], "news", "1");
+	hub_subscribe(&sess[1], "news", "2");
+	assert_int_equal(count_prefix("sub news"), 1); /* once, not per client */
+	assert_int_equal(count_prefix("ack"), 0);      /* nobody confirmed yet */
+	hub_subscribed(&backend, "news", 1);
+	assert_true(has_event("ack 1 subscribed 1 news"));
+	assert_true(has_event("ack 2 subscribed 2 news"));
+	hub_subscribe(&sess[2], "news", "3"); /* already confirmed: at once */
+	assert_true(has_event("ack 3 subscribed 3 news"));
+	assert_int_equal(metrics.subscriptions, 3);
+	assert_int_equal(metrics.channels, 1);
+
+	hub_unsubscribe(&sess[0], "news", "u1");
+	hub_unsubscribe(&sess[1], "news", "u2");
+	assert_int_equal(count_prefix("unsub"), 0);
+	hub_session_gone(&sess[2]); /* the last one leaves by disconnecting */
+	assert_int_equal(count_prefix("unsub news"), 1);
+	assert_int_equal(metrics.channels, 0);
+	assert_int_equal(metrics.subscriptions, 0);
+}
+
+static void one_frame_shared_by_all_subscribers(void **state)
+{
+	backend_auto_confirm = 1;
+	for (int i = 0; i < 3; i++)
+		hub_subscribe(&sess[i], "c", NULL);
+	hub_deliver(&backend, "c", "{\"a\":1}", 7);
+	assert_int_equal(n_frames, 3);
+	assert_ptr_equal(frames[0], frames[1]); /* the same bytes, not copies */
+	assert_ptr_equal(frames[1], frames[2]);
+	assert_int_equal(frames[0]->refs, 3); /* hub dropped its own reference */
+	const char *want = "{\"type\":\"message\",\"channel\":\"c\",\"instance\":\"u1\","
+			   "\"data\":{\"a\":1}}";
+	assert_int_equal(frames[0]->len, strlen(want));
+	assert_memory_equal(msg_payload(frames[0]), want, strlen(want));
+	assert_int_equal(metrics.deliveries, 3);
+	assert_int_equal(msg_live_count, 1);
+}
+
+static void payload_rules(void **state)
+{
+	backend_auto_confirm = 1;
+	hub_subscribe(&sess[0], "c", NULL);
+	char big[65];
+	memset(big, 'x', sizeof(big));
+	hub_deliver(&backend, "c", big, sizeof(big)); /* over max_payload_bytes */
+	assert_int_equal(n_frames, 0);
+	assert_int_equal(metrics.messages_too_big, 1);
+	hub_deliver(&backend, "nobody", "1", 1);
+	assert_int_equal(metrics.messages_no_subscriber, 1);
+	hub_deliver(&backend, "c", "not json", 8); /* embedded as a string */
+	assert_int_equal(n_frames, 1);
+	assert_non_null(strstr(msg_payload(frames[0]), "\"data\":\"not json\"}"));
+	hub_deliver(&backend, "c", "\xff\xfe", 2); /* invalid UTF-8: replaced, counted */
+	assert_int_equal(n_frames, 2);
+	assert_non_null(strstr(msg_payload(frames[1]), "\"data\":\"\xef\xbf\xbd"));
+	assert_int_equal(metrics.messages_utf8_replaced, 1);
+}
+
+static void limits_and_refusals(void **state)
+{
+	backend_auto_confirm = 1;
+	hub_subscribe(&sess[0], "a", "1");
+	hub_subscribe(&sess[0], "b", "2");
+	hub_subscribe(&sess[0], "c", "3");
+	hub_subscribe(&sess[0], "d", "4");
+	assert_true(has_event("err 1 4 too_many_subscriptions"));
+	hub_subscribe(&sess[1], "none.x", "5");
+	assert_true(has_event("err 2 5 no_backend"));
+	backend_auto_confirm = 0;
+	hub_subscribe(&sess[1], "e", "6");
+	hub_subscribe(&sess[2], "e", "7");
+	hub_subscribed(&backend, "e", 0); /* the backend refuses */
+	assert_true(has_event("err 2 6 backend_unavailable"));
+	assert_true(has_event("err 3 7 backend_unavailable"));
+	assert_int_equal(metrics.channels, 3);
+	assert_int_equal(backend.pending_subs, 0);
+	/* a subscribe() that fails at once answers at once */
+	backend_sub_rc = FANOUT_EUNAVAIL;
+	hub_subscribe(&sess[3], "f", "8");
+	assert_true(has_event("err 4 8 backend_unavailable"));
+	assert_int_equal(metrics.channels, 3);
+}
+
+static void readiness_follows_pending_subscriptions(void **state)
+{
+	struct buf why;
+	buf_init(&why, 0);
+	assert_true(hub_ready(&why));
+	hub_subscribe(&sess[0], "p", "1");
+	buf_reset(&why);
+	assert_false(hub_ready(&why));
+	assert_non_null(strstr(buf_data(&why), "\"pending_subscriptions\":1"));
+	hub_subscribed(&backend, "p", 1);
+	buf_reset(&why);
+	assert_true(hub_ready(&why));
+	backend.up = FANOUT_DOWN;
+	buf_reset(&why);
+	assert_false(hub_ready(&why));
+	buf_free(&why);
+}
+
+static void publish_completes_by_token(void **state)
+{
+	hub_publish(&sess[0], "c", "{\"x\":1}", 7, "p1");
+	hub_publish(&sess[1], "c", "2", 1, "p2");
+	assert_true(has_event("pub c {\"x\":1} 1"));
+	assert_true(has_event("pub c 2 2"));
+	hub_published(&backend, 2, 0);
+	assert_true(has_event("err 2 p2 backend_unavailable"));
+	hub_session_gone(&sess[0]); /* the answer to a departed client is dropped */
+	hub_published(&backend, 1, 1);
+	assert_int_equal(count_prefix("ack 1 published"), 0);
+	hub_published(&backend, 99, 1); /* unknown token: ignored */
+	assert_int_equal(metrics.publish_ok, 1);
+	assert_int_equal(metrics.publish_failed, 1);
+	cfg.allow_publish = 0;
+	hub_publish(&sess[2], "c", "1", 1, "p3");
+	assert_true(has_event("err 3 p3 forbidden"));
+}
+
+static void gap_reaches_every_subscriber_of_the_backend(void **state)
+{
+	backend_auto_confirm = 1;
+	hub_subscribe(&sess[0], "a", NULL);
+	hub_subscribe(&sess[1], "b", NULL);
+	hub_gap(&backend, NULL, "backend reconnected");
+	assert_int_equal(n_frames, 2);
+	assert_non_null(strstr(msg_payload(frames[0]), "\"type\":\"gap\""));
+	assert_non_null(strstr(msg_payload(frames[0]), "backend reconnected"));
+	hub_gap(&backend, "a", "file truncated");
+	assert_int_equal(n_frames, 3);
+	assert_ptr_equal(frame_dest[2], &sess[0]);
+}
+
+static void many_channels_and_churn(void **state)
+{
+	char name[32];
+	backend_auto_confirm = 1;
+	cfg.max_subscriptions = 100000;
+	cfg.max_channels = 5000;
+	for (int i = 0; i < 5000; i++) { /* forces the table to grow */
+		snprintf(name, sizeof(name), "ch.%d", i);
+		hub_subscribe(&sess[i % 4], name, NULL);
+	}
+	assert_int_equal(metrics.channels, 5000);
+	n_events = 0;
+	hub_subscribe(&sess[0], "one.more", "x");
+	assert_true(has_event("err 1 x backend_unavailable"));
+	for (int i = 0; i < 5000; i += 2) {
+		snprintf(name, sizeof(name), "ch.%d", i);
+		hub_unsubscribe(&sess[i % 4], name, NULL);
+	}
+	assert_int_equal(metrics.channels, 2500);
+	hub_deliver(&backend, "ch.1", "1", 1);
+	assert_int_equal(n_frames, 1);
+	assert_ptr_equal(frame_dest[0], &sess[1]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(first_and_last_subscriber_drive_the_backend, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(one_frame_shared_by_all_subscribers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(payload_rules, setup, teardown),
+	    cmocka_unit_test_setup_teardown(limits_and_refusals, setup, teardown),
+	    cmocka_unit_test_setup_teardown(readiness_follows_pending_subscriptions, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(publish_completes_by_token, setup, teardown),
+	    cmocka_unit_test_setup_teardown(gap_reaches_every_subscriber_of_the_backend, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(many_channels_and_churn, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("hub", tests, NULL, NULL);
+}
