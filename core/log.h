@@ -22,7 +22,8 @@ const char *log_level_name(enum log_level level);
 
 void log_write(enum log_level level, const char *tag, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-void log_vwrite(enum log_level level, const char *tag, const char *fmt, va_list ap);
+void log_vwrite(enum log_level level, const char *tag, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 
 #ifndef LOG_TAG
 #define LOG_TAG "fanoutd"

@@ -73,6 +73,10 @@ void metrics_render(struct buf *o)
 	    m->frames_out);
 	one(o, "fanout_bytes_out_total", "counter", "WebSocket payload bytes written to clients.",
 	    m->bytes_out);
+	one(o, "fanout_writes_total", "counter",
+	    "Socket writes of frames (several queued frames go out in one write).", m->writes);
+	one(o, "fanout_coalesced_writes_total", "counter",
+	    "Writes that carried several queued frames at once.", m->coalesced_writes);
 	one(o, "fanout_queue_bytes", "gauge", "Bytes queued for clients (all sessions).",
 	    m->queue_bytes);
 	one(o, "fanout_shared_frames", "gauge", "Distinct frames alive in send queues.",

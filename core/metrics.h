@@ -35,6 +35,8 @@ struct metrics {
 	long long messages_utf8_replaced; /* payloads sent as strings with U+FFFD */
 	long long frames_out;             /* ws frames written */
 	long long bytes_out;              /* ws frame bytes written */
+	long long writes;                 /* lws_write calls for frames */
+	long long coalesced_writes;       /* writes that carried several frames */
 	long long queue_bytes;            /* gauge: bytes queued over all sessions */
 	long long deliveries;             /* frames queued to subscribers */
 	long long publish_ok, publish_failed;

@@ -1,1 +1,97 @@
-# tests/fuzz/local.mk
+# tests/fuzz/ — libFuzzer harnesses over fanout's own parsers.
+#
+# Each harness fuzz_NAME.c defines LLVMFuzzerTestOneInput() and has a seed
+# corpus in tests/fuzz/corpus/NAME/ (and optionally a dictionary NAME.dict).
+#
+# Always (plain `make check`, any compiler): each harness is linked with the
+# replay driver (replay.c) as tests/fuzz/replay_NAME and run over its corpus
+# by corpus_NAME.sh, one TAP line each, so the corpus is a regression suite.
+#
+# With `CC=clang ./configure --enable-fuzz`: the same harnesses are built as
+# real libFuzzer binaries tests/fuzz/fuzz_NAME. They compile the few core
+# sources they need themselves with -fsanitize=fuzzer,address,undefined (the
+# rest of the tree, libfanoutcore.a included, is not coverage-instrumented),
+# and `make fuzz [FUZZ_SECONDS=20]` runs each one for that long on a copy of
+# its corpus and fails if a crash is found (tests/fuzz/run-fuzz.sh).
+
+FUZZ_NAMES = protocol json query config
+FUZZ_SECONDS = 20
+
+EXTRA_DIST += tests/fuzz/corpus tests/fuzz/fuzz_common.h tests/fuzz/replay-corpus.sh \
+	tests/fuzz/run-fuzz.sh tests/fuzz/protocol.dict tests/fuzz/json.dict tests/fuzz/query.dict
+
+REPLAY_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/fuzz $(JANSSON_CFLAGS) $(INIH_CFLAGS)
+
+check_PROGRAMS += tests/fuzz/replay_protocol tests/fuzz/replay_json tests/fuzz/replay_query \
+	tests/fuzz/replay_config
+TESTS += tests/fuzz/corpus_protocol.sh tests/fuzz/corpus_json.sh tests/fuzz/corpus_query.sh \
+	tests/fuzz/corpus_config.sh
+EXTRA_DIST += tests/fuzz/corpus_protocol.sh tests/fuzz/corpus_json.sh \
+	tests/fuzz/corpus_query.sh tests/fuzz/corpus_config.sh
+
+tests_fuzz_replay_protocol_SOURCES = tests/fuzz/fuzz_protocol.c tests/fuzz/replay.c
+tests_fuzz_replay_protocol_CPPFLAGS = $(REPLAY_CPPFLAGS)
+tests_fuzz_replay_protocol_LDADD = $(FANOUT_CORE_LIBS)
+
+tests_fuzz_replay_json_SOURCES = tests/fuzz/fuzz_json.c tests/fuzz/replay.c
+tests_fuzz_replay_json_CPPFLAGS = $(REPLAY_CPPFLAGS)
+tests_fuzz_replay_json_LDADD = $(FANOUT_CORE_LIBS)
+
+tests_fuzz_replay_query_SOURCES = tests/fuzz/fuzz_query.c tests/fuzz/replay.c
+tests_fuzz_replay_query_CPPFLAGS = $(REPLAY_CPPFLAGS)
+tests_fuzz_replay_query_LDADD = $(FANOUT_CORE_LIBS)
+
+# fuzz_config.c and corpus/config/ belong to the config part.
+tests_fuzz_replay_config_SOURCES = tests/fuzz/fuzz_config.c tests/fuzz/replay.c
+tests_fuzz_replay_config_CPPFLAGS = $(REPLAY_CPPFLAGS)
+tests_fuzz_replay_config_LDADD = $(FANOUT_CORE_LIBS)
+
+if FUZZ
+FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-fno-omit-frame-pointer -g
+# The core sources a harness may need, compiled into each harness with
+# coverage instrumentation.
+FUZZ_CORE_SOURCES = core/protocol.c core/json.c core/buf.c core/config.c core/log.c
+FUZZ_LIBS = $(INIH_LIBS) $(JANSSON_LIBS)
+
+noinst_PROGRAMS += tests/fuzz/fuzz_protocol tests/fuzz/fuzz_json tests/fuzz/fuzz_query \
+	tests/fuzz/fuzz_config
+
+tests_fuzz_fuzz_protocol_SOURCES = tests/fuzz/fuzz_protocol.c $(FUZZ_CORE_SOURCES)
+tests_fuzz_fuzz_protocol_CPPFLAGS = $(REPLAY_CPPFLAGS)
+tests_fuzz_fuzz_protocol_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
+tests_fuzz_fuzz_protocol_LDFLAGS = $(FUZZ_FLAGS)
+tests_fuzz_fuzz_protocol_LDADD = $(FUZZ_LIBS)
+
+tests_fuzz_fuzz_json_SOURCES = tests/fuzz/fuzz_json.c $(FUZZ_CORE_SOURCES)
+tests_fuzz_fuzz_json_CPPFLAGS = $(REPLAY_CPPFLAGS)
+tests_fuzz_fuzz_json_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
+tests_fuzz_fuzz_json_LDFLAGS = $(FUZZ_FLAGS)
+tests_fuzz_fuzz_json_LDADD = $(FUZZ_LIBS)
+
+tests_fuzz_fuzz_query_SOURCES = tests/fuzz/fuzz_query.c $(FUZZ_CORE_SOURCES)
+tests_fuzz_fuzz_query_CPPFLAGS = $(REPLAY_CPPFLAGS)
+tests_fuzz_fuzz_query_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
+tests_fuzz_fuzz_query_LDFLAGS = $(FUZZ_FLAGS)
+tests_fuzz_fuzz_query_LDADD = $(FUZZ_LIBS)
+
+tests_fuzz_fuzz_config_SOURCES = tests/fuzz/fuzz_config.c $(FUZZ_CORE_SOURCES)
+tests_fuzz_fuzz_config_CPPFLAGS = $(REPLAY_CPPFLAGS)
+tests_fuzz_fuzz_config_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
+tests_fuzz_fuzz_config_LDFLAGS = $(FUZZ_FLAGS)
+tests_fuzz_fuzz_config_LDADD = $(FUZZ_LIBS)
+
+fuzz: tests/fuzz/fuzz_protocol tests/fuzz/fuzz_json tests/fuzz/fuzz_query tests/fuzz/fuzz_config
+	$(AM_V_at)$(SHELL) $(top_srcdir)/tests/fuzz/run-fuzz.sh '$(top_srcdir)' '$(FUZZ_SECONDS)' \
+		$(FUZZ_NAMES)
+else
+fuzz:
+	@echo "make fuzz: configure with CC=clang --enable-fuzz first" >&2; exit 1
+endif
+.PHONY: fuzz
+
+CLEANFILES += tests/fuzz/fuzz_*.log
+clean-local: clean-local-fuzz
+clean-local-fuzz:
+	-rm -f tests/fuzz/crash-* tests/fuzz/leak-* tests/fuzz/timeout-* tests/fuzz/oom-*
+.PHONY: clean-local-fuzz
