@@ -410,7 +410,11 @@ static int session_callback(struct lws *wsi, enum lws_callback_reasons reason, v
 		on_closed(s);
 		break;
 	default:
-		break;
+		/* This protocol is the vhost default (clients that send no
+		 * subprotocol land here), so plain HTTP traffic — static files
+		 * and their keep-alive completion — reaches this callback too:
+		 * hand it to lws's stock HTTP handling. */
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	}
 	return 0;
 }

@@ -1,1 +1,24 @@
-# tools/ — fanout-cli and the benchmark.
+# tools/ — fanout-cli (sub, pub, push, bench) with its own small WebSocket
+# client (wsc.c), its man page and its integration tests.
+bin_PROGRAMS += tools/fanout-cli
+tools_fanout_cli_SOURCES = \
+	tools/cli.c tools/cli.h \
+	tools/wsc.c tools/wsc.h \
+	tools/sub.c \
+	tools/push.c \
+	tools/bench.c
+tools_fanout_cli_CPPFLAGS = $(AM_CPPFLAGS) -DVERSION='"$(VERSION)"' $(HIREDIS_CFLAGS) $(JANSSON_CFLAGS)
+tools_fanout_cli_LDADD = $(HIREDIS_LIBS) $(JANSSON_LIBS) -lm
+
+man_MANS += tools/fanout-cli.1
+CLEANFILES += tools/fanout-cli.1
+EXTRA_DIST += tools/fanout-cli.1.in
+tools/fanout-cli.1: tools/fanout-cli.1.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) tools && $(do_subst) < $(srcdir)/tools/fanout-cli.1.in > $@
+
+CLI_TESTS = \
+	tests/integration/cli_sub_pub.mjs \
+	tests/integration/cli_push.mjs \
+	tests/integration/cli_bench.mjs
+TESTS += $(CLI_TESTS)
+EXTRA_DIST += $(CLI_TESTS)

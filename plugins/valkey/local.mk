@@ -1,1 +1,41 @@
-# plugins/valkey/ — rules for the valkey backend (filled in by its owner).
+# plugins/valkey/ — the valkey backend (hiredis async on the host's loop),
+# its man page, and the plugin-test tier: the mock host (tests/plugin/
+# libmockhost.a, reused by other backends' tests) and the valkey tests.
+
+pkglib_LTLIBRARIES += plugins/valkey/valkey.la
+plugins_valkey_valkey_la_SOURCES = plugins/valkey/valkey.c
+plugins_valkey_valkey_la_CPPFLAGS = -I$(top_srcdir)/include
+plugins_valkey_valkey_la_CFLAGS = $(AM_CFLAGS) $(HIREDIS_CFLAGS) -pthread
+plugins_valkey_valkey_la_LIBADD = $(HIREDIS_LIBS) -lpthread
+plugins_valkey_valkey_la_LDFLAGS = $(FANOUT_PLUGIN_LINK)
+
+man_MANS += plugins/valkey/fanout-valkey.5
+CLEANFILES += plugins/valkey/fanout-valkey.5
+EXTRA_DIST += plugins/valkey/fanout-valkey.5.in plugins/valkey/README.md
+plugins/valkey/fanout-valkey.5: plugins/valkey/fanout-valkey.5.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) plugins/valkey && $(do_subst) < $(srcdir)/plugins/valkey/fanout-valkey.5.in > $@
+
+# The mock host: a fake fanoutd for plugin tests (see tests/plugin/mockhost.h).
+check_LIBRARIES += tests/plugin/libmockhost.a
+tests_plugin_libmockhost_a_SOURCES = tests/plugin/mockhost.c tests/plugin/mockhost.h
+tests_plugin_libmockhost_a_CPPFLAGS = -I$(top_srcdir)/include
+tests_plugin_libmockhost_a_CFLAGS = $(AM_CFLAGS) -pthread
+MOCKHOST_LIBS = $(top_builddir)/tests/plugin/libmockhost.a $(DL_LIBS) -lpthread
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/plugin/test_valkey
+TESTS += tests/plugin/test_valkey
+tests_plugin_test_valkey_SOURCES = tests/plugin/test_valkey.c
+tests_plugin_test_valkey_CPPFLAGS = -I$(top_srcdir)/include -I$(top_srcdir)/tests/plugin \
+	-DVALKEY_SO='"$(abs_top_builddir)/plugins/valkey/.libs/valkey.so"'
+tests_plugin_test_valkey_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(HIREDIS_CFLAGS) -pthread
+tests_plugin_test_valkey_LDADD = $(MOCKHOST_LIBS) $(CMOCKA_LIBS) $(HIREDIS_LIBS)
+tests_plugin_test_valkey_DEPENDENCIES = tests/plugin/libmockhost.a plugins/valkey/valkey.la
+endif
+
+VALKEY_NODE_TESTS = \
+	tests/integration/valkey_basic.mjs \
+	tests/integration/valkey_faults.mjs \
+	tests/integration/valkey_multi.mjs
+TESTS += $(VALKEY_NODE_TESTS)
+EXTRA_DIST += $(VALKEY_NODE_TESTS)

@@ -14,7 +14,7 @@
 # and `make fuzz [FUZZ_SECONDS=20]` runs each one for that long on a copy of
 # its corpus and fails if a crash is found (tests/fuzz/run-fuzz.sh).
 
-FUZZ_NAMES = protocol json query config
+FUZZ_NAMES = protocol json query config filetail
 FUZZ_SECONDS = 20
 
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/fuzz_common.h tests/fuzz/replay-corpus.sh \
@@ -46,6 +46,15 @@ tests_fuzz_replay_config_SOURCES = tests/fuzz/fuzz_config.c tests/fuzz/replay.c
 tests_fuzz_replay_config_CPPFLAGS = $(REPLAY_CPPFLAGS)
 tests_fuzz_replay_config_LDADD = $(FANOUT_CORE_LIBS)
 
+# fuzz_filetail.c and corpus/filetail/ belong to the filetail backend.
+check_PROGRAMS += tests/fuzz/replay_filetail
+TESTS += tests/fuzz/corpus_filetail.sh
+EXTRA_DIST += tests/fuzz/corpus_filetail.sh
+tests_fuzz_replay_filetail_SOURCES = tests/fuzz/fuzz_filetail.c tests/fuzz/replay.c \
+	plugins/filetail/line.c
+tests_fuzz_replay_filetail_CPPFLAGS = $(REPLAY_CPPFLAGS) -I$(top_srcdir)/plugins/filetail
+tests_fuzz_replay_filetail_LDADD = $(JANSSON_LIBS)
+
 if FUZZ
 FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer -g
@@ -55,7 +64,13 @@ FUZZ_CORE_SOURCES = core/protocol.c core/json.c core/buf.c core/config.c core/lo
 FUZZ_LIBS = $(INIH_LIBS) $(JANSSON_LIBS)
 
 noinst_PROGRAMS += tests/fuzz/fuzz_protocol tests/fuzz/fuzz_json tests/fuzz/fuzz_query \
-	tests/fuzz/fuzz_config
+	tests/fuzz/fuzz_config tests/fuzz/fuzz_filetail
+
+tests_fuzz_fuzz_filetail_SOURCES = tests/fuzz/fuzz_filetail.c plugins/filetail/line.c
+tests_fuzz_fuzz_filetail_CPPFLAGS = $(REPLAY_CPPFLAGS) -I$(top_srcdir)/plugins/filetail
+tests_fuzz_fuzz_filetail_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
+tests_fuzz_fuzz_filetail_LDFLAGS = $(FUZZ_FLAGS)
+tests_fuzz_fuzz_filetail_LDADD = $(JANSSON_LIBS)
 
 tests_fuzz_fuzz_protocol_SOURCES = tests/fuzz/fuzz_protocol.c $(FUZZ_CORE_SOURCES)
 tests_fuzz_fuzz_protocol_CPPFLAGS = $(REPLAY_CPPFLAGS)
@@ -81,7 +96,8 @@ tests_fuzz_fuzz_config_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
 tests_fuzz_fuzz_config_LDFLAGS = $(FUZZ_FLAGS)
 tests_fuzz_fuzz_config_LDADD = $(FUZZ_LIBS)
 
-fuzz: tests/fuzz/fuzz_protocol tests/fuzz/fuzz_json tests/fuzz/fuzz_query tests/fuzz/fuzz_config
+fuzz: tests/fuzz/fuzz_protocol tests/fuzz/fuzz_json tests/fuzz/fuzz_query tests/fuzz/fuzz_config \
+		tests/fuzz/fuzz_filetail
 	$(AM_V_at)$(SHELL) $(top_srcdir)/tests/fuzz/run-fuzz.sh '$(top_srcdir)' '$(FUZZ_SECONDS)' \
 		$(FUZZ_NAMES)
 else

@@ -189,7 +189,9 @@ export async function startFanoutd({ ini = '', args = [], env = {}, port, instan
       if (!exitInfo) {
         try { process.kill(p.pid, sig); } catch {}
       }
-      const x = await Promise.race([p.exited, sleep(t).then(() => null)]);
+      let timer;
+      const x = await Promise.race([p.exited, new Promise((r) => { timer = setTimeout(() => r(null), t); })]);
+      clearTimeout(timer);
       if (!x) {
         process.kill(p.pid, 'SIGKILL');
         throw new Error(`fanoutd did not exit within ${t} ms after ${sig}\n${p.log().slice(-3000)}`);

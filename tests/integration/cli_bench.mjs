@@ -1,0 +1,80 @@
+// cli_bench.mjs — smoke test of `fanout-cli bench` at a tiny size: 20
+// clients, 200 messages, through Valkey (valkey backend) and through publish
+// frames (loopback backend). It must complete with every client connected
+// and zero loss, and report server CPU/RSS for the pid it was given. No
+// timing is asserted. Also the --floor mode on its own.
+import assert from 'node:assert/strict';
+import { tap } from '../lib/tap.mjs';
+import { startRedis, startFanoutd, pluginPath, run, FANOUT_CLI } from '../lib/harness.mjs';
+
+const t = tap();
+
+function checkReport(r, { clients, messages, channels }) {
+  assert.equal(r.code, 0, `exit ${r.code}\n${r.stdout}\n${r.stderr}`);
+  const rep = JSON.parse(r.stdout);
+  assert.equal(rep.ok, true);
+  assert.equal(rep.connect.connected, clients);
+  assert.equal(rep.connect.failed, 0);
+  assert.equal(rep.steps.length, 1);
+  const s = rep.steps[0];
+  assert.equal(s.published, messages);
+  assert.equal(s.pub_errors, 0);
+  assert.equal(s.expected, messages * clients / channels); // each message reaches its channel's clients
+  assert.equal(s.received, s.expected);
+  assert.equal(s.loss, 0);
+  assert.equal(s.gaps, 0);
+  assert.equal(s.dups, 0);
+  assert.ok(s.latency_ms.p50 > 0 && s.latency_ms.p50 <= s.latency_ms.p99 && s.latency_ms.p99 <= s.latency_ms.max * 1.04);
+  assert.ok(s.server && s.server.cpu_s >= 0 && s.server.rss_kib > 0, 'server sampled: ' + JSON.stringify(s.server));
+  assert.ok(s.bench.cpu_s >= 0);
+  assert.ok(s.floor && s.floor.us_per_write > 0, 'floor measured: ' + JSON.stringify(s.floor));
+  return rep;
+}
+
+let r;
+await t.test('bench via Valkey: 20 clients, 2 channels, 200 messages, loss 0', async () => {
+  r = await startRedis();
+  const ini = `[server]\ninstance = bench\n\n[backend valkey]\nplugin = ${pluginPath('valkey')}\nurl = ${r.url}\n`;
+  const f = await startFanoutd({ ini, wait: 'ready' });
+  try {
+    const b = await run(FANOUT_CLI, ['bench', '--json', '--url', f.ws, '--redis', r.url, '--clients', '20', '--channels', '2',
+      '--messages', '200', '--rate', '400', '--server-pid', String(f.pid), '--floor-s', '0.3', '--idle-s', '0.2'], { timeoutMs: 60000 });
+    checkReport(b, { clients: 20, messages: 200, channels: 2 });
+    assert.equal(JSON.parse(b.stdout).via, 'valkey');
+  } finally {
+    assert.equal(await f.stop(), 0);
+    await r.stop();
+  }
+});
+
+await t.test('bench via ws publish frames (loopback backend): loss 0', async () => {
+  const ini = `[server]\ninstance = bench\nallow_publish = true\n\n[backend mem]\nplugin = ${pluginPath('loopback')}\n`;
+  const f = await startFanoutd({ ini });
+  try {
+    const b = await run(FANOUT_CLI, ['bench', '--json', '--url', f.ws, '--via', 'ws', '-c', '20', '-n', '200', '-r', '400',
+      '-p', String(f.pid), '--floor-s', '0.3', '--idle-s', '0'], { timeoutMs: 60000 });
+    const rep = checkReport(b, { clients: 20, messages: 200, channels: 1 });
+    assert.equal(rep.steps[0].pub_acks, 200);
+  } finally {
+    assert.equal(await f.stop(), 0);
+  }
+});
+
+await t.test('bench --floor writes 140-byte frames to loopback sockets and reports CPU per write', async () => {
+  const b = await run(FANOUT_CLI, ['bench', '--floor', '--json', '--clients', '50', '--rate', '5000', '--floor-s', '0.3']);
+  assert.equal(b.code, 0, b.stderr);
+  const fl = JSON.parse(b.stdout).floor;
+  assert.equal(fl.sockets, 50);
+  assert.equal(fl.frame_bytes, 140);
+  assert.ok(fl.writes > 0);
+  assert.equal(fl.read_bytes, fl.writes * 140); // the readers got every byte
+  assert.ok(fl.us_per_write > 0);
+});
+
+await t.test('bench without a server fails clearly', async () => {
+  const b = await run(FANOUT_CLI, ['bench', '--url', 'ws://127.0.0.1:1/ws', '-c', '3', '-n', '1', '--connect-timeout-s', '5']);
+  assert.equal(b.code, 1);
+  assert.match(b.stderr, /no client connected.*refused/i);
+});
+
+t.done();

@@ -1,0 +1,155 @@
+/*
+ * mockhost — a fake fanoutd for testing a backend plugin in isolation.
+ *
+ * It implements every service of struct fanout_host on a tiny poll()-based,
+ * single-threaded loop (fd watches, one-shot timers, a thread-safe post()
+ * backed by a mutex + pipe) and records every call the plugin makes back into
+ * the host (deliver, subscribed, published, backend_state, gap, count, log)
+ * so a test can assert on them. One mockhost hosts one backend.
+ *
+ * Typical use (cmocka):
+ *
+ *     struct mockhost *m = mockhost_new();
+ *     const struct fanout_plugin *p = mockhost_dlopen(getenv("PLUGIN_SO"));
+ *     void *st;
+ *     const char *kv[] = {"url", "redis://127.0.0.1:6390/0", NULL};
+ *     assert_int_equal(mockhost_start(m, p, kv, &st), 0);
+ *     p->subscribe(st, "news");
+ *     assert_true(mockhost_run_until(m, mockhost_pred_subscribed, "news", 3000));
+ *     ...
+ *     mockhost_free(m);     // calls stop() + destroy() if still started
+ *
+ * Everything here runs on the calling thread except post(), which may be
+ * called from any thread (as the ABI says). Recorded strings are copies owned
+ * by the mockhost and valid until mockhost_reset_records() or mockhost_free().
+ */
+#ifndef FANOUT_TESTS_MOCKHOST_H
+#define FANOUT_TESTS_MOCKHOST_H
+
+#include <fanout/plugin.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mockhost;
+
+/* A recorded deliver(): channel, a copy of the payload (NUL-terminated for convenience). */
+struct mock_msg {
+	char *channel;
+	char *data;
+	size_t len;
+};
+
+/* A recorded subscribed(channel, ok). */
+struct mock_sub {
+	char *channel;
+	int ok;
+};
+
+/* A recorded published(token, ok). */
+struct mock_pub {
+	uint64_t token;
+	int ok;
+};
+
+/* A recorded backend_state(state, reason). */
+struct mock_state {
+	enum fanout_state state;
+	char *reason;
+};
+
+/* A recorded gap(channel or NULL, reason). */
+struct mock_gap {
+	char *channel; /* NULL: every channel */
+	char *reason;
+};
+
+/* A recorded log line. */
+struct mock_log {
+	enum fanout_log_level level;
+	char *text;
+};
+
+/* Create / free a host. free() stops and destroys a started plugin first. */
+struct mockhost *mockhost_new(void);
+void mockhost_free(struct mockhost *m);
+
+/* The service table and the backend handle given to init(). */
+const struct fanout_host *mockhost_host(struct mockhost *m);
+struct fanout_backend *mockhost_backend(struct mockhost *m);
+
+/* Settings that tests may change before mockhost_start(). */
+void mockhost_set_instance(struct mockhost *m, const char *instance); /* default "mock" */
+void mockhost_set_name(struct mockhost *m, const char *name);	      /* default "test" */
+void mockhost_set_quiet(struct mockhost *m, int quiet); /* 1: do not echo logs to stderr */
+
+/*
+ * dlopen(path, RTLD_NOW | RTLD_LOCAL) and return its FANOUT_PLUGIN_SYMBOL
+ * table, or NULL (reason printed to stderr). The handle stays open until exit.
+ */
+const struct fanout_plugin *mockhost_dlopen(const char *path);
+
+/*
+ * Build the value array from p->options: "key", "value", ..., NULL pairs in
+ * kv (kv may be NULL) override the defaults; checks types and bounds the way
+ * the host does (unknown key, bad INT/BOOL/ENUM, missing REQUIRED → -1
+ * without calling the plugin). Then call p->init and p->start. Returns 0,
+ * -1 on a config error, or the plugin's negative FANOUT_E* code from
+ * init/start. *state receives the plugin state.
+ */
+int mockhost_start(struct mockhost *m, const struct fanout_plugin *p, const char *const *kv,
+		   void **state);
+
+/* Call p->stop (after it, posted callbacks are dropped) and p->destroy. Idempotent. */
+void mockhost_stop(struct mockhost *m);
+
+/* Run the loop for about ms milliseconds (0: one non-blocking turn). */
+void mockhost_run(struct mockhost *m, int ms);
+
+/*
+ * Run the loop until pred(m, arg) returns non-zero or timeout_ms passes.
+ * Returns 1 when pred became true, 0 on timeout. pred is checked before the
+ * first turn and after every turn.
+ */
+int mockhost_run_until(struct mockhost *m, int (*pred)(struct mockhost *, void *), void *arg,
+		       int timeout_ms);
+
+/* Monotonic milliseconds (the mock loop's clock). */
+uint64_t mockhost_now_ms(void);
+
+/* ---- recorded calls ---- */
+size_t mockhost_n_delivered(struct mockhost *m);
+const struct mock_msg *mockhost_delivered(struct mockhost *m, size_t i);
+size_t mockhost_n_subscribed(struct mockhost *m);
+const struct mock_sub *mockhost_subscribed(struct mockhost *m, size_t i);
+size_t mockhost_n_published(struct mockhost *m);
+const struct mock_pub *mockhost_published(struct mockhost *m, size_t i);
+size_t mockhost_n_states(struct mockhost *m);
+const struct mock_state *mockhost_state(struct mockhost *m, size_t i);
+size_t mockhost_n_gaps(struct mockhost *m);
+const struct mock_gap *mockhost_gap(struct mockhost *m, size_t i);
+size_t mockhost_n_logs(struct mockhost *m);
+const struct mock_log *mockhost_log(struct mockhost *m, size_t i);
+
+/* Sum of every count(event, delta) so far (0 if never counted). */
+uint64_t mockhost_count(struct mockhost *m, const char *event);
+/* The last backend_state() (FANOUT_DOWN, reason NULL, if none yet). */
+enum fanout_state mockhost_last_state(struct mockhost *m, const char **reason);
+/* Number of live (not removed) watches / timers, e.g. to check stop() cleans up. */
+size_t mockhost_n_watches(struct mockhost *m);
+size_t mockhost_n_timers(struct mockhost *m);
+/* 1 if some log line contains needle. */
+int mockhost_log_contains(struct mockhost *m, const char *needle);
+/* How many subscribed() calls for channel with ok (ok < 0: any). */
+size_t mockhost_n_subscribed_for(struct mockhost *m, const char *channel, int ok);
+/* Forget all records (counters and last state included). */
+void mockhost_reset_records(struct mockhost *m);
+
+/* Ready-made predicates for mockhost_run_until(). */
+int mockhost_pred_up(struct mockhost *m, void *unused);		   /* last state is UP */
+int mockhost_pred_down(struct mockhost *m, void *unused);	   /* last state is DOWN (seen) */
+int mockhost_pred_subscribed(struct mockhost *m, void *channel);   /* subscribed(channel, 1) seen */
+int mockhost_pred_n_delivered(struct mockhost *m, void *size_t_p); /* n_delivered >= *(size_t*) */
+int mockhost_pred_n_published(struct mockhost *m, void *size_t_p); /* n_published >= *(size_t*) */
+int mockhost_pred_n_gaps(struct mockhost *m, void *size_t_p);	   /* n_gaps >= *(size_t*) */
+
+#endif /* FANOUT_TESTS_MOCKHOST_H */

@@ -1,0 +1,735 @@
+/*
+ * test_valkey.c — the valkey backend against the mock host and a real
+ * redis-server (or valkey-server) started here on free loopback ports.
+ *
+ * Owns: the broker processes it forks (stopped by PID in teardown), one
+ * mockhost per test, sync hiredis contexts used as the "outside publisher".
+ * Runs single-threaded (the plugin's resolver thread aside). The broker path
+ * comes from $REDIS_SERVER; with none, tests skip (fail when CI=true).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <hiredis/hiredis.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mockhost.h"
+
+#ifndef VALKEY_SO
+#define VALKEY_SO "plugins/valkey/.libs/valkey.so"
+#endif
+
+struct broker {
+	pid_t pid;
+	int port;
+	char pass[64]; /* requirepass, "" for none */
+};
+
+static const struct fanout_plugin *plugin;
+
+/* Every broker still running, so a failed test (cmocka longjmps out of it)
+ * leaves no process behind: group_teardown kills what is left. */
+static pid_t live[64];
+
+static void live_set(pid_t old, pid_t new)
+{
+	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
+		if (live[i] == old) {
+			live[i] = new;
+			return;
+		}
+	}
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t l = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &l) < 0)
+		fail_msg("free_port: %s", strerror(errno));
+	port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static redisContext *broker_ctx(struct broker *b)
+{
+	struct timeval tv = {1, 0};
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", b->port, tv);
+
+	if (!c || c->err) {
+		if (c)
+			redisFree(c);
+		return NULL;
+	}
+	redisSetTimeout(c, tv);
+	if (b->pass[0]) {
+		redisReply *r = redisCommand(c, "AUTH %s", b->pass);
+		if (r)
+			freeReplyObject(r);
+	}
+	return c;
+}
+
+/* Run one command on a fresh sync connection; returns the reply (caller frees) or NULL. */
+static redisReply *broker_cmd(struct broker *b, const char *fmt, ...)
+{
+	redisContext *c = broker_ctx(b);
+	redisReply *r;
+	va_list ap;
+
+	if (!c)
+		return NULL;
+	va_start(ap, fmt);
+	r = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	redisFree(c);
+	return r;
+}
+
+static long long numsub(struct broker *b, const char *channel)
+{
+	redisReply *r = broker_cmd(b, "PUBSUB NUMSUB %s", channel);
+	long long n = -1;
+
+	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2)
+		n = r->element[1]->integer;
+	if (r)
+		freeReplyObject(r);
+	return n;
+}
+
+static long long publish(struct broker *b, const char *channel, const void *data, size_t len)
+{
+	redisReply *r = broker_cmd(b, "PUBLISH %s %b", channel, data, len);
+	long long n = -1;
+
+	if (r && r->type == REDIS_REPLY_INTEGER)
+		n = r->integer;
+	if (r)
+		freeReplyObject(r);
+	return n;
+}
+
+static int broker_ping(struct broker *b)
+{
+	redisReply *r = broker_cmd(b, "PING");
+	int ok = r && r->type == REDIS_REPLY_STATUS;
+
+	if (r)
+		freeReplyObject(r);
+	return ok;
+}
+
+static void broker_start_on(struct broker *b, int port, const char *pass)
+{
+	const char *srv = getenv("REDIS_SERVER");
+	char portstr[16];
+	uint64_t end;
+
+	if (!srv || !*srv) {
+		if (getenv("CI") && strcmp(getenv("CI"), "true") == 0)
+			fail_msg("REDIS_SERVER not set (CI=true: no skipping)");
+		skip();
+	}
+	b->port = port;
+	snprintf(b->pass, sizeof(b->pass), "%s", pass ? pass : "");
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	b->pid = fork();
+	if (b->pid < 0)
+		fail_msg("fork: %s", strerror(errno));
+	if (b->pid == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 1);
+		if (pass && *pass)
+			execl(srv, srv, "--port", portstr, "--bind", "127.0.0.1", "--save", "",
+			      "--appendonly", "no", "--requirepass", pass, (char *)NULL);
+		else
+			execl(srv, srv, "--port", portstr, "--bind", "127.0.0.1", "--save", "",
+			      "--appendonly", "no", (char *)NULL);
+		_exit(127);
+	}
+	live_set(0, b->pid);
+	end = mockhost_now_ms() + 5000;
+	while (!broker_ping(b)) {
+		if (mockhost_now_ms() > end)
+			fail_msg("broker on port %d did not come up", port);
+		usleep(10000);
+	}
+}
+
+static void broker_start(struct broker *b, const char *pass)
+{
+	broker_start_on(b, free_port(), pass);
+}
+
+static void broker_kill(struct broker *b, int sig)
+{
+	if (b->pid > 0) {
+		kill(b->pid, sig);
+		if (sig == SIGKILL || sig == SIGTERM) {
+			kill(b->pid, SIGCONT);
+			waitpid(b->pid, NULL, 0);
+			live_set(b->pid, 0);
+			b->pid = 0;
+		}
+	}
+}
+
+static void url_of(char *buf, size_t n, struct broker *b)
+{
+	snprintf(buf, n, "redis://127.0.0.1:%d/0", b->port);
+}
+
+/* A started plugin on its own mock host. */
+struct fx {
+	struct mockhost *m;
+	void *st;
+	struct broker br;
+	char url[128];
+};
+
+static void fx_start(struct fx *f, const char *const *extra)
+{
+	const char *kv[40];
+	size_t n = 0;
+
+	f->m = mockhost_new();
+	assert_non_null(f->m);
+	url_of(f->url, sizeof(f->url), &f->br);
+	kv[n++] = "url";
+	kv[n++] = f->url;
+	kv[n++] = "reconnect_min_ms";
+	kv[n++] = "20";
+	kv[n++] = "reconnect_max_ms";
+	kv[n++] = "200";
+	for (size_t i = 0; extra && extra[i]; i++)
+		kv[n++] = extra[i];
+	kv[n] = NULL;
+	assert_int_equal(mockhost_start(f->m, plugin, kv, &f->st), 0);
+}
+
+static void fx_free(struct fx *f)
+{
+	if (f->m) {
+		mockhost_stop(f->m);
+		/* stop() + destroy() leave nothing behind on the host. */
+		assert_int_equal(mockhost_n_watches(f->m), 0);
+		assert_int_equal(mockhost_n_timers(f->m), 0);
+		mockhost_free(f->m);
+		f->m = NULL;
+	}
+	broker_kill(&f->br, SIGKILL);
+}
+
+static void fx_up_and_sub(struct fx *f, const char *channel)
+{
+	assert_true(mockhost_run_until(f->m, mockhost_pred_up, NULL, 5000));
+	if (channel) {
+		assert_int_equal(plugin->subscribe(f->st, channel), 0);
+		assert_true(
+		    mockhost_run_until(f->m, mockhost_pred_subscribed, (void *)channel, 5000));
+	}
+}
+
+struct numsub_arg {
+	struct broker *b;
+	const char *ch;
+	long long want;
+};
+
+static int pred_numsub(struct mockhost *m, void *arg)
+{
+	struct numsub_arg *a = arg;
+
+	(void)m;
+	return numsub(a->b, a->ch) == a->want;
+}
+
+static int pred_count(struct mockhost *m, void *ev)
+{
+	return mockhost_count(m, ev) > 0;
+}
+
+/* ---- tests ---- */
+
+static void test_subscribe_deliver(void **unused)
+{
+	struct fx f = {0};
+	static const char bin[] = "not json \x01\x00\xff end";
+	size_t want = 2;
+
+	(void)unused;
+	broker_start(&f.br, NULL);
+	fx_start(&f, NULL);
+	fx_up_and_sub(&f, "news");
+	assert_int_equal(numsub(&f.br, "news"), 1);
+	assert_int_equal(publish(&f.br, "news", "{\"a\":1}", 7), 1);
+	assert_int_equal(publish(&f.br, "news", bin, sizeof(bin)), 1);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_n_delivered, &want, 3000));
+	assert_string_equal(mockhost_delivered(f.m, 0)->channel, "news");
+	assert_int_equal(mockhost_delivered(f.m, 0)->len, 7);
+	assert_memory_equal(mockhost_delivered(f.m, 0)->data, "{\"a\":1}", 7);
+	assert_int_equal(mockhost_delivered(f.m, 1)->len, sizeof(bin));
+	assert_memory_equal(mockhost_delivered(f.m, 1)->data, bin, sizeof(bin));
+	/* A channel nobody asked for is not subscribed on the broker. */
+	assert_int_equal(numsub(&f.br, "other"), 0);
+	assert_true(mockhost_count(f.m, "messages") >= 2);
+	fx_free(&f);
+}
+
+static void test_prefix(void **unused)
+{
+	struct fx f = {0};
+	const char *extra[] = {"channel_prefix", "app1:", NULL};
+	size_t want = 1;
+
+	(void)unused;
+	broker_start(&f.br, NULL);
+	fx_start(&f, extra);
+	fx_up_and_sub(&f, "a");
+	assert_int_equal(numsub(&f.br, "app1:a"), 1);
+	assert_int_equal(numsub(&f.br, "a"), 0);
+	assert_int_equal(publish(&f.br, "a", "wrong", 5), 0);
+	assert_int_equal(publish(&f.br, "app1:a", "right", 5), 1);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_n_delivered, &want, 3000));
+	mockhost_run(f.m, 50);
+	assert_int_equal(mockhost_n_delivered(f.m), 1);
+	assert_string_equal(mockhost_delivered(f.m, 0)->channel, "a");
+	assert_string_equal(mockhost_delivered(f.m, 0)->data, "right");
+	/* publish() goes out prefixed too. */
+	assert_int_equal(plugin->publish(f.st, "a", "mine", 4, 7), 0);
+	want = 2;
+	assert_true(mockhost_run_until(f.m, mockhost_pred_n_delivered, &want, 3000));
+	assert_string_equal(mockhost_delivered(f.m, 1)->data, "mine");
+	fx_free(&f);
+}
+
+static void test_big_payload(void **unused)
+{
+	struct fx f = {0};
+	size_t len = 1024 * 1024, want = 1;
+	char *big = malloc(len);
+
+	(void)unused;
+	assert_non_null(big);
+	for (size_t i = 0; i < len; i++)
+		big[i] = (char)('a' + i % 26);
+	broker_start(&f.br, NULL);
+	fx_start(&f, NULL);
+	fx_up_and_sub(&f, "big");
+	assert_int_equal(publish(&f.br, "big", big, len), 1);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_n_delivered, &want, 5000));
+	assert_int_equal(mockhost_delivered(f.m, 0)->len, len);
+	assert_memory_equal(mockhost_delivered(f.m, 0)->data, big, len);
+	free(big);
+	fx_free(&f);
+}
+
+static void test_burst_in_order(void **unused)
+{
+	struct fx f = {0};
+	size_t n = 10000;
+	redisContext *c;
+	char buf[32];
+
+	(void)unused;
+	broker_start(&f.br, NULL);
+	fx_start(&f, NULL);
+	fx_up_and_sub(&f, "burst");
+	c = broker_ctx(&f.br);
+	assert_non_null(c);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(buf, sizeof(buf), "%zu", i);
+		redisAppendCommand(c, "PUBLISH burst %s", buf);
+	}
+	for (size_t i = 0; i < n; i++) {
+		redisReply *r;
+		assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
+		freeReplyObject(r);
+	}
+	redisFree(c);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_n_delivered, &n, 10000));
+	assert_int_equal(mockhost_n_delivered(f.m), n);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(buf, sizeof(buf), "%zu", i);
+		assert_string_equal(mockhost_delivered(f.m, i)->data, buf);
+	}
+	fx_free(&f);
+}
+
+static long long subscribe_calls(struct broker *b)
+{
+	redisReply *r = broker_cmd(b, "INFO commandstats");
+	long long n = 0;
+	const char *p;
+
+	if (r && r->type == REDIS_REPLY_STRING && (p = strstr(r->str, "cmdstat_subscribe:calls=")))
+		n = atoll(p + strlen("cmdstat_subscribe:calls="));
+	if (r)
+		freeReplyObject(r);
+	return n;
+}
+
+static void test_demand_numsub_batch(void **unused)
+{
+	struct fx f = {0};
+	const char *chs[] = {"c1", "c2", "c3", "c4", "c5"};
+	struct numsub_arg na;
+	long long before;
+
+	(void)unused;
+	broker_start(&f.br, NULL);
+	fx_start(&f, NULL);
+	fx_up_and_sub(&f, NULL);
+	before = subscribe_calls(&f.br);
+	/* Five subscribes in one loop turn travel as one SUBSCRIBE. */
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(plugin->subscribe(f.st, chs[i]), 0);
+	for (int i = 0; i < 5; i++)
+		assert_true(
+		    mockhost_run_until(f.m, mockhost_pred_subscribed, (void *)chs[i], 3000));
+	assert_int_equal(subscribe_calls(&f.br) - before, 1);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(numsub(&f.br, chs[i]), 1);
+	/* Last local subscriber leaves: unsubscribed on the broker. */
+	assert_int_equal(plugin->unsubscribe(f.st, "c3"), 0);
+	na = (struct numsub_arg){&f.br, "c3", 0};
+	assert_true(mockhost_run_until(f.m, pred_numsub, &na, 3000));
+	assert_int_equal(numsub(&f.br, "c2"), 1);
+	/* Leave and come back quickly: subscribed again, confirmed again. */
+	assert_int_equal(plugin->unsubscribe(f.st, "c4"), 0);
+	mockhost_run(f.m, 0);
+	assert_int_equal(plugin->subscribe(f.st, "c4"), 0);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_subscribed, "c4", 3000));
+	mockhost_run(f.m, 100);
+	assert_int_equal(numsub(&f.br, "c4"), 1);
+	/* Messages for an unsubscribed channel are not delivered. */
+	publish(&f.br, "c3", "x", 1);
+	publish(&f.br, "c4", "y", 1);
+	{
+		size_t want = 1;
+		assert_true(mockhost_run_until(f.m, mockhost_pred_n_delivered, &want, 3000));
+	}
+	mockhost_run(f.m, 50);
+	assert_int_equal(mockhost_n_delivered(f.m), 1);
+	assert_string_equal(mockhost_delivered(f.m, 0)->channel, "c4");
+	fx_free(&f);
+}
+
+static void test_publish(void **unused)
+{
+	struct fx f = {0};
+	const char *extra[] = {"max_pending", "2", NULL};
+	size_t want = 1;
+
+	(void)unused;
+	broker_start(&f.br, NULL);
+	fx_start(&f, extra);
+	fx_up_and_sub(&f, "pub");
+	assert_int_equal(plugin->publish(f.st, "pub", "{\"x\":2}", 7, 42), 0);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_n_published, &want, 3000));
+	assert_int_equal(mockhost_published(f.m, 0)->token, 42);
+	assert_int_equal(mockhost_published(f.m, 0)->ok, 1);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_n_delivered, &want, 3000));
+	assert_string_equal(mockhost_delivered(f.m, 0)->data, "{\"x\":2}");
+	/* Over max_pending in flight: refused at once. */
+	assert_int_equal(plugin->publish(f.st, "pub", "a", 1, 1), 0);
+	assert_int_equal(plugin->publish(f.st, "pub", "b", 1, 2), 0);
+	assert_int_equal(plugin->publish(f.st, "pub", "c", 1, 3), FANOUT_EUNAVAIL);
+	want = 3;
+	assert_true(mockhost_run_until(f.m, mockhost_pred_n_published, &want, 3000));
+	/* Broker gone: published(token, 0), at once or when the loss is seen. */
+	broker_kill(&f.br, SIGKILL);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_down, NULL, 3000));
+	assert_int_equal(plugin->publish(f.st, "pub", "d", 1, 99), 0);
+	assert_int_equal(mockhost_n_published(f.m), 4);
+	assert_int_equal(mockhost_published(f.m, 3)->token, 99);
+	assert_int_equal(mockhost_published(f.m, 3)->ok, 0);
+	fx_free(&f);
+}
+
+static void check_recovery(struct fx *f, const char *ch, const char *payload, const char *what)
+{
+	size_t gaps = 1, want = mockhost_n_delivered(f->m) + 1;
+	uint64_t t0 = mockhost_now_ms();
+	struct numsub_arg na = {&f->br, ch, 1};
+
+	assert_true(mockhost_run_until(f->m, mockhost_pred_up, NULL, 10000));
+	assert_true(mockhost_run_until(f->m, mockhost_pred_n_gaps, &gaps, 10000));
+	assert_null(mockhost_gap(f->m, 0)->channel);
+	assert_string_equal(mockhost_gap(f->m, 0)->reason, "backend reconnected");
+	assert_true(mockhost_run_until(f->m, pred_numsub, &na, 3000));
+	assert_int_equal(publish(&f->br, ch, payload, strlen(payload)), 1);
+	assert_true(mockhost_run_until(f->m, mockhost_pred_n_delivered, &want, 3000));
+	assert_string_equal(mockhost_delivered(f->m, want - 1)->data, payload);
+	assert_true(mockhost_count(f->m, "reconnects") >= 1);
+	/* No second "subscribed" answer for a channel already confirmed. */
+	assert_int_equal(mockhost_n_subscribed_for(f->m, ch, -1), 1);
+	print_message("# %s: up again + message delivered %llu ms after the fault ended\n", what,
+		      (unsigned long long)(mockhost_now_ms() - t0));
+}
+
+static void test_broker_restart(void **unused)
+{
+	struct fx f = {0};
+	int port;
+	uint64_t t0;
+	size_t down_states;
+
+	(void)unused;
+	broker_start(&f.br, NULL);
+	fx_start(&f, NULL);
+	fx_up_and_sub(&f, "r1");
+	port = f.br.port;
+	broker_kill(&f.br, SIGKILL);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_down, NULL, 3000));
+	mockhost_run(f.m, 500); /* several retries while it is down */
+	/* Down is reported (and logged) once, not once per retry. */
+	down_states = 0;
+	for (size_t i = 0; i < mockhost_n_states(f.m); i++)
+		down_states += mockhost_state(f.m, i)->state == FANOUT_DOWN;
+	assert_int_equal(down_states, 2); /* "connecting" at start + the loss */
+	t0 = mockhost_now_ms();
+	broker_start_on(&f.br, port, NULL);
+	check_recovery(&f, "r1", "after restart", "broker restart");
+	print_message("# broker restart: restart -> message delivered in %llu ms\n",
+		      (unsigned long long)(mockhost_now_ms() - t0));
+	fx_free(&f);
+}
+
+static void test_client_kill(void **unused)
+{
+	struct fx f = {0};
+	redisReply *r;
+
+	(void)unused;
+	broker_start(&f.br, NULL);
+	fx_start(&f, NULL);
+	fx_up_and_sub(&f, "k1");
+	r = broker_cmd(&f.br, "CLIENT KILL TYPE pubsub");
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	assert_int_equal(r->integer, 1);
+	freeReplyObject(r);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_down, NULL, 3000));
+	check_recovery(&f, "k1", "after kill", "CLIENT KILL TYPE pubsub");
+	fx_free(&f);
+}
+
+static void test_sigstop_probe(void **unused)
+{
+	struct fx f = {0};
+	const char *extra[] = {"probe_interval_ms",
+			       "100",
+			       "probe_timeout_ms",
+			       "400",
+			       "connect_timeout_ms",
+			       "300",
+			       NULL};
+
+	(void)unused;
+	broker_start(&f.br, NULL);
+	fx_start(&f, extra);
+	fx_up_and_sub(&f, "s1");
+	broker_kill(&f.br, SIGSTOP);
+	assert_true(mockhost_run_until(f.m, pred_count, "probe_timeouts", 3000));
+	assert_true(mockhost_run_until(f.m, mockhost_pred_down, NULL, 1000));
+	mockhost_run(f.m, 600);
+	broker_kill(&f.br, SIGCONT);
+	check_recovery(&f, "s1", "after sigstop", "SIGSTOP");
+	fx_free(&f);
+}
+
+static void test_auth_right(void **unused)
+{
+	struct fx f = {0};
+	const char *extra[] = {"password", "s3cret", NULL};
+	size_t want = 1;
+
+	(void)unused;
+	broker_start(&f.br, "s3cret");
+	fx_start(&f, extra);
+	fx_up_and_sub(&f, "a1");
+	assert_int_equal(publish(&f.br, "a1", "ok", 2), 1);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_n_delivered, &want, 3000));
+	assert_false(mockhost_log_contains(f.m, "s3cret"));
+	fx_free(&f);
+}
+
+static void test_auth_url_and_db(void **unused)
+{
+	struct fx f = {0};
+	const char *extra[2 + 1] = {"url", NULL, NULL};
+	char url[160];
+
+	(void)unused;
+	broker_start(&f.br, "p%w");
+	/* user "default" + password in the url (percent-encoded), db 3 */
+	snprintf(url, sizeof(url), "redis://default:p%%25w@127.0.0.1:%d/3", f.br.port);
+	extra[1] = url;
+	fx_start(&f, extra);
+	fx_up_and_sub(&f, "a2");
+	assert_int_equal(numsub(&f.br, "a2"), 1);
+	assert_int_equal(mockhost_count(f.m, "auth_failures"), 0);
+	fx_free(&f);
+}
+
+static void test_auth_wrong(void **unused)
+{
+	struct fx f = {0};
+	const char *extra[] = {"password", "wrong", NULL};
+	size_t nlog = 0;
+
+	(void)unused;
+	broker_start(&f.br, "s3cret");
+	fx_start(&f, extra);
+	assert_true(mockhost_run_until(f.m, pred_count, "auth_failures", 3000));
+	plugin->subscribe(f.st, "w1");
+	mockhost_run(f.m, 700); /* the penalty delay is the cap (200 ms): several retries */
+	assert_true(mockhost_count(f.m, "auth_failures") >= 3);
+	assert_false(mockhost_pred_up(f.m, NULL));
+	assert_int_equal(mockhost_n_subscribed_for(f.m, "w1", 1), 0);
+	assert_int_equal(numsub(&f.br, "w1"), 0);
+	for (size_t i = 0; i < mockhost_n_logs(f.m); i++) {
+		const struct mock_log *l = mockhost_log(f.m, i);
+		if (l->level <= FANOUT_LOG_WARN && strstr(l->text, "AUTH refused")) {
+			assert_non_null(strstr(l->text, "WRONGPASS"));
+			nlog++;
+		}
+	}
+	/* Named clearly, once per connection, not once per retry. */
+	assert_true(nlog >= 1 && nlog <= 2);
+	assert_false(mockhost_log_contains(f.m, "wrong\""));
+	fx_free(&f);
+}
+
+static void test_unreachable_then_up(void **unused)
+{
+	struct fx f = {0};
+	int port = free_port();
+	const char *reason;
+
+	(void)unused;
+	f.br.port = port;
+	fx_start(&f, NULL);
+	mockhost_run(f.m, 600);
+	assert_false(mockhost_pred_up(f.m, NULL));
+	assert_int_equal(mockhost_last_state(f.m, &reason), FANOUT_DOWN);
+	assert_true(mockhost_count(f.m, "connect_failures") >= 4); /* retrying */
+	assert_int_equal(plugin->subscribe(f.st, "u1"), 0);
+	mockhost_run(f.m, 50);
+	assert_int_equal(mockhost_n_subscribed(f.m), 0); /* waits for the broker */
+	broker_start_on(&f.br, port, NULL);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_up, NULL, 5000));
+	assert_true(mockhost_run_until(f.m, mockhost_pred_subscribed, "u1", 3000));
+	assert_int_equal(numsub(&f.br, "u1"), 1);
+	fx_free(&f);
+}
+
+static void test_hostname(void **unused)
+{
+	struct fx f = {0};
+	char url[96];
+	const char *extra[] = {"url", url, NULL};
+	size_t want = 1;
+
+	(void)unused;
+	broker_start(&f.br, NULL);
+	snprintf(url, sizeof(url), "redis://localhost:%d", f.br.port);
+	fx_start(&f, extra);
+	fx_up_and_sub(&f, "h1");
+	assert_int_equal(publish(&f.br, "h1", "via localhost", 13), 1);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_n_delivered, &want, 3000));
+	fx_free(&f);
+}
+
+static void test_bad_hostname(void **unused)
+{
+	struct fx f = {0};
+	const char *extra[] = {"url", "redis://no-such-host.invalid:6379/0", NULL};
+
+	(void)unused;
+	fx_start(&f, extra);
+	assert_true(mockhost_run_until(f.m, pred_count, "resolve_failures", 5000));
+	assert_true(mockhost_log_contains(f.m, "cannot resolve no-such-host.invalid"));
+	fx_free(&f);
+}
+
+static void test_config_errors(void **unused)
+{
+	struct mockhost *m = mockhost_new();
+	void *st;
+	const char *bad[][3] = {
+	    {"url", "http://x", NULL},
+	    {"url", "redis://h:99999/0", NULL},
+	    {"url", "unix://relative", NULL},
+	    {"username", "u", NULL}, /* without a password */
+	};
+
+	(void)unused;
+	mockhost_set_quiet(m, 1);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_true(mockhost_start(m, plugin, bad[i], &st) < 0);
+	{
+		const char *kv[] = {"reconnect_min_ms", "500", "reconnect_max_ms", "100", NULL};
+		assert_true(mockhost_start(m, plugin, kv, &st) < 0);
+	}
+	mockhost_free(m);
+}
+
+static int group_setup(void **unused)
+{
+	(void)unused;
+	signal(SIGPIPE, SIG_IGN);
+	plugin = mockhost_dlopen(getenv("VALKEY_SO") ? getenv("VALKEY_SO") : VALKEY_SO);
+	return plugin ? 0 : -1;
+}
+
+static int group_teardown(void **unused)
+{
+	(void)unused;
+	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
+		if (live[i] > 0) {
+			kill(live[i], SIGKILL);
+			kill(live[i], SIGCONT);
+			waitpid(live[i], NULL, 0);
+			live[i] = 0;
+		}
+	}
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_config_errors),  cmocka_unit_test(test_subscribe_deliver),
+	    cmocka_unit_test(test_prefix),	   cmocka_unit_test(test_big_payload),
+	    cmocka_unit_test(test_burst_in_order), cmocka_unit_test(test_demand_numsub_batch),
+	    cmocka_unit_test(test_publish),	   cmocka_unit_test(test_broker_restart),
+	    cmocka_unit_test(test_client_kill),	   cmocka_unit_test(test_sigstop_probe),
+	    cmocka_unit_test(test_auth_right),	   cmocka_unit_test(test_auth_url_and_db),
+	    cmocka_unit_test(test_auth_wrong),	   cmocka_unit_test(test_unreachable_then_up),
+	    cmocka_unit_test(test_hostname),	   cmocka_unit_test(test_bad_hostname),
+	};
+
+	return cmocka_run_group_tests_name("valkey backend", tests, group_setup, group_teardown);
+}

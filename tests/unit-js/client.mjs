@@ -1,0 +1,301 @@
+// client.mjs — unit tests (node, no browser, no network) for web/fanout.js's
+// FanoutClient: request/reply matching by id, events, reconnect schedule,
+// resubscription and close-code handling. The WebSocket, timers, clock and
+// random source are fakes injected through the constructor.
+import assert from 'node:assert/strict';
+import { tap } from '../lib/tap.mjs';
+import { FanoutClient, State } from '../../web/fanout.js';
+
+const t = tap();
+
+// ---- fakes ----
+function fakeClock() {
+  let now = 0;
+  let seq = 0;
+  const timers = new Map();
+  return {
+    now: () => now,
+    setTimeout: (fn, ms) => {
+      const id = ++seq;
+      timers.set(id, { at: now + Math.max(0, ms), fn });
+      return id;
+    },
+    clearTimeout: (id) => timers.delete(id),
+    /** Advance time, running due timers in order. */
+    advance(ms) {
+      const end = now + ms;
+      for (;;) {
+        let next = null;
+        for (const [id, tm] of timers) if (tm.at <= end && (!next || tm.at < next[1].at)) next = [id, tm];
+        if (!next) break;
+        timers.delete(next[0]);
+        now = next[1].at;
+        next[1].fn();
+      }
+      now = end;
+    },
+    pending: () => [...timers.values()].map((x) => x.at - now).sort((a, b) => a - b),
+  };
+}
+
+function fakeWS() {
+  const sockets = [];
+  class WS {
+    constructor(url) {
+      this.url = url;
+      this.sent = [];
+      this.closedBy = null;
+      sockets.push(this);
+    }
+    send(s) {
+      this.sent.push(JSON.parse(s));
+    }
+    close(code) {
+      this.closedBy = code ?? 1005;
+    }
+    // test side
+    open() {
+      this.onopen?.({});
+    }
+    frame(obj) {
+      this.onmessage?.({ data: JSON.stringify(obj) });
+    }
+    drop(code, reason = '') {
+      this.onclose?.({ code, reason });
+    }
+    last(type) {
+      return [...this.sent].reverse().find((f) => f.type === type);
+    }
+  }
+  return { WS, sockets };
+}
+
+function setup(opts = {}) {
+  const clock = fakeClock();
+  const { WS, sockets } = fakeWS();
+  const c = new FanoutClient('ws://test/ws', {
+    WebSocket: WS,
+    setTimeout: clock.setTimeout,
+    clearTimeout: clock.clearTimeout,
+    now: clock.now,
+    random: () => 0.5,
+    ...opts,
+  });
+  const events = [];
+  for (const type of ['status', 'hello', 'message', 'gap', 'error', 'subscribed', 'unsubscribed'])
+    c.addEventListener(type, (e) => events.push({ type, ...e.detail }));
+  const ws = () => sockets[sockets.length - 1];
+  // open the current socket and answer hello + every subscribe
+  const up = (instance = 'c1') => {
+    ws().open();
+    ws().frame({ type: 'hello', instance, version: '0.1.0' });
+    for (const f of ws().sent) if (f.type === 'subscribe') ws().frame({ type: 'subscribed', channel: f.channel, id: f.id });
+  };
+  const settle = () => new Promise((r) => setImmediate(r));
+  return { c, clock, sockets, ws, events, up, settle };
+}
+
+await t.test('connects, subscribes the initial channels and exposes the instance', async () => {
+  const { c, ws, up, events } = setup({ channels: ['updates', 'news'] });
+  assert.equal(c.state, State.IDLE);
+  const hello = c.connect();
+  assert.equal(c.state, State.CONNECTING);
+  up('c7');
+  assert.equal((await hello).instance, 'c7');
+  assert.equal(c.instance, 'c7');
+  assert.equal(c.version, '0.1.0');
+  assert.equal(c.state, State.OPEN);
+  const subs = ws().sent.filter((f) => f.type === 'subscribe');
+  assert.deepEqual(subs.map((f) => f.channel), ['updates', 'news']);
+  assert.notEqual(subs[0].id, subs[1].id);
+  assert.deepEqual(events.filter((e) => e.type === 'subscribed').map((e) => e.channel), ['updates', 'news']);
+  assert.deepEqual(events.filter((e) => e.type === 'status').map((e) => e.state), ['connecting', 'open']);
+});
+
+await t.test('subscribe/publish/unsubscribe resolve on the replies matched by id', async () => {
+  const { c, ws, up } = setup();
+  c.connect();
+  up();
+  const sub = c.subscribe('a');
+  const sf = ws().last('subscribe');
+  assert.equal(sf.channel, 'a');
+  ws().frame({ type: 'subscribed', channel: 'a', id: sf.id });
+  assert.deepEqual(await sub, { type: 'subscribed', channel: 'a' });
+
+  const p1 = c.publish('a', { n: 1 });
+  const p2 = c.publish('a', 'two');
+  const [f1, f2] = ws().sent.filter((f) => f.type === 'publish');
+  assert.deepEqual(f1.data, { n: 1 });
+  assert.equal(f2.data, 'two');
+  // replies out of order: each resolves its own promise
+  ws().frame({ type: 'error', code: 'forbidden', message: 'publishing is disabled', id: f2.id });
+  ws().frame({ type: 'published', channel: 'a', id: f1.id });
+  assert.equal((await p1).type, 'published');
+  await assert.rejects(p2, (e) => e.code === 'forbidden' && e.message === 'publishing is disabled');
+
+  const u = c.unsubscribe('a');
+  const uf = ws().last('unsubscribe');
+  ws().frame({ type: 'unsubscribed', channel: 'a', id: uf.id });
+  assert.equal((await u).type, 'unsubscribed');
+  assert.deepEqual(c.channels, []);
+});
+
+await t.test('message and gap frames become events and counters; unknown frames are ignored', async () => {
+  const { c, ws, up, events } = setup({ channels: ['updates'] });
+  c.connect();
+  up();
+  ws().frame({ type: 'message', channel: 'updates', instance: 'c2', data: { x: 1 }, offset: 9 });
+  ws().frame({ type: 'from-the-future', foo: 1 });
+  ws().frame({ type: 'gap', channel: 'updates', reason: 'backend reconnected' });
+  const m = events.find((e) => e.type === 'message');
+  assert.deepEqual([m.channel, m.instance, m.data, m.frame.offset], ['updates', 'c2', { x: 1 }, 9]);
+  const g = events.find((e) => e.type === 'gap');
+  assert.deepEqual([g.channel, g.reason, g.local], ['updates', 'backend reconnected', false]);
+  assert.equal(c.stats.messages, 1);
+  assert.equal(c.stats.gaps, 1);
+});
+
+await t.test('a rejected subscribe rejects and forgets the channel', async () => {
+  const { c, ws, up } = setup();
+  c.connect();
+  up();
+  await assert.rejects(c.subscribe('bad channel!'), (e) => e.code === 'bad_channel'); // checked locally
+  const p = c.subscribe('secret');
+  ws().frame({ type: 'error', code: 'forbidden', message: 'no', id: ws().last('subscribe').id });
+  await assert.rejects(p, (e) => e.code === 'forbidden');
+  assert.deepEqual(c.channels, []);
+});
+
+await t.test('on 1001 it reconnects after a jittered delay and resubscribes everything', async () => {
+  const { c, clock, sockets, ws, up, events } = setup({ channels: ['a', 'b'], random: () => 0.5 });
+  c.connect();
+  up('c1');
+  const pub = c.publish('a', 1);
+  ws().drop(1001, 'going away');
+  await assert.rejects(pub, (e) => e.code === 'disconnected'); // publishes are not retried
+  assert.equal(c.state, State.RECONNECTING);
+  const st = events.filter((e) => e.type === 'status').at(-1);
+  assert.equal(st.code, 1001);
+  assert.equal(st.delayMs, 250); // random 0.5 * min(cap, 500 * 2^0)
+  assert.equal(sockets.length, 1);
+  clock.advance(249);
+  assert.equal(sockets.length, 1, 'not before the delay');
+  clock.advance(1);
+  assert.equal(sockets.length, 2, 'new socket after the delay');
+  assert.equal(c.state, State.RECONNECTING, 'still reconnecting until open');
+  up('c2');
+  assert.equal(c.instance, 'c2');
+  assert.deepEqual(ws().sent.filter((f) => f.type === 'subscribe').map((f) => f.channel), ['a', 'b']);
+  assert.equal(c.stats.reconnects, 1);
+  const gaps = events.filter((e) => e.type === 'gap');
+  assert.deepEqual(gaps.map((g) => [g.channel, g.local]), [['a', true], ['b', true]]);
+});
+
+await t.test('delays grow over consecutive failures and reset after a stable connection', async () => {
+  const { c, clock, ws, up, events } = setup({ random: () => 0.999, stableMs: 10000 });
+  c.connect();
+  const delays = () => events.filter((e) => e.type === 'status' && e.state === 'reconnecting').map((e) => e.delayMs);
+  for (let i = 0; i < 8; i++) {
+    ws().drop(1006);
+    clock.advance(delays().at(-1));
+  }
+  assert.deepEqual(delays(), [499, 999, 1998, 3996, 7992, 15984, 29970, 29970]);
+  up();
+  clock.advance(9999);
+  ws().drop(1006); // open for less than stableMs: keeps climbing
+  assert.equal(delays().at(-1), 29970);
+  clock.advance(29970);
+  up();
+  clock.advance(10000); // stable
+  ws().drop(1011);
+  assert.equal(delays().at(-1), 499);
+});
+
+await t.test('1008 closes for good; 1009 is reported and reconnects; 1013 backs off further', async () => {
+  {
+    const { c, clock, sockets, ws, up, events } = setup({ channels: ['a'] });
+    const first = c.connect();
+    ws().drop(1008, 'origin refused');
+    assert.equal(c.state, State.CLOSED);
+    await assert.rejects(first, (e) => e.code === 'policy');
+    assert.ok(events.some((e) => e.type === 'error' && e.code === 'policy' && e.closeCode === 1008));
+    assert.deepEqual(clock.pending(), [], 'no timer left');
+    clock.advance(120000);
+    assert.equal(sockets.length, 1, 'never reconnects');
+    await assert.rejects(c.subscribe('b'), (e) => e.code === 'closed');
+    void up;
+  }
+  {
+    const { c, clock, sockets, ws, up, events } = setup({ channels: ['a'] });
+    c.connect();
+    up();
+    ws().drop(1009, 'too big');
+    assert.ok(events.some((e) => e.type === 'error' && e.code === 'too_big'));
+    assert.equal(c.state, State.RECONNECTING);
+    clock.advance(250);
+    assert.equal(sockets.length, 2);
+  }
+  {
+    const { c, ws, events } = setup({ random: () => 0.999 });
+    c.connect();
+    ws().drop(1013, 'full');
+    assert.equal(events.filter((e) => e.type === 'status').at(-1).delayMs, 3996); // attempt >= 3
+  }
+});
+
+await t.test('maxMessageBytes refuses an oversized publish before sending it', async () => {
+  const { c, ws, up } = setup({ maxMessageBytes: 100 });
+  c.connect();
+  up();
+  await assert.rejects(c.publish('a', 'x'.repeat(200)), (e) => e.code === 'too_big');
+  assert.equal(ws().sent.filter((f) => f.type === 'publish').length, 0);
+  await assert.rejects(setup().c.publish('a', 1), (e) => e.code === 'not_connected');
+});
+
+await t.test('a quiet connection is pinged; no answer means reconnect', async () => {
+  const { c, clock, sockets, ws, up } = setup({ pingIntervalMs: 1000, pongTimeoutMs: 500 });
+  c.connect();
+  up();
+  clock.advance(999);
+  assert.equal(ws().last('ping'), undefined);
+  clock.advance(1);
+  const ping = ws().last('ping');
+  assert.ok(ping, 'ping sent after 1 s of silence');
+  ws().frame({ type: 'pong', id: ping.id });
+  clock.advance(900); // answered: no reconnect
+  assert.equal(sockets.length, 1);
+  clock.advance(100); // second ping, never answered
+  assert.equal(ws().sent.filter((f) => f.type === 'ping').length, 2);
+  clock.advance(500);
+  assert.equal(c.state, State.RECONNECTING);
+  assert.ok(sockets[0].closedBy !== null, 'dead socket closed');
+});
+
+await t.test('subscribe while disconnected resolves after the next connection; unsubscribe is local', async () => {
+  const { c, clock, ws, up } = setup({ channels: ['a'] });
+  c.connect();
+  up();
+  ws().drop(1006);
+  const p = c.subscribe('late');
+  await c.unsubscribe('a');
+  clock.advance(1000);
+  up();
+  assert.deepEqual(ws().sent.filter((f) => f.type === 'subscribe').map((f) => f.channel), ['late']);
+  assert.equal((await p).channel, 'late');
+});
+
+await t.test('close() stops everything', async () => {
+  const { c, clock, sockets, ws, up, events } = setup({ channels: ['a'] });
+  c.connect();
+  up();
+  c.close();
+  assert.equal(c.state, State.CLOSED);
+  assert.equal(sockets[0].closedBy, 1000);
+  clock.advance(100000);
+  assert.equal(sockets.length, 1);
+  assert.deepEqual(clock.pending(), []);
+  assert.equal(events.filter((e) => e.type === 'status').at(-1).state, 'closed');
+  void ws;
+});
+
+t.done();
