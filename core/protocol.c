@@ -118,6 +118,89 @@ static int str_is(const json_t *s, const char *lit)
 	return json_string_length(s) == n && !memcmp(json_string_value(s), lit, n);
 }
 
+/* ---- the raw text of a top-level member ---- */
+
+static size_t skip_ws(const char *s, size_t n, size_t i)
+{
+	while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* s[i] is '"': index after the closing quote. */
+static size_t skip_string(const char *s, size_t n, size_t i)
+{
+	for (i++; i < n; i++) {
+		if (s[i] == '\\')
+			i++;
+		else if (s[i] == '"')
+			return i + 1;
+	}
+	return n;
+}
+
+static size_t skip_value(const char *s, size_t n, size_t i)
+{
+	if (i < n && s[i] == '"')
+		return skip_string(s, n, i);
+	if (i < n && (s[i] == '{' || s[i] == '[')) {
+		int depth = 0;
+		while (i < n) {
+			char c = s[i];
+			if (c == '"') {
+				i = skip_string(s, n, i);
+				continue;
+			}
+			if (c == '{' || c == '[')
+				depth++;
+			else if (c == '}' || c == ']')
+				if (--depth == 0)
+					return i + 1;
+			i++;
+		}
+		return n;
+	}
+	while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\t' &&
+	       s[i] != '\n' && s[i] != '\r')
+		i++;
+	return i;
+}
+
+/*
+ * Find the raw JSON text of member `key` of the top-level object in s
+ * (already checked by json_valid(), duplicates already refused). Returns 1
+ * and the span, or 0 (absent, or the key is written with escapes — the
+ * caller then falls back to re-encoding). Keeping the client's own bytes
+ * means a publish reaches subscribers exactly as written (1.10 stays 1.10).
+ */
+static int raw_member(const char *s, size_t n, const char *key, size_t *off, size_t *len)
+{
+	size_t klen = strlen(key), i = skip_ws(s, n, 0);
+	if (i >= n || s[i] != '{')
+		return 0;
+	i = skip_ws(s, n, i + 1);
+	while (i < n && s[i] == '"') {
+		size_t kend = skip_string(s, n, i);
+		int match = kend - i - 2 == klen && !memcmp(s + i + 1, key, klen);
+		i = skip_ws(s, n, kend);
+		if (i >= n || s[i] != ':')
+			return 0;
+		i = skip_ws(s, n, i + 1);
+		size_t vend = skip_value(s, n, i);
+		if (match) {
+			*off = i;
+			*len = vend - i;
+			return 1;
+		}
+		i = skip_ws(s, n, vend);
+		if (i < n && s[i] == ',')
+			i = skip_ws(s, n, i + 1);
+		else
+			break;
+	}
+	return 0;
+}
+
 int proto_parse(const char *frame, size_t len, struct proto_request *req, struct proto_error *err)
 {
 	json_t *root = NULL;
@@ -200,8 +283,15 @@ int proto_parse(const char *frame, size_t len, struct proto_request *req, struct
 			set_err(err, PROTO_E_BAD_REQUEST, "publish needs data");
 			goto fail;
 		}
-		if (json_dump_callback(d, dump_cb, &data, JSON_COMPACT | JSON_ENCODE_ANY) ||
-		    buf_reserve(&data, 1)) {
+		size_t off, dlen;
+		if (raw_member(frame, len, "data", &off, &dlen)) {
+			if (buf_append(&data, frame + off, dlen)) {
+				set_err(err, PROTO_E_BAD_REQUEST,
+					"cannot copy data (out of memory)");
+				goto fail;
+			}
+		} else if (json_dump_callback(d, dump_cb, &data, JSON_COMPACT | JSON_ENCODE_ANY) ||
+			   buf_reserve(&data, 1)) {
 			set_err(err, PROTO_E_BAD_REQUEST, "cannot encode data (out of memory)");
 			goto fail;
 		}

@@ -15,8 +15,9 @@
 #   --check         self-test for CI: clients through nginx must receive
 #                   updates from every instance; exit 0/1 (also FANOUT_DEMO_CHECK=1)
 #   --keep          keep the temp dir (logs, configs, `pids`) after stopping
-# Environment: BUILD_DIR (an existing build tree; default: the source tree,
-# built with autoreconf/configure/make when it has no fanoutd yet),
+# Environment: BUILD_DIR (a build tree; default: _build/default, the one
+# scripts/test.sh uses, built with autoreconf/configure/make when it has no
+# fanoutd yet — or the source tree itself if it was configured in place),
 # REDIS_SERVER, NGINX (program paths), FANOUT_DEMO_PORT.
 set -euo pipefail
 shopt -u patsub_replacement 2>/dev/null || true
@@ -52,7 +53,12 @@ if [ -n "${BUILD_DIR:-}" ]; then
 	mkdir -p "$BUILD_DIR"
 	BUILD_DIR=$(cd "$BUILD_DIR" && pwd)
 else
-	BUILD_DIR=$SRCDIR
+	if [ -f "$SRCDIR/config.status" ]; then
+		BUILD_DIR=$SRCDIR # configured in place
+	else
+		BUILD_DIR=$SRCDIR/_build/default
+		mkdir -p "$BUILD_DIR"
+	fi
 fi
 FANOUTD=$BUILD_DIR/core/fanoutd
 CLI=$BUILD_DIR/tools/fanout-cli
