@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "protocol.h"
 #include "server.h"
+#include "workers.h"
 
 struct http_req {
 	struct buf body;
@@ -81,6 +82,10 @@ static int on_http(struct lws *wsi, struct http_req *r)
 		struct buf why;
 		buf_init(&why, 0);
 		int ready = hub_ready(&why) && !srv.draining;
+		struct buf group;
+		buf_init(&group, 0);
+		if (workers_active())
+			ready = workers_ready(&group) && !srv.draining;
 		status = ready ? 200 : 503;
 		buf_printf(&r->body, "{\"status\":\"%s\",\"instance\":",
 			   ready	  ? "ready"
@@ -88,6 +93,11 @@ static int on_http(struct lws *wsi, struct http_req *r)
 					  : "not ready");
 		json_append_string(&r->body, srv.cfg->instance, strlen(srv.cfg->instance), NULL);
 		buf_putc(&r->body, ',');
+		if (group.len) {
+			buf_append(&r->body, buf_data(&group), group.len);
+			buf_putc(&r->body, ',');
+		}
+		buf_free(&group);
 		buf_append(&r->body, buf_data(&why) + 1, why.len - 1); /* merge the object */
 		buf_putc(&r->body, '\n');
 		buf_free(&why);

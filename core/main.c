@@ -77,6 +77,7 @@ int run_server(const struct config *c, int listen_fd, int worker_id)
 	rc = plugin_host_start();
 	if (rc)
 		goto out;
+	workers_child_start();
 	log_info("fanoutd %s listening on %s (ws %s, instance %s%s)", PROTO_VERSION, c->listen,
 		 c->ws_path, c->instance, worker_id ? ", worker" : "");
 	server_run();

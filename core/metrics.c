@@ -11,6 +11,7 @@
 #include "plugin_host.h"
 #include "protocol.h"
 #include "server.h"
+#include "workers.h"
 
 struct metrics metrics;
 
@@ -37,7 +38,7 @@ static void head(struct buf *o, const char *name, const char *type, const char *
 	buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-void metrics_render(struct buf *o)
+void metrics_render_core(struct buf *o)
 {
 	const struct metrics *m = &metrics;
 
@@ -91,7 +92,15 @@ void metrics_render(struct buf *o)
 			   m->errors[i]);
 	one(o, "fanout_channel_limit_hits_total", "counter", "Subscribes refused at max_channels.",
 	    m->channel_limit_hits);
+}
 
+void metrics_render(struct buf *o)
+{
+	if (workers_active()) {
+		workers_render_metrics(o);
+		return;
+	}
+	metrics_render_core(o);
 	size_t nb = plugin_host_count();
 	head(o, "fanout_backend_up", "gauge", "1 when the backend is up.");
 	for (size_t i = 0; i < nb; i++) {

@@ -50,5 +50,7 @@ extern struct metrics metrics;
 int metric_err_index(const char *code);
 /* Append the whole /metrics page (core counters, msg pool, backends). */
 void metrics_render(struct buf *out);
+/* Only the process counters (no backends, no draining); workers.c sums. */
+void metrics_render_core(struct buf *out);
 
 #endif

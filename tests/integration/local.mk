@@ -1,4 +1,6 @@
 # tests/integration/ — real fanoutd processes driven over the network.
 # Other parts add their own integration tests from their local.mk.
-TESTS += tests/integration/core_protocol.mjs tests/integration/core_limits.mjs
-EXTRA_DIST += tests/integration/core_protocol.mjs tests/integration/core_limits.mjs
+TESTS += tests/integration/core_protocol.mjs tests/integration/core_limits.mjs \
+	tests/integration/workers.mjs
+EXTRA_DIST += tests/integration/core_protocol.mjs tests/integration/core_limits.mjs \
+	tests/integration/workers.mjs
