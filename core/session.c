@@ -423,5 +423,8 @@ const struct lws_protocols session_protocol = {
     .name = "fanout-ws",
     .callback = session_callback,
     .per_session_data_size = sizeof(struct session),
-    .rx_buffer_size = 4096,
+    /* lws allocates this per connection at the upgrade: keep it small.
+     * Client requests are small; bigger ones arrive in pieces and are
+     * reassembled in on_receive(), up to max_message_bytes. */
+    .rx_buffer_size = 512,
 };
