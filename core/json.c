@@ -231,13 +231,13 @@ static inline const unsigned char *scan_lit(const unsigned char *p, const unsign
 
 int json_valid(const char *s, size_t len)
 {
+	if (!s)
+		return 0;
 	const unsigned char *p = (const unsigned char *)s;
 	const unsigned char *end = p + len;
 	uint64_t stack[JSON_MAX_DEPTH / 64] = {0}; /* bit set: object */
 	unsigned depth = 0;
 
-	if (!s)
-		return 0;
 	p = skip_ws(p, end);
 
 value:
