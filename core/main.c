@@ -4,6 +4,7 @@
  * loop) and the exit codes of fanoutd(8). Runs in the foreground, logs to
  * stderr. With workers > 1 it hands over to workers.c, which forks.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,26 +42,34 @@ static void usage(FILE *f)
 		"5 plugin init/start failed. See fanoutd(8) and fanout.ini(5).\n");
 }
 
-/* Raise the soft fd limit to the hard one and clamp max_clients to it. */
+/*
+ * Size the process's fd limit to what this server needs: max_clients plus
+ * 256 for backends, the listener, logs and lws itself, clamped to the hard
+ * limit (max_clients shrinks with a warning when the hard limit is lower).
+ * lws sizes its fd -> connection table from the soft limit: setting it here,
+ * rather than lws's fd_limit_per_thread (which switches lws to a linear
+ * fd lookup: 43 % of the CPU at 10,000 clients), keeps lookups O(1) and the
+ * table no bigger than needed even where containers hand out 1M+ fds.
+ */
 static long long fd_budget(const struct config *c)
 {
 	struct rlimit rl;
 	long long max = c->max_clients;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		if (rl.rlim_cur < rl.rlim_max) {
-			rl.rlim_cur = rl.rlim_max;
-			setrlimit(RLIMIT_NOFILE, &rl);
-			getrlimit(RLIMIT_NOFILE, &rl);
-		}
-		/* Keep 64 fds for backends, the listener, logs and lws itself. */
-		long long avail = (long long)rl.rlim_cur - 64;
-		if (rl.rlim_cur != RLIM_INFINITY && avail < max) {
+		rlim_t want = (rlim_t)max + 256;
+		if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max) {
+			long long avail = (long long)rl.rlim_max - 256;
 			if (avail < 1)
 				avail = 1;
 			log_warn("max_clients %lld clamped to %lld by the open-file limit (%llu)",
-				 max, avail, (unsigned long long)rl.rlim_cur);
+				 max, avail, (unsigned long long)rl.rlim_max);
 			max = avail;
+			want = rl.rlim_max;
 		}
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			log_warn("setrlimit(RLIMIT_NOFILE, %llu): %s", (unsigned long long)want,
+				 strerror(errno));
 	}
 	return max;
 }

@@ -217,7 +217,8 @@ int server_init(const struct config *c, int listen_fd)
 	info.pvo = &pvo_ws;
 	info.mounts = http_mounts(c);
 	info.vhost_name = "default";
-	info.fd_limit_per_thread = (unsigned)(srv.max_clients + 256);
+	/* No fd_limit_per_thread: lws then sizes its fd table from the soft
+	 * RLIMIT_NOFILE that main.c set, with O(1) lookups (see fd_budget). */
 	info.timeout_secs = 20;
 	if (c->ping_interval_s > 0)
 		info.retry_and_idle_policy = &retry;

@@ -84,6 +84,22 @@ void session_enqueue(struct session *s, struct msg *m)
 		return;
 	}
 	int was_empty = s->q_len == 0;
+	/* Fast path: nothing queued and nothing left half-sent in lws — write
+	 * now, from the backend's callback, instead of asking for POLLOUT and
+	 * writing on the next loop turn. One send() per delivery and no poll()
+	 * round trip over every connection; a socket that cannot take it all
+	 * makes lws keep the rest and wait for POLLOUT itself, and later frames
+	 * queue behind it here. */
+	if (was_empty && !srv.cfg->permessage_deflate && !lws_partial_buffered(s->wsi)) {
+		int n = lws_write(s->wsi, (unsigned char *)msg_payload(m), m->len, LWS_WRITE_TEXT);
+		metrics.frames_out++;
+		metrics.writes++;
+		metrics.direct_writes++;
+		metrics.bytes_out += (long long)m->len;
+		if (n < 0)
+			session_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "write failed", 0);
+		return;
+	}
 	if (q_push(s, m)) {
 		session_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory", 0);
 		return;
@@ -351,8 +367,8 @@ static int on_writeable(struct session *s, struct lws *wsi)
 	} else {
 		struct msg *m = q_pop(s);
 		rc = lws_write(wsi, (unsigned char *)msg_payload(m), m->len, LWS_WRITE_TEXT) < 0
-			     ? -1
-			     : 0;
+			 ? -1
+			 : 0;
 		metrics.frames_out++;
 		metrics.writes++;
 		metrics.bytes_out += (long long)m->len;
