@@ -50,6 +50,29 @@ struct post_item {
 };
 
 static struct lws_context *ctx;
+static int dispatching;
+static void (*after_dispatch)(void);
+
+int loop_in_dispatch(void)
+{
+	return dispatching;
+}
+
+void loop_set_after_dispatch(void (*hook)(void))
+{
+	after_dispatch = hook;
+}
+
+static void dispatch_begin(void)
+{
+	dispatching++;
+}
+
+static void dispatch_end(void)
+{
+	if (--dispatching == 0 && after_dispatch)
+		after_dispatch();
+}
 static struct lws_vhost *vhost;
 static int quitting;
 
@@ -148,7 +171,9 @@ static void timer_fire(lws_sorted_usec_list_t *sul)
 {
 	struct fanout_timer *t = (struct fanout_timer *)sul;
 	t->armed = 0;
+	dispatch_begin();
 	t->cb(t, t->arg); /* may free t */
+	dispatch_end();
 }
 
 struct fanout_timer *loop_timer_add(fanout_timer_cb cb, void *arg)
@@ -251,17 +276,24 @@ static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 
 	switch (reason) {
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		dispatch_begin();
 		post_drain();
+		dispatch_end();
 		break;
 	case LWS_CALLBACK_RAW_RX_FILE:
 		w = lws_get_opaque_user_data(wsi);
-		if (w && (w->events & FANOUT_FD_READ))
+		if (w && (w->events & FANOUT_FD_READ)) {
+			dispatch_begin();
 			w->cb(w, w->fd, FANOUT_FD_READ, w->arg);
+			dispatch_end();
+		}
 		break;
 	case LWS_CALLBACK_RAW_WRITEABLE_FILE:
 		w = lws_get_opaque_user_data(wsi);
 		if (w && (w->events & FANOUT_FD_WRITE)) {
+			dispatch_begin();
 			w->cb(w, w->fd, FANOUT_FD_WRITE, w->arg);
+			dispatch_end();
 			/* The callback may have removed the watch. */
 			w = lws_get_opaque_user_data(wsi);
 			if (w && (w->events & FANOUT_FD_WRITE))
@@ -275,8 +307,11 @@ static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 			 * see it as readable, so its read() finds out why. */
 			w->wsi = NULL;
 			lws_set_opaque_user_data(wsi, NULL);
-			if (w->events & FANOUT_FD_READ)
+			if (w->events & FANOUT_FD_READ) {
+				dispatch_begin();
 				w->cb(w, w->fd, FANOUT_FD_READ, w->arg);
+				dispatch_end();
+			}
 		}
 		break;
 	default:

@@ -41,6 +41,12 @@ int loop_post(fanout_post_cb cb, void *arg);
 
 uint64_t loop_now_ms(void);
 
+/* Nonzero while a watch, timer or post callback runs. When the outermost
+ * one returns, the loop calls the hook set here (the core flushes the
+ * frames that callback queued: see session_flush_pending()). */
+int loop_in_dispatch(void);
+void loop_set_after_dispatch(void (*hook)(void));
+
 /* Run until loop_quit(). Returns 0. */
 int loop_run(void);
 void loop_quit(void);

@@ -76,8 +76,6 @@ void metrics_render_core(struct buf *o)
 	    m->bytes_out);
 	one(o, "fanout_writes_total", "counter",
 	    "Socket writes of frames (several queued frames go out in one write).", m->writes);
-	one(o, "fanout_direct_writes_total", "counter",
-	    "Frames written the moment they arrived (client not behind).", m->direct_writes);
 	one(o, "fanout_coalesced_writes_total", "counter",
 	    "Writes that carried several queued frames at once.", m->coalesced_writes);
 	one(o, "fanout_queue_bytes", "gauge", "Bytes queued for clients (all sessions).",

@@ -37,7 +37,6 @@ struct metrics {
 	long long bytes_out;              /* ws frame bytes written */
 	long long writes;                 /* lws_write calls for frames */
 	long long coalesced_writes;       /* writes that carried several frames */
-	long long direct_writes;          /* frames written at once, without POLLOUT */
 	long long queue_bytes;            /* gauge: bytes queued over all sessions */
 	long long deliveries;             /* frames queued to subscribers */
 	long long publish_ok, publish_failed;

@@ -237,6 +237,7 @@ int server_init(const struct config *c, int listen_fd)
 		return -1;
 	}
 	loop_init(srv.ctx, srv.vh);
+	loop_set_after_dispatch(session_flush_pending);
 
 	grace_timer = loop_timer_add((fanout_timer_cb)grace_over, NULL);
 	accept_pause_timer = loop_timer_add(accept_resume, NULL);

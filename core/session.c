@@ -18,6 +18,7 @@
 #define LOG_TAG "session"
 #include "hub.h"
 #include "log.h"
+#include "loop.h"
 #include "metrics.h"
 #include "msg.h"
 #include "protocol.h"
@@ -72,6 +73,46 @@ void session_close(struct session *s, int code, const char *why, int flush)
 	lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, flush ? 30 : 3);
 }
 
+static struct session *flush_head;
+
+static void flush_add(struct session *s)
+{
+	s->in_flush = 1;
+	s->flush_prev = NULL;
+	s->flush_next = flush_head;
+	if (flush_head)
+		flush_head->flush_prev = s;
+	flush_head = s;
+}
+
+static void flush_del(struct session *s)
+{
+	if (!s->in_flush)
+		return;
+	if (s->flush_prev)
+		s->flush_prev->flush_next = s->flush_next;
+	else
+		flush_head = s->flush_next;
+	if (s->flush_next)
+		s->flush_next->flush_prev = s->flush_prev;
+	s->in_flush = 0;
+	s->flush_prev = s->flush_next = NULL;
+}
+
+static int write_some(struct session *s, struct lws *wsi);
+
+void session_flush_pending(void)
+{
+	while (flush_head) {
+		struct session *s = flush_head;
+		flush_del(s);
+		if (!s->q_len || s->close_code)
+			continue;
+		if (lws_partial_buffered(s->wsi) || write_some(s, s->wsi) < 0 || s->q_len)
+			lws_callback_on_writable(s->wsi); /* the rest on POLLOUT */
+	}
+}
+
 void session_enqueue(struct session *s, struct msg *m)
 {
 	if (s->close_code || !s->established)
@@ -84,28 +125,20 @@ void session_enqueue(struct session *s, struct msg *m)
 		return;
 	}
 	int was_empty = s->q_len == 0;
-	/* Fast path: nothing queued and nothing left half-sent in lws — write
-	 * now, from the backend's callback, instead of asking for POLLOUT and
-	 * writing on the next loop turn. One send() per delivery and no poll()
-	 * round trip over every connection; a socket that cannot take it all
-	 * makes lws keep the rest and wait for POLLOUT itself, and later frames
-	 * queue behind it here. */
-	if (was_empty && !srv.cfg->permessage_deflate && !lws_partial_buffered(s->wsi)) {
-		int n = lws_write(s->wsi, (unsigned char *)msg_payload(m), m->len, LWS_WRITE_TEXT);
-		metrics.frames_out++;
-		metrics.writes++;
-		metrics.direct_writes++;
-		metrics.bytes_out += (long long)m->len;
-		if (n < 0)
-			session_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "write failed", 0);
-		return;
-	}
 	if (q_push(s, m)) {
 		session_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory", 0);
 		return;
 	}
-	if (was_empty)
+	if (!was_empty || s->in_flush)
+		return; /* already waiting for POLLOUT or for the flush below */
+	if (loop_in_dispatch() && !srv.cfg->permessage_deflate) {
+		/* Inside a backend's callback: write when it returns, so every
+		 * frame this client gets from one read of the broker goes out in
+		 * one send() — no POLLOUT round trip, no poll() over every fd. */
+		flush_add(s);
+	} else {
 		lws_callback_on_writable(s->wsi);
+	}
 }
 
 void session_send_buf(struct session *s, struct buf *b)
@@ -346,6 +379,22 @@ static int write_coalesced(struct session *s, struct lws *wsi)
 	return lws_write(wsi, coalesce_buf + LWS_PRE, n, LWS_WRITE_RAW) < 0 ? -1 : 0;
 }
 
+/* One write: all queued frames coalesced when there are several, else the
+ * one frame through lws's framing. 0 or -1. */
+static int write_some(struct session *s, struct lws *wsi)
+{
+	if (s->q_len > 1 && !srv.cfg->permessage_deflate &&
+	    s->q[s->q_head]->len + s->q[(s->q_head + 1) % s->q_cap]->len + 20 <= COALESCE_MAX)
+		return write_coalesced(s, wsi);
+	struct msg *m = q_pop(s);
+	int n = lws_write(wsi, (unsigned char *)msg_payload(m), m->len, LWS_WRITE_TEXT);
+	metrics.frames_out++;
+	metrics.writes++;
+	metrics.bytes_out += (long long)m->len;
+	msg_unref(m);
+	return n < 0 ? -1 : 0;
+}
+
 static int on_writeable(struct session *s, struct lws *wsi)
 {
 	if (s->close_code && s->q_len == 0) {
@@ -359,21 +408,7 @@ static int on_writeable(struct session *s, struct lws *wsi)
 			session_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down", 1);
 		return 0;
 	}
-	int rc;
-	if (s->q_len > 1 && !srv.cfg->permessage_deflate &&
-	    s->q[s->q_head]->len + 10 <= COALESCE_MAX &&
-	    s->q[(s->q_head + 1) % s->q_cap]->len + s->q[s->q_head]->len + 20 <= COALESCE_MAX) {
-		rc = write_coalesced(s, wsi);
-	} else {
-		struct msg *m = q_pop(s);
-		rc = lws_write(wsi, (unsigned char *)msg_payload(m), m->len, LWS_WRITE_TEXT) < 0
-			 ? -1
-			 : 0;
-		metrics.frames_out++;
-		metrics.writes++;
-		metrics.bytes_out += (long long)m->len;
-		msg_unref(m);
-	}
+	int rc = write_some(s, wsi);
 	if (rc < 0)
 		return -1;
 	if (s->q_len || s->close_code || s->draining)
@@ -386,6 +421,7 @@ static void on_closed(struct session *s)
 	if (!s->established)
 		return;
 	s->established = 0;
+	flush_del(s);
 	hub_session_gone(s);
 	q_clear(s);
 	free(s->q);

@@ -33,6 +33,10 @@ struct session {
 	const char *close_why;
 	int established;
 	int draining;         /* shutdown: close 1001 once the queue is empty */
+
+	/* on the list of sessions to write at the end of this dispatch */
+	struct session *flush_prev, *flush_next;
+	int in_flush;
 };
 
 extern const struct lws_protocols session_protocol;
@@ -44,6 +48,9 @@ void session_enqueue(struct session *s, struct msg *m);
 void session_send_buf(struct session *s, struct buf *b);
 void session_send_error(struct session *s, const char *id, const char *code, const char *message);
 void session_send_ack(struct session *s, const char *type, const char *id, const char *channel);
+/* Write every session that got frames during the current loop dispatch
+ * (called by the loop layer when a watch, timer or post callback returns). */
+void session_flush_pending(void);
 /* Close with code after (flush=1) or instead of (flush=0) the queued frames. */
 void session_close(struct session *s, int code, const char *why, int flush);
 
