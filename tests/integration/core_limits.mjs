@@ -116,6 +116,25 @@ await t.test('HTTP: healthz, readyz, metrics, static files, unknown ws path refu
   assert.equal(await g.stop(), 0);
 });
 
+await t.test('keepalive: an idle client gets a WebSocket ping every ping_interval_s', async () => {
+  const f = await startFanoutd({ ini: ini('ping_interval_s = 1') });
+  const c = await wsClient(f.ws);
+  let pings = 0;
+  c.ws.on('ping', () => pings++);
+  await sleep(3500);
+  assert.ok(pings >= 2, `${pings} pings in 3.5 s`);
+  await c.close();
+  const g = await startFanoutd({ ini: ini('ping_interval_s = 0') }); // 0: off
+  const d = await wsClient(g.ws);
+  let none = 0;
+  d.ws.on('ping', () => none++);
+  await sleep(1500);
+  assert.equal(none, 0);
+  await d.close();
+  assert.equal(await f.stop(), 0);
+  assert.equal(await g.stop(), 0);
+});
+
 await t.test('SIGTERM: every client sees 1001, readyz goes 503, exit code 0', async () => {
   const f = await startFanoutd({ ini: ini('shutdown_grace_ms = 3000') });
   const clients = [];
