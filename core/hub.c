@@ -345,6 +345,25 @@ void hub_subscribed(struct fanout_backend *b, const char *channel, int ok)
 	}
 }
 
+/*
+ * Queue the frame built in out (its memory is taken) to every subscriber of
+ * ch: one refcounted copy, a pointer per subscriber. Returns how many
+ * sessions got it. Sessions may be closed (4001) meanwhile: session_enqueue
+ * never changes subscription arrays, closing happens later in CLOSED.
+ */
+static size_t fan_out(struct channel *ch, struct buf *out)
+{
+	struct msg *m = msg_from_buf(out);
+	if (!m) {
+		buf_free(out);
+		return 0;
+	}
+	for (size_t i = 0; i < ch->n_subs; i++)
+		session_enqueue(ch->subs[i].s, m);
+	msg_unref(m);
+	return ch->n_subs;
+}
+
 void hub_deliver(struct fanout_backend *b, const char *channel, const void *data, size_t len)
 {
 	b->messages_in++;
@@ -376,17 +395,7 @@ void hub_deliver(struct fanout_backend *b, const char *channel, const void *data
 	}
 	if (replaced)
 		metrics.messages_utf8_replaced++;
-	struct msg *m = msg_from_buf(&out);
-	if (!m) {
-		buf_free(&out);
-		return;
-	}
-	/* Sessions may be closed (4001) while we iterate: session_enqueue never
-	 * changes subscription arrays, closing happens later in CLOSED. */
-	for (size_t i = 0; i < ch->n_subs; i++)
-		session_enqueue(ch->subs[i].s, m);
-	metrics.deliveries += (long long)ch->n_subs;
-	msg_unref(m);
+	metrics.deliveries += (long long)fan_out(ch, &out);
 }
 
 static void gap_channel(struct channel *ch, const char *reason)
@@ -394,15 +403,7 @@ static void gap_channel(struct channel *ch, const char *reason)
 	struct buf out;
 	buf_init(&out, MSG_PRE);
 	proto_gap(&out, ch->name, reason);
-	struct msg *m = msg_from_buf(&out);
-	if (!m) {
-		buf_free(&out);
-		return;
-	}
-	for (size_t i = 0; i < ch->n_subs; i++)
-		session_enqueue(ch->subs[i].s, m);
-	metrics.gaps += (long long)ch->n_subs;
-	msg_unref(m);
+	metrics.gaps += (long long)fan_out(ch, &out);
 }
 
 void hub_gap(struct fanout_backend *b, const char *channel, const char *reason)
