@@ -468,6 +468,31 @@ static void *field(struct config *c, size_t off)
 
 /* Set one server key from text. Returns 0, or -1 with *why (a static
  * string, or why_buf). */
+/*
+ * Integer and boolean values, with the error text both the [server] keys
+ * and the plugins' options use.
+ */
+static int parse_int_checked(const char *v, long long min, long long max, int suffix,
+			     long long *out, const char **why)
+{
+	if (!cfg_parse_int(v, min, max, suffix, out, why))
+		return 0;
+	snprintf(why_buf, sizeof(why_buf), "%s: \"%.40s\" (allowed %lld..%lld)", *why, v, min, max);
+	*why = why_buf;
+	return -1;
+}
+
+static int parse_bool_checked(const char *v, int *out, const char **why)
+{
+	int b = cfg_parse_bool(v);
+	if (b < 0) {
+		*why = "not a boolean (true/false, yes/no, on/off, 1/0)";
+		return -1;
+	}
+	*out = b;
+	return 0;
+}
+
 static int set_server(struct config *c, const struct skey *k, const char *v, const char **why)
 {
 	long long n;
@@ -491,23 +516,12 @@ static int set_server(struct config *c, const struct skey *k, const char *v, con
 		return 0;
 	}
 	case K_INT:
-		if (cfg_parse_int(v, k->min, k->max, !!(k->flags & KF_SUFFIX), &n, why)) {
-			snprintf(why_buf, sizeof(why_buf), "%s: \"%.40s\" (allowed %lld..%lld)",
-				 *why, v, k->min, k->max);
-			*why = why_buf;
+		if (parse_int_checked(v, k->min, k->max, !!(k->flags & KF_SUFFIX), &n, why))
 			return -1;
-		}
 		*(long long *)field(c, k->off) = n;
 		return 0;
-	case K_BOOL: {
-		int b = cfg_parse_bool(v);
-		if (b < 0) {
-			*why = "not a boolean (true/false, yes/no, on/off, 1/0)";
-			return -1;
-		}
-		*(int *)field(c, k->off) = b;
-		return 0;
-	}
+	case K_BOOL:
+		return parse_bool_checked(v, (int *)field(c, k->off), why);
 	case K_WORKERS:
 		if (!strcasecmp(v, "auto")) {
 			*(int *)field(c, k->off) = 0;
@@ -1094,19 +1108,12 @@ static int opt_parse(const struct fanout_option *o, const char *text, long long 
 		*num = 0;
 		return 0;
 	case FANOUT_OPT_INT:
-		if (cfg_parse_int(text, o->min, o->max, ends_with(o->name, "_bytes"), num, why)) {
-			snprintf(why_buf, sizeof(why_buf), "%s: \"%.40s\" (allowed %lld..%lld)",
-				 *why, text, o->min, o->max);
-			*why = why_buf;
-			return -1;
-		}
-		return 0;
+		return parse_int_checked(text, o->min, o->max, ends_with(o->name, "_bytes"), num,
+					 why);
 	case FANOUT_OPT_BOOL: {
-		int b = cfg_parse_bool(text);
-		if (b < 0) {
-			*why = "not a boolean (true/false, yes/no, on/off, 1/0)";
+		int b;
+		if (parse_bool_checked(text, &b, why))
 			return -1;
-		}
 		*num = b;
 		return 0;
 	}
