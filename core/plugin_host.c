@@ -71,6 +71,48 @@ static void host_gap(struct fanout_backend *b, const char *channel, const char *
 	hub_gap(b, channel, reason ? reason : "unknown");
 }
 
+/* ---- positions (ABI 1.1) ----
+ * Until the hub keeps positions these degrade to their 1.0 meaning. */
+
+static void host_subscribed_at(struct fanout_backend *b, const char *channel, int ok,
+			       const char *epoch, uint64_t top, unsigned flags)
+{
+	(void)epoch, (void)top, (void)flags;
+	hub_subscribed(b, channel, ok);
+}
+
+static void host_deliver_at(struct fanout_backend *b, const char *channel, const char *epoch,
+			    uint64_t offset, const void *data, size_t len)
+{
+	(void)epoch, (void)offset;
+	hub_deliver(b, channel, data, len);
+}
+
+static void host_published_at(struct fanout_backend *b, uint64_t token, int ok, const char *epoch,
+			      uint64_t offset)
+{
+	(void)epoch, (void)offset;
+	hub_published(b, token, ok);
+}
+
+static void host_top_done(struct fanout_backend *b, uint64_t token, int status, const char *epoch,
+			  uint64_t top)
+{
+	(void)b, (void)token, (void)status, (void)epoch, (void)top;
+}
+
+static void host_history_item(struct fanout_backend *b, uint64_t token, uint64_t offset,
+			      const void *data, size_t len)
+{
+	(void)b, (void)token, (void)offset, (void)data, (void)len;
+}
+
+static void host_history_done(struct fanout_backend *b, uint64_t token, int status,
+			      const char *epoch, uint64_t top)
+{
+	(void)b, (void)token, (void)status, (void)epoch, (void)top;
+}
+
 static struct fanout_watch *host_watch_add(struct fanout_backend *b, int fd, unsigned events,
 					   fanout_fd_cb cb, void *arg)
 {
@@ -140,6 +182,12 @@ static const struct fanout_host host_table = {
     .name = host_name,
     .now_ms = host_now_ms,
     .count = host_count,
+    .subscribed_at = host_subscribed_at,
+    .deliver_at = host_deliver_at,
+    .published_at = host_published_at,
+    .top_done = host_top_done,
+    .history_item = host_history_item,
+    .history_done = host_history_done,
 };
 
 /* ---- loading ---- */
@@ -359,4 +407,32 @@ int backend_publish(struct fanout_backend *b, const char *channel, const void *d
 	if (!b->started || b->stopped)
 		return FANOUT_EUNAVAIL;
 	return b->p->publish(b->state, channel, data, len, token);
+}
+
+/* The plugin's table reaches field f (it may be built for an older minor). */
+#define HAS_OP(p, f)                                                                               \
+	((p)->struct_size >= offsetof(struct fanout_plugin, f) + sizeof((p)->f) && (p)->f)
+
+int backend_positioned(const struct fanout_backend *b)
+{
+	return HAS_OP(b->p, top) && HAS_OP(b->p, history);
+}
+
+int backend_top(struct fanout_backend *b, const char *channel, uint64_t token)
+{
+	if (!b->started || b->stopped)
+		return FANOUT_EUNAVAIL;
+	if (!backend_positioned(b))
+		return FANOUT_ENOTSUP;
+	return b->p->top(b->state, channel, token);
+}
+
+int backend_history(struct fanout_backend *b, const char *channel, const char *epoch,
+		    uint64_t after, uint64_t max, uint64_t token)
+{
+	if (!b->started || b->stopped)
+		return FANOUT_EUNAVAIL;
+	if (!backend_positioned(b))
+		return FANOUT_ENOTSUP;
+	return b->p->history(b->state, channel, epoch, after, max, token);
 }

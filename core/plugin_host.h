@@ -28,11 +28,11 @@ enum exit_code {
 
 struct fanout_backend {
 	const struct cfg_backend *cfg;
-	char *path;  /* resolved .so path */
-	void *dl;    /* dlopen handle */
+	char *path; /* resolved .so path */
+	void *dl;   /* dlopen handle */
 	const struct fanout_plugin *p;
 	struct fanout_value *values; /* checked option values (for init) */
-	void *state; /* the plugin's */
+	void *state;		     /* the plugin's */
 	int inited, started, stopped;
 	enum fanout_state up;
 	char reason[160];
@@ -69,6 +69,15 @@ int backend_unsubscribe(struct fanout_backend *b, const char *channel);
 int backend_can_publish(const struct fanout_backend *b);
 int backend_publish(struct fanout_backend *b, const char *channel, const void *data, size_t len,
 		    uint64_t token);
+
+/* ABI 1.1 positions: 1 when the plugin implements top() and history()
+ * (a plugin built for ABI 1.0 never does). The calls return FANOUT_ENOTSUP
+ * for a plugin without them; their answers arrive through the host's
+ * top_done / history_item / history_done services. */
+int backend_positioned(const struct fanout_backend *b);
+int backend_top(struct fanout_backend *b, const char *channel, uint64_t token);
+int backend_history(struct fanout_backend *b, const char *channel, const char *epoch,
+		    uint64_t after, uint64_t max, uint64_t token);
 
 /* Test hook: check one .so file as plugin_host_load would; 0 or exit code. */
 int plugin_host_check_file(const char *path, FILE *errf);

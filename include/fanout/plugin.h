@@ -54,6 +54,30 @@
  * the broker is lost and regained, the backend subscribes again on its own
  * and calls host->gap(backend, channel_or_NULL, reason) so clients refetch.
  *
+ * POSITIONS (ABI 1.1, optional). A backend whose broker keeps a history of
+ * each channel makes its channels *positioned*: every message has an
+ * offset (1, 2, 3, ... per channel, assigned by the broker side at publish
+ * time so that every fanoutd instance sees the same numbers) inside an
+ * epoch (a string of 1-64 bytes of [A-Za-z0-9_-] that changes when the
+ * history is lost: data wiped, keys expired, file rotated). Such a backend:
+ *   - confirms subscribe() with host->subscribed_at(channel, ok, epoch,
+ *     top, flags) instead of subscribed(): the top is read after the
+ *     broker confirmed the subscription, so nothing newer is missed;
+ *   - delivers with host->deliver_at(channel, epoch, offset, data, len)
+ *     (deliver() stays for unpositioned messages, e.g. a plain PUBLISH
+ *     from a third party);
+ *   - assigns positions when it publishes and answers publish() with
+ *     host->published_at(token, ok, epoch, offset);
+ *   - implements the ops top(channel, token) -> host->top_done() and
+ *     history(channel, epoch, after, max, token) -> host->history_item()
+ *     for each kept message after `after`, then host->history_done().
+ * The host does the rest: it replays history to clients that resume with
+ * a position, repairs holes it sees (an offset jump, a gap() after a
+ * broker reconnect, a quiet channel whose top moved) from history before
+ * later messages go out, and sends clients a gap notice only for what
+ * history cannot fill. A backend built for ABI 1.0 simply has no
+ * positioned channels. plugins/example/ shows the whole set in memory.
+ *
  * TUTORIAL: a complete minimal backend (it echoes publishes back, like the
  * bundled "loopback" backend; plugins/example/ is the same with comments):
  *
@@ -131,10 +155,10 @@ extern "C" {
 #endif
 
 #define FANOUT_ABI_MAJOR 1
-#define FANOUT_ABI_MINOR 0
+#define FANOUT_ABI_MINOR 1
 
 /* The name of the one exported symbol, as C identifier and as a string. */
-#define FANOUT_PLUGIN_SYMBOL      fanout_plugin_v1
+#define FANOUT_PLUGIN_SYMBOL	  fanout_plugin_v1
 #define FANOUT_PLUGIN_SYMBOL_NAME "fanout_plugin_v1"
 
 #if defined(__GNUC__)
@@ -151,13 +175,16 @@ extern "C" {
  */
 enum fanout_err {
 	FANOUT_OK = 0,
-	FANOUT_EINVAL = -1,  /* bad argument or option value */
-	FANOUT_ENOMEM = -2,  /* out of memory */
-	FANOUT_EIO = -3,     /* I/O or connection failure */
+	FANOUT_EINVAL = -1,   /* bad argument or option value */
+	FANOUT_ENOMEM = -2,   /* out of memory */
+	FANOUT_EIO = -3,      /* I/O or connection failure */
 	FANOUT_EUNAVAIL = -4, /* backend not connected / cannot serve now */
-	FANOUT_ETOOBIG = -5, /* payload over a limit */
-	FANOUT_ENOTSUP = -6, /* operation not supported by this backend */
-	FANOUT_EDENIED = -7, /* refused by the broker (auth, ACL) */
+	FANOUT_ETOOBIG = -5,  /* payload over a limit */
+	FANOUT_ENOTSUP = -6,  /* operation not supported by this backend */
+	FANOUT_EDENIED = -7,  /* refused by the broker (auth, ACL) */
+	/* ABI 1.1, answers about positions (top_done / history_done): */
+	FANOUT_EEPOCH = -8,	/* the epoch asked about is not the channel's current one */
+	FANOUT_ETRUNCATED = -9, /* history no longer reaches back that far */
 };
 
 /* Log levels for host->log(). */
@@ -174,8 +201,11 @@ enum fanout_state {
 	FANOUT_UP = 1,
 };
 
+/* Flags of host->subscribed_at(). */
+#define FANOUT_POS_CONTIGUOUS 1u /* offsets on the channel go up by exactly one */
+
 /* fd watch interest and readiness bits. */
-#define FANOUT_FD_READ  1u
+#define FANOUT_FD_READ	1u
 #define FANOUT_FD_WRITE 2u
 
 /* ---- options -------------------------------------------------------- */
@@ -199,20 +229,35 @@ enum fanout_opt_type {
  * `plugin` and `channels` belong to the host and are never passed on.
  */
 struct fanout_option {
-	const char *name;          /* key name; units in the name (_ms, _bytes) */
+	const char *name;	   /* key name; units in the name (_ms, _bytes) */
 	enum fanout_opt_type type; /* how the value is checked and parsed */
-	const char *def;           /* default as text; NULL: empty / unset */
-	long long min, max;        /* bounds for FANOUT_OPT_INT */
-	const char *choices;       /* FANOUT_OPT_ENUM: "a|b|c" */
-	const char *help;          /* one line for --check-config and docs */
-	unsigned flags;            /* FANOUT_OPT_REQUIRED, FANOUT_OPT_SECRET */
+	const char *def;	   /* default as text; NULL: empty / unset */
+	long long min, max;	   /* bounds for FANOUT_OPT_INT */
+	const char *choices;	   /* FANOUT_OPT_ENUM: "a|b|c" */
+	const char *help;	   /* one line for --check-config and docs */
+	unsigned flags;		   /* FANOUT_OPT_REQUIRED, FANOUT_OPT_SECRET */
 };
 
-#define FANOUT_OPTION_STRING(n, d, h)          {(n), FANOUT_OPT_STRING, (d), 0, 0, NULL, (h), 0}
-#define FANOUT_OPTION_INT(n, d, lo, hi, h)     {(n), FANOUT_OPT_INT, (d), (lo), (hi), NULL, (h), 0}
-#define FANOUT_OPTION_BOOL(n, d, h)            {(n), FANOUT_OPT_BOOL, (d), 0, 1, NULL, (h), 0}
-#define FANOUT_OPTION_ENUM(n, d, choices, h)   {(n), FANOUT_OPT_ENUM, (d), 0, 0, (choices), (h), 0}
-#define FANOUT_OPTION_END                      {NULL, FANOUT_OPT_STRING, NULL, 0, 0, NULL, NULL, 0}
+#define FANOUT_OPTION_STRING(n, d, h)                                                              \
+	{                                                                                          \
+		(n), FANOUT_OPT_STRING, (d), 0, 0, NULL, (h), 0                                    \
+	}
+#define FANOUT_OPTION_INT(n, d, lo, hi, h)                                                         \
+	{                                                                                          \
+		(n), FANOUT_OPT_INT, (d), (lo), (hi), NULL, (h), 0                                 \
+	}
+#define FANOUT_OPTION_BOOL(n, d, h)                                                                \
+	{                                                                                          \
+		(n), FANOUT_OPT_BOOL, (d), 0, 1, NULL, (h), 0                                      \
+	}
+#define FANOUT_OPTION_ENUM(n, d, choices, h)                                                       \
+	{                                                                                          \
+		(n), FANOUT_OPT_ENUM, (d), 0, 0, (choices), (h), 0                                 \
+	}
+#define FANOUT_OPTION_END                                                                          \
+	{                                                                                          \
+		NULL, FANOUT_OPT_STRING, NULL, 0, 0, NULL, NULL, 0                                 \
+	}
 
 /*
  * The checked value of one option, in the same order as the plugin's
@@ -245,13 +290,13 @@ typedef void (*fanout_post_cb)(void *arg);
  * Only post() may be called from another thread.
  */
 struct fanout_host {
-	uint32_t abi_major;  /* FANOUT_ABI_MAJOR of the host */
-	uint32_t abi_minor;  /* FANOUT_ABI_MINOR of the host */
+	uint32_t abi_major;   /* FANOUT_ABI_MAJOR of the host */
+	uint32_t abi_minor;   /* FANOUT_ABI_MINOR of the host */
 	uint32_t struct_size; /* sizeof(struct fanout_host) of the host */
 
 	/* Log a line through fanoutd's log (tagged with the backend's name). */
 	void (*log)(struct fanout_backend *b, enum fanout_log_level level, const char *fmt, ...)
-		FANOUT_PRINTF(3, 4);
+	    FANOUT_PRINTF(3, 4);
 
 	/*
 	 * A message arrived on channel (NUL-terminated, the client-visible
@@ -259,7 +304,8 @@ struct fanout_host {
 	 * payloads over max_payload_bytes (counted, logged) and embeds valid
 	 * JSON as JSON, anything else as a JSON string.
 	 */
-	void (*deliver)(struct fanout_backend *b, const char *channel, const void *data, size_t len);
+	void (*deliver)(struct fanout_backend *b, const char *channel, const void *data,
+			size_t len);
 
 	/*
 	 * Answer to subscribe(channel): ok != 0 when the broker confirmed it.
@@ -273,7 +319,8 @@ struct fanout_host {
 
 	/* The backend is up (serving) or down; reason is a short phrase. Feeds
 	 * /readyz and /metrics; log state changes yourself only once. */
-	void (*backend_state)(struct fanout_backend *b, enum fanout_state state, const char *reason);
+	void (*backend_state)(struct fanout_backend *b, enum fanout_state state,
+			      const char *reason);
 
 	/* Messages on channel (NULL: every channel of this backend) may have
 	 * been missed; subscribers get a "gap" notice carrying reason. */
@@ -324,6 +371,53 @@ struct fanout_host {
 	 */
 	void (*count)(struct fanout_backend *b, const char *event, uint64_t delta);
 
+	/* ---- ABI 1.1: positions (see POSITIONS above) ---- */
+
+	/*
+	 * Answer to subscribe(channel) for a positioned channel: like
+	 * subscribed(), plus the channel's current epoch and top offset (the
+	 * offset of the newest message, 0 when nothing was published yet; the
+	 * epoch is created then if it did not exist) read *after* the broker
+	 * confirmed the subscription, so every message newer than top reaches
+	 * deliver_at(). flags: FANOUT_POS_CONTIGUOUS when offsets on this
+	 * channel go up by exactly one. epoch NULL: the channel is not
+	 * positioned (the same as subscribed()).
+	 */
+	void (*subscribed_at)(struct fanout_backend *b, const char *channel, int ok,
+			      const char *epoch, uint64_t top, unsigned flags);
+
+	/* A positioned message: like deliver(), with its epoch and offset. */
+	void (*deliver_at)(struct fanout_backend *b, const char *channel, const char *epoch,
+			   uint64_t offset, const void *data, size_t len);
+
+	/* Answer to publish(..., token) on a positioned channel: like
+	 * published(), plus the position the broker gave the message. */
+	void (*published_at)(struct fanout_backend *b, uint64_t token, int ok, const char *epoch,
+			     uint64_t offset);
+
+	/* Answer to top(channel, token): status FANOUT_OK with the current
+	 * epoch and top offset, or a negative FANOUT_E* (epoch NULL). */
+	void (*top_done)(struct fanout_backend *b, uint64_t token, int status, const char *epoch,
+			 uint64_t top);
+
+	/* One message of the answer to history(..., token), in increasing
+	 * offset order. */
+	void (*history_item)(struct fanout_backend *b, uint64_t token, uint64_t offset,
+			     const void *data, size_t len);
+
+	/*
+	 * End of the answer to history(channel, epoch, after, max, token):
+	 *   FANOUT_OK          every kept message after `after` was given, up
+	 *                      to max of them (fewer than max: up to top)
+	 *   FANOUT_EEPOCH      epoch is not the current one; no items
+	 *   FANOUT_ETRUNCATED  the oldest kept message is newer than
+	 *                      after + 1 (trimmed or expired); no items
+	 *   other FANOUT_E*    failure (broker down ...); no items
+	 * epoch/top: the channel's current position (epoch NULL on failure).
+	 */
+	void (*history_done)(struct fanout_backend *b, uint64_t token, int status,
+			     const char *epoch, uint64_t top);
+
 	/* Append new services here and bump FANOUT_ABI_MINOR. */
 };
 
@@ -334,9 +428,9 @@ struct fanout_plugin {
 	uint32_t abi_minor;   /* set by FANOUT_PLUGIN_HEADER */
 	uint32_t struct_size; /* set by FANOUT_PLUGIN_HEADER */
 
-	const char *name;        /* short name, e.g. "valkey" (mandatory) */
-	const char *version;     /* the backend's own version (mandatory) */
-	const char *description; /* one line */
+	const char *name;		     /* short name, e.g. "valkey" (mandatory) */
+	const char *version;		     /* the backend's own version (mandatory) */
+	const char *description;	     /* one line */
 	const struct fanout_option *options; /* ended by FANOUT_OPTION_END; NULL: none */
 
 	/* Mandatory. Check values, allocate, store state in *state. No I/O. */
@@ -355,6 +449,20 @@ struct fanout_plugin {
 	void (*stop)(void *state);
 	/* Mandatory. Free everything. */
 	void (*destroy)(void *state);
+
+	/* ---- ABI 1.1: positions (optional; NULL: no positioned channels) ---- */
+
+	/* Ask for channel's current epoch and top offset: answer with
+	 * host->top_done(token, ...), now or later. A channel without an epoch
+	 * gets one. Returns 0, or a negative FANOUT_E* (then no answer comes). */
+	int (*top)(void *state, const char *channel, uint64_t token);
+
+	/* Ask for the kept messages of channel after offset `after` of epoch,
+	 * at most max of them, oldest first: answer with host->history_item()
+	 * for each, then host->history_done(token, ...), now or later. Returns
+	 * 0, or a negative FANOUT_E* (then no answer comes). */
+	int (*history)(void *state, const char *channel, const char *epoch, uint64_t after,
+		       uint64_t max, uint64_t token);
 
 	/* Append new operations here and bump FANOUT_ABI_MINOR. */
 };

@@ -6,6 +6,7 @@
  * which is refused when its init() fails, and not at all by --check-config).
  */
 #include <fanout/plugin.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #define KIND_MAJOR     1
@@ -14,6 +15,11 @@
 #define KIND_NULLOP    4
 #define KIND_INITFAIL  5
 #define KIND_STARTFAIL 6
+#define KIND_OLDMINOR  7 /* not broken: built for ABI 1.0, must load and serve */
+
+/* The one loadable kind (oldminor) answers like a minimal backend. */
+static const struct fanout_host *g_host;
+static struct fanout_backend *g_b;
 
 static int p_init(const struct fanout_host *host, struct fanout_backend *b,
 		  const struct fanout_value *values, void **state)
@@ -22,6 +28,8 @@ static int p_init(const struct fanout_host *host, struct fanout_backend *b,
 	host->log(b, FANOUT_LOG_ERR, "init refuses on purpose");
 	return FANOUT_EINVAL;
 #else
+	g_host = host;
+	g_b = b;
 	*state = NULL;
 	return 0;
 #endif
@@ -32,12 +40,16 @@ static int p_start(void *state)
 #if BAD_KIND == KIND_STARTFAIL
 	return FANOUT_EIO;
 #else
+	if (g_host)
+		g_host->backend_state(g_b, FANOUT_UP, "ready");
 	return 0;
 #endif
 }
 
 static int p_subscribe(void *state, const char *channel)
 {
+	if (g_host)
+		g_host->subscribed(g_b, channel, 1);
 	return 0;
 }
 
@@ -60,6 +72,12 @@ FANOUT_PLUGIN_EXPORT const struct fanout_plugin SYMBOL = {
     .abi_major = FANOUT_ABI_MAJOR,
     .abi_minor = FANOUT_ABI_MINOR + 1,
     .struct_size = sizeof(struct fanout_plugin),
+#elif BAD_KIND == KIND_OLDMINOR
+    /* What a plugin compiled against the ABI 1.0 header carries: minor 0
+     * and a table that ends after destroy (no position ops). */
+    .abi_major = FANOUT_ABI_MAJOR,
+    .abi_minor = 0,
+    .struct_size = offsetof(struct fanout_plugin, destroy) + sizeof(void (*)(void *)),
 #else
     FANOUT_PLUGIN_HEADER,
 #endif

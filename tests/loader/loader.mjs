@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { tap } from '../lib/tap.mjs';
-import { BUILDDIR, FANOUTD, run, tmpDir, pluginPath, freePort } from '../lib/harness.mjs';
+import { BUILDDIR, FANOUTD, run, tmpDir, pluginPath, freePort, startFanoutd, wsClient } from '../lib/harness.mjs';
 
 const t = tap();
 const bad = (kind) => path.join(BUILDDIR, 'tests/loader/.libs', `bad_${kind}.so`);
@@ -22,14 +22,14 @@ const withPlugin = (p, more = '') => `[server]\n\n[backend b]\nplugin = ${p}\n${
 await t.test('a plugin built for another ABI major is refused (exit 4, both versions named)', async () => {
   const r = await fanoutd(withPlugin(bad('major')));
   assert.equal(r.code, 4, r.stderr);
-  assert.match(r.stderr, /bad_major\.so.*ABI 99\.0.*speaks 1\.0/);
+  assert.match(r.stderr, /bad_major\.so.*ABI 99\.0.*speaks 1\.1/);
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
 });
 
 await t.test('a plugin built for a newer ABI minor is refused (exit 4)', async () => {
   const r = await fanoutd(withPlugin(bad('minor')));
   assert.equal(r.code, 4, r.stderr);
-  assert.match(r.stderr, /bad_minor\.so.*ABI 1\.1.*speaks 1\.0/);
+  assert.match(r.stderr, /bad_minor\.so.*ABI 1\.2.*speaks 1\.1/);
 });
 
 await t.test('a .so without the entry symbol is refused (exit 4)', async () => {
@@ -42,6 +42,19 @@ await t.test('a plugin with a NULL mandatory op is refused (exit 4)', async () =
   const r = await fanoutd(withPlugin(bad('nullop')));
   assert.equal(r.code, 4, r.stderr);
   assert.match(r.stderr, /bad_nullop\.so.*'subscribe' is NULL/);
+});
+
+await t.test('a plugin built for an older ABI minor (1.0) loads and serves', async () => {
+  const f = await startFanoutd({ ini: withPlugin(bad('oldminor')), wait: 'ready' });
+  try {
+    const c = await wsClient(f.ws);
+    const got = await c.subscribe('old');
+    assert.equal(got.channel, 'old');
+    assert.equal(got.epoch, undefined, 'a 1.0 plugin has no positioned channels');
+    await c.close();
+  } finally {
+    assert.equal(await f.stop(), 0);
+  }
 });
 
 await t.test('a missing plugin file is refused (exit 4), by path and by name', async () => {
@@ -90,7 +103,7 @@ await t.test('a usage error exits 2; --version exits 0', async () => {
   assert.equal(r.code, 2);
   r = await run(FANOUTD, ['--version']);
   assert.equal(r.code, 0);
-  assert.match(r.stdout, /fanoutd 0\.1\.0 \(plugin ABI 1\.0\)/);
+  assert.match(r.stdout, /fanoutd 0\.1\.0 \(plugin ABI 1\.1\)/);
 });
 
 t.done();

@@ -93,6 +93,9 @@ struct mockhost {
 	ARRAY(struct mock_state) states;
 	ARRAY(struct mock_gap) gaps;
 	ARRAY(struct mock_log) logs;
+	ARRAY(struct mock_pos) tops;
+	ARRAY(struct mock_item) items;
+	ARRAY(struct mock_pos) histories;
 	ARRAY(struct counter) counters;
 };
 
@@ -164,21 +167,79 @@ static void host_deliver(struct fanout_backend *b, const char *channel, const vo
 		memcpy(msg.data, data, len);
 	msg.data[len] = 0;
 	msg.len = len;
+	msg.epoch = NULL;
+	msg.offset = 0;
 	PUSH(b->m->delivered, msg);
 }
 
 static void host_subscribed(struct fanout_backend *b, const char *channel, int ok)
 {
-	struct mock_sub s = {xstrdup(channel), ok};
+	struct mock_sub s = {xstrdup(channel), ok, NULL, 0, 0};
 
 	PUSH(b->m->subscribed, s);
 }
 
 static void host_published(struct fanout_backend *b, uint64_t token, int ok)
 {
-	struct mock_pub p = {token, ok};
+	struct mock_pub p = {token, ok, NULL, 0};
 
 	PUSH(b->m->published, p);
+}
+
+/* ---- positions (ABI 1.1) ---- */
+
+static void host_subscribed_at(struct fanout_backend *b, const char *channel, int ok,
+			       const char *epoch, uint64_t top, unsigned flags)
+{
+	struct mock_sub s = {xstrdup(channel), ok, xstrdup(epoch), top, flags};
+
+	PUSH(b->m->subscribed, s);
+}
+
+static void host_deliver_at(struct fanout_backend *b, const char *channel, const char *epoch,
+			    uint64_t offset, const void *data, size_t len)
+{
+	host_deliver(b, channel, data, len);
+	struct mock_msg *msg = &b->m->delivered.v[b->m->delivered.n - 1];
+	msg->epoch = xstrdup(epoch ? epoch : "");
+	msg->offset = offset;
+}
+
+static void host_published_at(struct fanout_backend *b, uint64_t token, int ok, const char *epoch,
+			      uint64_t offset)
+{
+	struct mock_pub p = {token, ok, xstrdup(epoch), offset};
+
+	PUSH(b->m->published, p);
+}
+
+static void host_top_done(struct fanout_backend *b, uint64_t token, int status, const char *epoch,
+			  uint64_t top)
+{
+	struct mock_pos t = {token, status, xstrdup(epoch), top};
+
+	PUSH(b->m->tops, t);
+}
+
+static void host_history_item(struct fanout_backend *b, uint64_t token, uint64_t offset,
+			      const void *data, size_t len)
+{
+	struct mock_item it = {token, offset, malloc(len + 1), len};
+
+	if (!it.data)
+		abort();
+	if (len)
+		memcpy(it.data, data, len);
+	it.data[len] = 0;
+	PUSH(b->m->items, it);
+}
+
+static void host_history_done(struct fanout_backend *b, uint64_t token, int status,
+			      const char *epoch, uint64_t top)
+{
+	struct mock_pos h = {token, status, xstrdup(epoch), top};
+
+	PUSH(b->m->histories, h);
 }
 
 static void host_backend_state(struct fanout_backend *b, enum fanout_state state,
@@ -368,6 +429,12 @@ struct mockhost *mockhost_new(void)
 	    .name = host_name,
 	    .now_ms = host_now_ms,
 	    .count = host_count,
+	    .subscribed_at = host_subscribed_at,
+	    .deliver_at = host_deliver_at,
+	    .published_at = host_published_at,
+	    .top_done = host_top_done,
+	    .history_item = host_history_item,
+	    .history_done = host_history_done,
 	};
 	return m;
 }
@@ -749,6 +816,22 @@ ACCESSORS(published, published, struct mock_pub)
 ACCESSORS(states, states, struct mock_state)
 ACCESSORS(gaps, gaps, struct mock_gap)
 ACCESSORS(logs, logs, struct mock_log)
+ACCESSORS(tops, tops, struct mock_pos)
+ACCESSORS(items, items, struct mock_item)
+ACCESSORS(histories, histories, struct mock_pos)
+
+const struct mock_pos *mockhost_top(struct mockhost *m, size_t i)
+{
+	return mockhost_tops_at(m, i);
+}
+const struct mock_item *mockhost_item(struct mockhost *m, size_t i)
+{
+	return mockhost_items_at(m, i);
+}
+const struct mock_pos *mockhost_history(struct mockhost *m, size_t i)
+{
+	return mockhost_histories_at(m, i);
+}
 
 const struct mock_msg *mockhost_delivered(struct mockhost *m, size_t i)
 {
@@ -837,9 +920,21 @@ void mockhost_reset_records(struct mockhost *m)
 	for (size_t i = 0; i < m->delivered.n; i++) {
 		free(m->delivered.v[i].channel);
 		free(m->delivered.v[i].data);
+		free(m->delivered.v[i].epoch);
 	}
-	for (size_t i = 0; i < m->subscribed.n; i++)
+	for (size_t i = 0; i < m->subscribed.n; i++) {
 		free(m->subscribed.v[i].channel);
+		free(m->subscribed.v[i].epoch);
+	}
+	for (size_t i = 0; i < m->published.n; i++)
+		free(m->published.v[i].epoch);
+	for (size_t i = 0; i < m->tops.n; i++)
+		free(m->tops.v[i].epoch);
+	for (size_t i = 0; i < m->items.n; i++)
+		free(m->items.v[i].data);
+	for (size_t i = 0; i < m->histories.n; i++)
+		free(m->histories.v[i].epoch);
+	m->tops.n = m->items.n = m->histories.n = 0;
 	for (size_t i = 0; i < m->states.n; i++)
 		free(m->states.v[i].reason);
 	for (size_t i = 0; i < m->gaps.n; i++) {
@@ -873,6 +968,9 @@ void mockhost_free(struct mockhost *m)
 	free(m->gaps.v);
 	free(m->logs.v);
 	free(m->counters.v);
+	free(m->tops.v);
+	free(m->items.v);
+	free(m->histories.v);
 	close(m->pipe_rd);
 	close(m->pipe_wr);
 	pthread_mutex_destroy(&m->post_lock);
@@ -911,4 +1009,14 @@ int mockhost_pred_n_published(struct mockhost *m, void *size_t_p)
 int mockhost_pred_n_gaps(struct mockhost *m, void *size_t_p)
 {
 	return m->gaps.n >= *(size_t *)size_t_p;
+}
+
+int mockhost_pred_n_tops(struct mockhost *m, void *size_t_p)
+{
+	return m->tops.n >= *(size_t *)size_t_p;
+}
+
+int mockhost_pred_n_histories(struct mockhost *m, void *size_t_p)
+{
+	return m->histories.n >= *(size_t *)size_t_p;
 }

@@ -37,18 +37,41 @@ struct mock_msg {
 	char *channel;
 	char *data;
 	size_t len;
+	char *epoch;	 /* deliver_at(): the epoch; deliver(): NULL */
+	uint64_t offset; /* deliver_at(): the offset; deliver(): 0 */
 };
 
 /* A recorded subscribed(channel, ok). */
 struct mock_sub {
 	char *channel;
 	int ok;
+	char *epoch;	/* subscribed_at(): the epoch (may be NULL); subscribed(): NULL */
+	uint64_t top;	/* subscribed_at(): the top offset */
+	unsigned flags; /* subscribed_at(): FANOUT_POS_* */
 };
 
 /* A recorded published(token, ok). */
 struct mock_pub {
 	uint64_t token;
 	int ok;
+	char *epoch;	 /* published_at(): the epoch; published(): NULL */
+	uint64_t offset; /* published_at(): the offset */
+};
+
+/* A recorded top_done() or history_done(token, status, epoch, top). */
+struct mock_pos {
+	uint64_t token;
+	int status;
+	char *epoch; /* may be NULL */
+	uint64_t top;
+};
+
+/* A recorded history_item(token, offset, data, len). */
+struct mock_item {
+	uint64_t token;
+	uint64_t offset;
+	char *data; /* NUL-terminated copy */
+	size_t len;
 };
 
 /* A recorded backend_state(state, reason). */
@@ -127,6 +150,12 @@ size_t mockhost_n_states(struct mockhost *m);
 const struct mock_state *mockhost_state(struct mockhost *m, size_t i);
 size_t mockhost_n_gaps(struct mockhost *m);
 const struct mock_gap *mockhost_gap(struct mockhost *m, size_t i);
+size_t mockhost_n_tops(struct mockhost *m); /* top_done() answers */
+const struct mock_pos *mockhost_top(struct mockhost *m, size_t i);
+size_t mockhost_n_items(struct mockhost *m); /* history_item() calls */
+const struct mock_item *mockhost_item(struct mockhost *m, size_t i);
+size_t mockhost_n_histories(struct mockhost *m); /* history_done() answers */
+const struct mock_pos *mockhost_history(struct mockhost *m, size_t i);
 size_t mockhost_n_logs(struct mockhost *m);
 const struct mock_log *mockhost_log(struct mockhost *m, size_t i);
 
@@ -151,5 +180,7 @@ int mockhost_pred_subscribed(struct mockhost *m, void *channel);   /* subscribed
 int mockhost_pred_n_delivered(struct mockhost *m, void *size_t_p); /* n_delivered >= *(size_t*) */
 int mockhost_pred_n_published(struct mockhost *m, void *size_t_p); /* n_published >= *(size_t*) */
 int mockhost_pred_n_gaps(struct mockhost *m, void *size_t_p);	   /* n_gaps >= *(size_t*) */
+int mockhost_pred_n_tops(struct mockhost *m, void *size_t_p);	   /* n_tops >= *(size_t*) */
+int mockhost_pred_n_histories(struct mockhost *m, void *size_t_p); /* n_histories >= *(size_t*) */
 
 #endif /* FANOUT_TESTS_MOCKHOST_H */
