@@ -6,13 +6,15 @@
  *
  * One static table, server_keys[], drives parsing, defaults, bounds and
  * config_dump(); tests/unit/test_config.c checks it against conf/fanout.ini.
- * The file is read line by line here (not through inih) so that every error
- * carries its line number and every error is reported, not just the first:
+ * inih parses the `key = value` lines; a reader callback feeds it one line
+ * at a time and counts them, so every error carries its line number and
+ * every error is reported, not just the first:
  *   FILE:LINE: [section] key: reason        (a line of the file)
  *   -o section.key: reason                   (a command line override)
- * Lines may be of any length; `;` starts a comment at the start of a line or
- * after whitespace, `#` only at the start of a line; an indented key line is
- * an error (inih would have merged it into the previous value).
+ * Lines may be CONFIG_MAX_LINE bytes long; `;` starts a comment at the start
+ * of a line or after whitespace, `#` only at the start of a line; an
+ * indented key line is an error (inih would have merged it into the
+ * previous value).
  *
  * Runs once on the main thread at start-up (and in --check-config). Every
  * string in struct config is malloc'd and freed by config_free();
@@ -29,6 +31,8 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+
+#include <ini.h>
 
 #include "config.h"
 #include "log.h"
@@ -842,78 +846,150 @@ static void do_section(struct ld *l, struct cur *cur, char *s, int line)
 		    "unknown section (expected [server] or [backend NAME])");
 }
 
-static void do_line(struct ld *l, struct cur *cur, char *raw, size_t len, int line)
+/*
+ * inih parses each `key = value` line: it splits at the first '=' (or ':',
+ * its concession to Python's configparser), cuts a `;` comment that follows
+ * whitespace, trims both sides and calls handler(). The lines reach it
+ * through reader(), which inih calls once per line just before parsing that
+ * line, so reader's line counter is the line handler() is called for. The
+ * reader frames the lines; it reports what inih would silently accept or
+ * report only as "the first bad line": a NUL byte, a line longer than
+ * CONFIG_MAX_LINE, an indented line (inih's multiline mode would merge it
+ * into the previous value), and section headers (inih tells neither a
+ * header's line nor about a section without keys, and cuts names at 49
+ * bytes). Each of those reaches inih as an empty line.
+ */
+struct rd {
+	struct ld *l;
+	FILE *f;
+	int line;	/* lines read so far = the line inih is parsing */
+	struct cur cur; /* the section the reader last saw */
+};
+
+/* Read one line into str (num bytes, ini_max_line) the way fgets() does,
+ * but never more than one line, counting it and checking it. */
+static char *reader(char *str, int num, void *stream)
 {
-	if (strlen(raw) != len) {
-		err(l, line, NULL, NULL, NULL, "NUL byte in line");
-		return;
+	struct rd *r = stream;
+	size_t n = 0, len;
+	bool nul = false, over = false;
+	int ch;
+
+	while ((ch = getc(r->f)) != EOF) {
+		if (n < (size_t)num - 1)
+			str[n++] = (char)ch;
+		else
+			over = true; /* read on: the rest of the line goes too */
+		nul |= ch == 0;
+		if (ch == '\n')
+			break;
 	}
-	if (line == 1 && !strncmp(raw, "\xEF\xBB\xBF", 3))
-		raw += 3;
-	bool indented = raw[0] == ' ' || raw[0] == '\t';
-	char *s = trim(raw);
-	if (!*s || *s == ';' || *s == '#')
-		return;
-	cut_comment(s);
-	s = trim(s);
+	if (!n && !over)
+		return NULL;
+	str[n] = 0;
+	r->line++;
+	len = n - (str[n - 1] == '\n');
+	len -= len && str[len - 1] == '\r';
+	if (over || len > CONFIG_MAX_LINE) {
+		err(r->l, r->line, NULL, NULL, NULL, "line longer than %d bytes", CONFIG_MAX_LINE);
+		goto blank;
+	}
+	if (nul) {
+		err(r->l, r->line, NULL, NULL, NULL, "NUL byte in line");
+		goto blank;
+	}
+	char *s = str;
+	if (r->line == 1 && !strncmp(s, "\xEF\xBB\xBF", 3))
+		s += 3;
+	bool indented = s[0] == ' ' || s[0] == '\t';
+	char *t = trim(s);
+	if (!*t || *t == ';' || *t == '#')
+		goto blank;
 	if (indented) {
-		err(l, line, NULL, NULL, NULL,
+		err(r->l, r->line, NULL, NULL, NULL,
 		    "indented line: continuation lines are not supported");
-		return;
+		goto blank;
 	}
-	if (*s == '[') {
-		do_section(l, cur, s, line);
-		return;
+	if (*t == '[') {
+		cut_comment(t);
+		do_section(r->l, &r->cur, trim(t), r->line);
+		goto blank;
 	}
-	char *eq = strchr(s, '=');
-	if (!eq) {
+	if (s != str)
+		memmove(str, s, strlen(s) + 1);
+	return str;
+blank:
+	str[0] = '\n';
+	str[1] = 0;
+	return str;
+}
+
+/* One `name = value` line (value NULL: a line without '='). */
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct rd *r = user;
+	struct ld *l = r->l;
+	int line = r->line;
+
+	(void)section; /* r->cur is the section, with its line */
+	if (!value) {
 		err(l, line, NULL, NULL, NULL, "expected key = value");
-		return;
+		return 1;
 	}
-	*eq = 0;
-	char *key = trim(s), *val = trim(eq + 1);
-	if (!*key) {
+	if (!*name) {
 		err(l, line, NULL, NULL, NULL, "missing key before '='");
-		return;
+		return 1;
 	}
-	if (cur->sect == SEC_SKIP)
-		return; /* the section header was already reported */
-	if (cur->sect == SEC_NONE) {
-		err(l, line, NULL, key, NULL, "key outside a section");
-		return;
+	if (r->cur.sect == SEC_SKIP)
+		return 1; /* the section header was already reported */
+	if (r->cur.sect == SEC_NONE) {
+		err(l, line, NULL, name, NULL, "key outside a section");
+		return 1;
 	}
 	const char *why;
-	char *v = cfg_expand_env(val, &why);
-	struct cfg_backend *b = cur->sect == SEC_BACKEND ? &l->c->backends[cur->bi] : NULL;
+	char *v = cfg_expand_env(value, &why);
+	struct cfg_backend *b = r->cur.sect == SEC_BACKEND ? &l->c->backends[r->cur.bi] : NULL;
 	if (!v) {
 		if (b)
-			err(l, line, "backend", key, b->name, "%s", why);
+			err(l, line, "backend", name, b->name, "%s", why);
 		else
-			err(l, line, "server", key, NULL, "%s", why);
-		return;
+			err(l, line, "server", name, NULL, "%s", why);
+		return 1;
 	}
 	if (b)
-		set_backend_key(l, b, key, v, line);
+		set_backend_key(l, b, name, v, line);
 	else
-		set_server_key(l, key, v, line);
+		set_server_key(l, name, v, line);
 	free(v);
+	return 1;
 }
 
 static void read_file(struct ld *l, FILE *f)
 {
-	char *buf = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	int line = 0;
-	struct cur cur = {SEC_NONE, NULL, 0};
+	struct rd r = {.l = l, .f = f, .cur = {SEC_NONE, NULL, 0}};
+	int nerr = l->nerr;
 
-	while ((n = getline(&buf, &cap, f)) >= 0) {
-		line++;
-		do_line(l, &cur, buf, (size_t)n, line);
-	}
+	/* Debian's inih turns its compile-time options into these globals. One
+	 * heap buffer of the longest line (+ '\r', '\n', NUL, as inih counts),
+	 * never grown; no multiline values (the reader refuses indented lines
+	 * anyway); `name` without '=' reaches handler() to be reported there. */
+	ini_use_stack = false;
+	ini_allow_realloc = false;
+	ini_max_line = CONFIG_MAX_LINE + 3;
+	ini_initial_alloc = CONFIG_MAX_LINE + 3;
+	ini_allow_multiline = false;
+	ini_allow_no_value = true;
+	ini_allow_bom = false; /* the reader removes it */
+	ini_stop_on_first_error = false;
+
+	int rc = ini_parse_stream(reader, &r, handler, &r);
 	if (ferror(f))
 		err(l, -1, NULL, NULL, NULL, "read error: %s", strerror(errno));
-	free(buf);
+	else if (rc == -2)
+		err(l, -1, NULL, NULL, NULL, "out of memory");
+	else if (rc > 0 && l->nerr == nerr)
+		/* inih refused a line the reader passed and handler() never saw */
+		err(l, rc, NULL, NULL, NULL, "syntax error");
 }
 
 /* ---- overrides ---------------------------------------------------------- */

@@ -19,6 +19,11 @@
 
 #include <fanout/plugin.h>
 
+/* The longest line of a config file, in bytes (without its line end).
+ * A longer line is an error ("line longer than ... bytes"), read no further
+ * than this into memory. */
+#define CONFIG_MAX_LINE 65536
+
 /* One key = value line of a [backend NAME] section, in file order. */
 struct cfg_kv {
 	char *key;
@@ -28,8 +33,8 @@ struct cfg_kv {
 
 /* One [backend NAME] section. */
 struct cfg_backend {
-	char *name;      /* NAME from the section header */
-	char *plugin;    /* `plugin` key: a name in plugin_dir or a path (has a '/') */
+	char *name;	 /* NAME from the section header */
+	char *plugin;	 /* `plugin` key: a name in plugin_dir or a path (has a '/') */
 	char **channels; /* `channels` globs (split on ',' and spaces); default {"*"} */
 	size_t n_channels;
 	struct cfg_kv *kv; /* every other key, for the plugin's option check */
@@ -41,29 +46,29 @@ struct config {
 	char *path; /* the file loaded */
 
 	/* [server] */
-	char *listen;       /* as written, e.g. "0.0.0.0:8080" */
-	char *listen_host;  /* parsed: "0.0.0.0", "::", "127.0.0.1", "" = all */
-	int listen_port;    /* parsed */
-	char *instance;     /* default: gethostname() */
-	char *ws_path;      /* default "/ws"; must start with '/' */
-	char *web_root;     /* default FANOUT_WEB_ROOT; "" = serve no static files */
-	char *plugin_dir;   /* default FANOUT_PLUGIN_DIR */
-	int workers;        /* 1..64; 0 means "auto" (one per CPU) */
+	char *listen;	   /* as written, e.g. "0.0.0.0:8080" */
+	char *listen_host; /* parsed: "0.0.0.0", "::", "127.0.0.1", "" = all */
+	int listen_port;   /* parsed */
+	char *instance;	   /* default: gethostname() */
+	char *ws_path;	   /* default "/ws"; must start with '/' */
+	char *web_root;	   /* default FANOUT_WEB_ROOT; "" = serve no static files */
+	char *plugin_dir;  /* default FANOUT_PLUGIN_DIR */
+	int workers;	   /* 1..64; 0 means "auto" (one per CPU) */
 	long long max_clients;
 	long long max_message_bytes;
 	long long max_payload_bytes;
 	long long max_subscriptions;
-	long long max_channels;     /* distinct channels in the hub */
+	long long max_channels; /* distinct channels in the hub */
 	long long client_queue_bytes;
 	long long shutdown_grace_ms;
-	long long ping_interval_s;  /* 0 disables keepalive pings */
-	int allow_publish;          /* bool */
-	char **allowed_origins;     /* {"*"} = any */
+	long long ping_interval_s; /* 0 disables keepalive pings */
+	int allow_publish;	   /* bool */
+	char **allowed_origins;	   /* {"*"} = any */
 	size_t n_allowed_origins;
-	char **channels;            /* globs a client may use; {"*"} = any valid name */
+	char **channels; /* globs a client may use; {"*"} = any valid name */
 	size_t n_channels;
-	int permessage_deflate;     /* bool, default false */
-	int log_level;              /* enum log_level */
+	int permessage_deflate; /* bool, default false */
+	int log_level;		/* enum log_level */
 
 	struct cfg_backend *backends; /* in file order */
 	size_t n_backends;
@@ -92,7 +97,8 @@ void config_dump(const struct config *c, FILE *out);
  * and returns the error count.
  */
 int config_backend_values(const struct config *c, const struct cfg_backend *b,
-			  const struct fanout_option *opts, struct fanout_value **values, FILE *errf);
+			  const struct fanout_option *opts, struct fanout_value **values,
+			  FILE *errf);
 
 /* The backend whose `channels` globs match channel first, or NULL. */
 const struct cfg_backend *config_route(const struct config *c, const char *channel);

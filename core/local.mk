@@ -16,12 +16,13 @@ core_libfanoutcore_a_SOURCES = \
 	core/http.c core/http.h \
 	core/server.c core/server.h \
 	core/workers.c core/workers.h
-core_libfanoutcore_a_CPPFLAGS = $(AM_CPPFLAGS) $(LWS_CFLAGS) $(JANSSON_CFLAGS)
+core_libfanoutcore_a_CPPFLAGS = $(AM_CPPFLAGS) $(LWS_CFLAGS) $(JANSSON_CFLAGS) $(INIH_CFLAGS)
 
 sbin_PROGRAMS += core/fanoutd
 core_fanoutd_SOURCES = core/main.c
 core_fanoutd_CPPFLAGS = $(AM_CPPFLAGS) $(LWS_CFLAGS) $(JANSSON_CFLAGS)
-core_fanoutd_LDADD = core/libfanoutcore.a $(LWS_LIBS) $(JANSSON_LIBS) $(DL_LIBS)
+core_fanoutd_LDADD = core/libfanoutcore.a $(LWS_LIBS) $(JANSSON_LIBS) $(INIH_LIBS) $(DL_LIBS)
 
 # Link line for anything that uses the core library.
-FANOUT_CORE_LIBS = $(top_builddir)/core/libfanoutcore.a $(LWS_LIBS) $(JANSSON_LIBS) $(DL_LIBS)
+FANOUT_CORE_LIBS = $(top_builddir)/core/libfanoutcore.a $(LWS_LIBS) $(JANSSON_LIBS) $(INIH_LIBS) \
+	$(DL_LIBS)

@@ -573,6 +573,42 @@ static void t_long_lines_and_comments(void **state)
 	free(errs);
 }
 
+/* The line cap: CONFIG_MAX_LINE bytes are read, one more is an error that
+ * names the line, and the lines after it keep their numbers. */
+static void t_line_cap(void **state)
+{
+	char *at = malloc(CONFIG_MAX_LINE + 1), *over = malloc(CONFIG_MAX_LINE + 2), *text;
+	memset(at, 'a', CONFIG_MAX_LINE);
+	at[CONFIG_MAX_LINE - 6] = 0; /* "key = " + value = CONFIG_MAX_LINE bytes */
+	memset(over, 'b', CONFIG_MAX_LINE + 1);
+	over[CONFIG_MAX_LINE + 1] = 0;
+	assert_true(asprintf(&text, "[backend b]\nplugin = p\nkey = %s\r\n%s\nurl: after\nnone\n",
+			     at, over) > 0);
+	struct config c;
+	struct res r = load_text(&c, text, NULL, 0);
+	has_err(&r, "4: line longer than %d bytes", CONFIG_MAX_LINE);
+	/* inih's name:value form is accepted; a line with neither is an error */
+	has_err(&r, "6: expected key = value");
+	assert_int_equal(r.n, 2);
+	res_free(&r);
+	free(text);
+
+	/* without the bad lines, the longest line loads whole */
+	assert_true(asprintf(&text, "[backend b]\nplugin = p\nkey = %s\r\nurl: after\n", at) > 0);
+	r = load_text(&c, text, NULL, 0);
+	if (r.n)
+		fail_msg("%s", r.errs);
+	assert_int_equal(strlen(c.backends[0].kv[0].value), CONFIG_MAX_LINE - 6);
+	assert_string_equal(c.backends[0].kv[1].key, "url");
+	assert_string_equal(c.backends[0].kv[1].value, "after");
+	assert_int_equal(c.backends[0].kv[1].line, 4);
+	config_free(&c);
+	res_free(&r);
+	free(text);
+	free(at);
+	free(over);
+}
+
 /* ---- overrides ---------------------------------------------------------- */
 
 static void t_overrides(void **state)
@@ -835,6 +871,7 @@ int main(void)
 	    cmocka_unit_test(t_errors_file),
 	    cmocka_unit_test(t_errors_inline),
 	    cmocka_unit_test(t_long_lines_and_comments),
+	    cmocka_unit_test(t_line_cap),
 	    cmocka_unit_test(t_overrides),
 	    cmocka_unit_test(t_override_errors),
 	    cmocka_unit_test(t_backend_values),
