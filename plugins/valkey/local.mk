@@ -3,7 +3,13 @@
 # libmockhost.a, reused by other backends' tests) and the valkey tests.
 
 pkglib_LTLIBRARIES += plugins/valkey/valkey.la
-plugins_valkey_valkey_la_SOURCES = plugins/valkey/valkey.c
+plugins_valkey_valkey_la_SOURCES = \
+	plugins/valkey/valkey.c plugins/valkey/vk.h \
+	plugins/valkey/conn.c \
+	plugins/valkey/subs.c \
+	plugins/valkey/probe.c \
+	plugins/valkey/publish.c \
+	plugins/valkey/url.c
 plugins_valkey_valkey_la_CPPFLAGS = -I$(top_srcdir)/include
 plugins_valkey_valkey_la_CFLAGS = $(AM_CFLAGS) $(HIREDIS_CFLAGS) -pthread
 plugins_valkey_valkey_la_LIBADD = $(HIREDIS_LIBS) -lpthread

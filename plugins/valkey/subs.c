@@ -1,0 +1,486 @@
+/*
+ * subs.c — the valkey backend's channels: the table of channels local
+ * clients want (a chained hash of struct chan), demand-driven SUBSCRIBE /
+ * UNSUBSCRIBE on the subscriber connection (a 0 ms "flush" timer batches one
+ * loop turn's changes into one command of at most MAX_BATCH channels), the
+ * broker's subscribe/unsubscribe replies and messages, the confirmation
+ * deadline of a SUBSCRIBE, and the resubscription of every wanted channel
+ * after a reconnect, ended by one host->gap(NULL, "backend reconnected").
+ *
+ * Runs on the host's loop thread. Allocates one struct chan (and its name)
+ * per channel that is wanted or has a command in flight, freed once neither
+ * holds; the table grows by doubling. subs_free() frees all of it and the
+ * two timers.
+ */
+#include "vk.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- channel table ---- */
+
+static size_t hash(const char *s)
+{
+	size_t h = 1469598103934665603ull;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+	return h;
+}
+
+static struct chan *chan_find(struct vk *vk, const char *name)
+{
+	for (struct chan *c = vk->tab[hash(name) & (vk->tab_size - 1)]; c; c = c->next)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+static int chan_grow(struct vk *vk)
+{
+	size_t ns = vk->tab_size * 2;
+	struct chan **nt = calloc(ns, sizeof(*nt));
+
+	if (!nt)
+		return FANOUT_ENOMEM;
+	for (size_t i = 0; i < vk->tab_size; i++) {
+		struct chan *c = vk->tab[i];
+		while (c) {
+			struct chan *n = c->next;
+			size_t h = hash(c->name) & (ns - 1);
+			c->next = nt[h];
+			nt[h] = c;
+			c = n;
+		}
+	}
+	free(vk->tab);
+	vk->tab = nt;
+	vk->tab_size = ns;
+	return 0;
+}
+
+static struct chan *chan_add(struct vk *vk, const char *name)
+{
+	struct chan *c;
+	size_t h;
+
+	if (vk->nchan + 1 > vk->tab_size && chan_grow(vk) < 0)
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->name = strdup(name);
+	if (!c->name) {
+		free(c);
+		return NULL;
+	}
+	h = hash(name) & (vk->tab_size - 1);
+	c->next = vk->tab[h];
+	vk->tab[h] = c;
+	vk->nchan++;
+	return c;
+}
+
+static void chan_del(struct vk *vk, struct chan *dead)
+{
+	for (struct chan **pc = &vk->tab[hash(dead->name) & (vk->tab_size - 1)]; *pc;
+	     pc = &(*pc)->next) {
+		if (*pc == dead) {
+			*pc = dead->next;
+			free(dead->name);
+			free(dead);
+			vk->nchan--;
+			return;
+		}
+	}
+}
+
+/* A channel entry with no demand and nothing in flight can go. */
+static void chan_maybe_free(struct vk *vk, struct chan *c)
+{
+	if (!c->wanted && !c->sub_sent && !c->unsub_inflight && !c->sub_queued && !c->unsub_queued)
+		chan_del(vk, c);
+}
+
+/* ---- subscriber side ---- */
+
+static bool all_confirmed(struct vk *vk)
+{
+	FOR_EACH_CHAN(vk, c, n)
+	{
+		if (c->wanted && !c->confirmed)
+			return false;
+	}
+	return true;
+}
+
+static void on_confirm_timeout(struct fanout_timer *t, void *arg)
+{
+	struct vk *vk = arg;
+	uint64_t now = now_ms(vk);
+	bool more = false;
+
+	(void)t;
+	/*
+	 * hiredis 0.14 passes an error reply to a SUBSCRIBE (e.g. an ACL
+	 * -NOPERM on that channel) to no callback, so a subscribe that stays
+	 * unanswered while the connection is alive counts as refused.
+	 */
+	if (vk->conn[SUB].phase != C_READY)
+		return;
+	FOR_EACH_CHAN(vk, c, n)
+	{
+		if (!c->sub_sent)
+			continue;
+		if (now - c->sent_ms < vk->probe_timeout_ms) {
+			more = true;
+			continue;
+		}
+		vk->host->log(vk->b, FANOUT_LOG_WARN,
+			      "SUBSCRIBE %s%s not confirmed within %u ms (refused?)", vk->prefix,
+			      c->name, vk->probe_timeout_ms);
+		count(vk, "subscribe_errors", 1);
+		c->sub_sent = false;
+		if (c->wanted && !c->answered) {
+			c->answered = true;
+			c->wanted = false;
+			vk->host->subscribed(vk->b, c->name, 0);
+		}
+		/* In case it does arrive later. */
+		c->unsub_queued = !c->wanted;
+		vk->host->timer_arm(vk->t_flush, 0);
+	}
+	if (more)
+		vk->host->timer_arm(vk->t_confirm, vk->probe_timeout_ms / 2 + 1);
+}
+
+static void on_message(struct vk *vk, redisReply *ch, redisReply *payload)
+{
+	const char *name;
+
+	if (ch->len < vk->prefix_len || memcmp(ch->str, vk->prefix, vk->prefix_len) != 0)
+		return;
+	if (ch->len == vk->probe_chan_len && memcmp(ch->str, vk->probe_chan, ch->len) == 0) {
+		probe_receive(vk, payload);
+		return;
+	}
+	name = ch->str + vk->prefix_len;
+	if (strlen(name) != ch->len - vk->prefix_len)
+		return; /* a NUL inside the channel name: not one of ours */
+	{
+		struct chan *c = chan_find(vk, name);
+		if (!c || !c->wanted)
+			return; /* late message for a channel we are leaving */
+	}
+	count(vk, "messages", 1);
+	vk->host->deliver(vk->b, name, payload->str, payload->len);
+}
+
+static void maybe_finish_resubscribe(struct vk *vk)
+{
+	if (!vk->gap_pending || !vk->probe_confirmed || !all_confirmed(vk))
+		return;
+	vk->gap_pending = false;
+	count(vk, "reconnects", 1);
+	vk->host->gap(vk->b, NULL, "backend reconnected");
+}
+
+static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct conn *cn = ac->data;
+	redisReply *reply = r;
+	struct vk *vk;
+	const char *kind;
+
+	(void)priv;
+	if (!cn || !reply || cn->ac != ac)
+		return;
+	vk = cn->vk;
+	if (reply->type == REDIS_REPLY_ERROR) {
+		vk->host->log(vk->b, FANOUT_LOG_WARN, "subscriber: error reply: %s", reply->str);
+		count(vk, "error_replies", 1);
+		return;
+	}
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
+	    reply->element[0]->type != REDIS_REPLY_STRING ||
+	    reply->element[1]->type != REDIS_REPLY_STRING)
+		return;
+	kind = reply->element[0]->str;
+	if (strcasecmp(kind, "message") == 0) {
+		if (reply->element[2]->type == REDIS_REPLY_STRING)
+			on_message(vk, reply->element[1], reply->element[2]);
+		return;
+	}
+	if (strcasecmp(kind, "subscribe") == 0) {
+		const char *full = reply->element[1]->str;
+		struct chan *c;
+
+		if (strcmp(full, vk->probe_chan) == 0) {
+			if (!vk->probe_confirmed) {
+				vk->probe_confirmed = true;
+				vk->host->timer_disarm(cn->t_connect);
+				conn_ready(cn);
+				vk->was_up = true;
+				if (vk->probe_interval_ms && !vk->probe_inflight)
+					vk->host->timer_arm(vk->t_probe, vk->probe_interval_ms);
+				maybe_finish_resubscribe(vk);
+			}
+			return;
+		}
+		if (strncmp(full, vk->prefix, vk->prefix_len) != 0)
+			return;
+		c = chan_find(vk, full + vk->prefix_len);
+		if (!c)
+			return;
+		c->sub_sent = false;
+		if (c->wanted) {
+			c->confirmed = true;
+			if (!c->answered) {
+				c->answered = true;
+				vk->host->subscribed(vk->b, c->name, 1);
+			}
+		} else {
+			/* Demand left while the SUBSCRIBE was in flight. */
+			c->unsub_queued = true;
+			vk->host->timer_arm(vk->t_flush, 0);
+		}
+		maybe_finish_resubscribe(vk);
+		return;
+	}
+	if (strcasecmp(kind, "unsubscribe") == 0) {
+		const char *full = reply->element[1]->str;
+		struct chan *c;
+
+		if (strncmp(full, vk->prefix, vk->prefix_len) != 0)
+			return;
+		c = chan_find(vk, full + vk->prefix_len);
+		if (!c)
+			return;
+		if (c->unsub_inflight)
+			c->unsub_inflight--;
+		if (c->wanted && !c->unsub_inflight) {
+			/*
+			 * Demand came back while the UNSUBSCRIBE was in flight;
+			 * hiredis just dropped the channel's callback, so subscribe
+			 * again only now (see subscribe()).
+			 */
+			c->confirmed = false;
+			c->sub_queued = true;
+			vk->host->timer_arm(vk->t_flush, 0);
+		}
+		chan_maybe_free(vk, c);
+	}
+}
+
+/* Send SUBSCRIBE/UNSUBSCRIBE for n broker channels in one command. */
+static int send_batch(struct vk *vk, const char *cmd, const char **names, size_t n)
+{
+	const char **argv = calloc(n + 1, sizeof(*argv));
+	char **full = calloc(n, sizeof(*full));
+	int rc = FANOUT_ENOMEM;
+
+	if (!argv || !full)
+		goto out;
+	argv[0] = cmd;
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(names[i]);
+		full[i] = malloc(vk->prefix_len + l + 1);
+		if (!full[i])
+			goto out;
+		memcpy(full[i], vk->prefix, vk->prefix_len);
+		memcpy(full[i] + vk->prefix_len, names[i], l + 1);
+		argv[i + 1] = full[i];
+	}
+	rc = redisAsyncCommandArgv(vk->conn[SUB].ac, on_sub_reply, NULL, (int)n + 1, argv, NULL) ==
+		     REDIS_OK
+		 ? 0
+		 : FANOUT_EIO;
+out:
+	if (full)
+		for (size_t i = 0; i < n; i++)
+			free(full[i]);
+	free(full);
+	free(argv);
+	return rc;
+}
+
+/* Send every queued SUBSCRIBE / UNSUBSCRIBE, batched. Only once the
+ * subscriber is ready (probe channel confirmed): before that they wait. */
+static void flush_channels(struct vk *vk)
+{
+	const char *names[MAX_BATCH];
+	struct chan *chans[MAX_BATCH];
+	size_t n;
+	struct conn *cn = &vk->conn[SUB];
+	uint64_t now;
+
+	if (!cn->ac || !vk->probe_confirmed)
+		return;
+	now = now_ms(vk);
+	for (int pass = 0; pass < 2; pass++) {
+		bool sub = pass == 0;
+		n = 0;
+		FOR_EACH_CHAN(vk, c, nx)
+		{
+			if (sub ? !c->sub_queued : !c->unsub_queued)
+				continue;
+			if (sub && c->unsub_inflight)
+				continue; /* resubscribed when the unsubscribe reply arrives */
+			names[n] = c->name;
+			chans[n++] = c;
+			if (n == MAX_BATCH) {
+				if (send_batch(vk, sub ? "SUBSCRIBE" : "UNSUBSCRIBE", names, n) < 0)
+					goto fail;
+				for (size_t i = 0; i < n; i++) {
+					if (sub) {
+						chans[i]->sub_queued = false;
+						chans[i]->sub_sent = true;
+						chans[i]->sent_ms = now;
+					} else {
+						chans[i]->unsub_queued = false;
+						chans[i]->unsub_inflight++;
+					}
+				}
+				n = 0;
+			}
+		}
+		if (n) {
+			if (send_batch(vk, sub ? "SUBSCRIBE" : "UNSUBSCRIBE", names, n) < 0)
+				goto fail;
+			for (size_t i = 0; i < n; i++) {
+				if (sub) {
+					chans[i]->sub_queued = false;
+					chans[i]->sub_sent = true;
+					chans[i]->sent_ms = now;
+				} else {
+					chans[i]->unsub_queued = false;
+					chans[i]->unsub_inflight++;
+				}
+			}
+		}
+	}
+	vk->host->timer_arm(vk->t_confirm, vk->probe_timeout_ms);
+	return;
+fail:
+	vk->host->log(vk->b, FANOUT_LOG_ERR, "cannot queue a (UN)SUBSCRIBE command");
+	conn_drop_later(cn, "cannot queue a command");
+}
+
+static void on_flush(struct fanout_timer *t, void *arg)
+{
+	(void)t;
+	flush_channels(arg);
+}
+
+/* The subscriber passed AUTH/SELECT: subscribe the probe channel, then the rest. */
+void subs_ready(struct vk *vk)
+{
+	struct conn *cn = &vk->conn[SUB];
+	const char *argv[] = {"SUBSCRIBE", vk->probe_chan};
+
+	if (redisAsyncCommandArgv(cn->ac, on_sub_reply, NULL, 2, argv, NULL) != REDIS_OK)
+		conn_drop_later(cn, "cannot queue SUBSCRIBE");
+	/* The wanted channels go out in the same write, right behind it. */
+	vk->probe_confirmed = true; /* let flush_channels queue them */
+	flush_channels(vk);
+	vk->probe_confirmed = false;
+}
+
+int subs_subscribe(void *state, const char *channel)
+{
+	struct vk *vk = state;
+	struct chan *c = chan_find(vk, channel);
+
+	if (!c && !(c = chan_add(vk, channel)))
+		return FANOUT_ENOMEM;
+	if (c->wanted && c->confirmed) {
+		vk->host->subscribed(vk->b, channel, 1);
+		return 0;
+	}
+	c->wanted = true;
+	c->answered = false;
+	if (c->unsub_queued) {
+		/* Left and came back within one loop turn: still subscribed. */
+		c->unsub_queued = false;
+		if (c->confirmed) {
+			c->answered = true;
+			vk->host->subscribed(vk->b, channel, 1);
+			return 0;
+		}
+	}
+	if (!c->sub_sent && !c->confirmed)
+		c->sub_queued = true;
+	vk->host->timer_arm(vk->t_flush, 0);
+	return 0;
+}
+
+int subs_unsubscribe(void *state, const char *channel)
+{
+	struct vk *vk = state;
+	struct chan *c = chan_find(vk, channel);
+
+	if (!c || !c->wanted)
+		return 0;
+	c->wanted = false;
+	c->sub_queued = false;
+	if (c->confirmed) {
+		c->confirmed = false;
+		c->unsub_queued = true;
+		vk->host->timer_arm(vk->t_flush, 0);
+	}
+	/* A SUBSCRIBE in flight is undone when its reply arrives. */
+	chan_maybe_free(vk, c);
+	return 0;
+}
+
+/* The subscriber connection is gone: what was subscribed or in flight is void. */
+void subs_lost(struct vk *vk)
+{
+	vk->probe_confirmed = false;
+	vk->probe_inflight = false;
+	vk->host->timer_disarm(vk->t_probe_timeout);
+	vk->host->timer_disarm(vk->t_confirm);
+	FOR_EACH_CHAN(vk, c, n)
+	{
+		/* What was subscribed or in flight is void on a new connection. */
+		c->confirmed = false;
+		c->sub_sent = false;
+		c->unsub_inflight = 0;
+		c->unsub_queued = false;
+		c->sub_queued = c->wanted;
+		if (!c->wanted)
+			chan_del(vk, c);
+	}
+	if (vk->was_up)
+		vk->gap_pending = true;
+}
+
+int subs_init(struct vk *vk)
+{
+	vk->tab_size = 64;
+	vk->tab = calloc(vk->tab_size, sizeof(*vk->tab));
+	vk->t_flush = vk->host->timer_add(vk->b, on_flush, vk);
+	vk->t_confirm = vk->host->timer_add(vk->b, on_confirm_timeout, vk);
+	if (!vk->tab || !vk->t_flush || !vk->t_confirm)
+		return FANOUT_ENOMEM;
+	return 0;
+}
+
+void subs_free(struct vk *vk)
+{
+	if (vk->t_flush)
+		vk->host->timer_remove(vk->t_flush);
+	if (vk->t_confirm)
+		vk->host->timer_remove(vk->t_confirm);
+	if (vk->tab) {
+		FOR_EACH_CHAN(vk, c, n)
+		{
+			free(c->name);
+			free(c);
+		}
+	}
+	free(vk->tab);
+	vk->tab = NULL;
+}

@@ -1,0 +1,191 @@
+/*
+ * vk.h — what the valkey backend's files share: the backend state (struct
+ * vk), its two broker connections (struct conn), the channel table (struct
+ * chan) and the functions one file calls in another. Internal to
+ * plugins/valkey; nothing here crosses the plugin ABI.
+ *
+ * Files: valkey.c (options, init/start/stop/destroy, up/down state), conn.c
+ * (hiredis on the host loop: connect, resolve, handshake, backoff), subs.c
+ * (channel table, SUBSCRIBE/UNSUBSCRIBE demand, incoming messages,
+ * resubscribe after a reconnect), probe.c (the liveness probe), publish.c
+ * (client publishes), url.c (the url option).
+ */
+#ifndef FANOUT_VALKEY_VK_H
+#define FANOUT_VALKEY_VK_H
+
+#include <fanout/plugin.h>
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROBE_TAG "__fanout_probe:"
+#define MAX_BATCH 512 /* channels per SUBSCRIBE / UNSUBSCRIBE command */
+#define MAX_ADDRS 8
+
+enum conn_kind { SUB = 0, CMD = 1 };
+
+enum conn_phase {
+	C_IDLE,	      /* nothing; a retry timer may be armed */
+	C_RESOLVING,  /* resolver thread running */
+	C_CONNECTING, /* TCP/unix connect in progress */
+	C_HANDSHAKE,  /* AUTH / SELECT / first PING or SUBSCRIBE sent */
+	C_READY,
+};
+
+struct vk;
+
+struct resolve_job {
+	struct vk *vk;
+	struct conn *conn;
+	pthread_t tid;
+	char *host;
+	int port;
+	int err; /* getaddrinfo code, 0 ok */
+	int naddr;
+	char addrs[MAX_ADDRS][INET6_ADDRSTRLEN];
+};
+
+struct conn {
+	struct vk *vk;
+	enum conn_kind kind;
+	const char *label; /* "subscriber" / "command" */
+	enum conn_phase phase;
+	redisAsyncContext *ac;
+	struct fanout_watch *watch;
+	unsigned events;
+	struct fanout_timer *t_connect; /* connect + handshake deadline */
+	struct fanout_timer *t_retry;	/* reconnect backoff */
+	struct fanout_timer *t_drop;	/* deferred free of ac */
+	struct resolve_job *job;
+	unsigned attempt;      /* failed attempts since last READY */
+	unsigned addr_rr;      /* which resolved address to try */
+	bool freeing;	       /* inside our own redisAsyncFree */
+	bool penalty;	       /* auth failure: next delay at the cap */
+	char why[512];	       /* last failure reason */
+	char last_logged[640]; /* last failure logged: identical ones are not repeated */
+};
+
+struct chan {
+	char *name; /* client-visible name */
+	struct chan *next;
+	bool wanted;		 /* a local client wants it */
+	bool confirmed;		 /* subscribe confirmed on the current connection */
+	bool sub_queued;	 /* SUBSCRIBE to send on the next flush */
+	bool unsub_queued;	 /* UNSUBSCRIBE to send on the next flush */
+	bool sub_sent;		 /* SUBSCRIBE sent, reply not yet seen */
+	bool answered;		 /* host->subscribed() called for the current demand */
+	unsigned unsub_inflight; /* UNSUBSCRIBEs sent, replies not yet seen */
+	uint64_t sent_ms;
+};
+
+struct pub_req {
+	struct vk *vk;
+	uint64_t token;
+	bool probe;
+};
+
+struct vk {
+	const struct fanout_host *host;
+	struct fanout_backend *b;
+
+	/* config */
+	char *host_name; /* NULL with unix_path */
+	int port;
+	char *unix_path;
+	char *username, *password;
+	long long db;
+	char *prefix;
+	size_t prefix_len;
+	char target[300]; /* "host:port" or "unix:/path", for logs */
+	bool has_count;	  /* the host's table is new enough to have count() */
+	unsigned connect_timeout_ms, reconnect_min_ms, reconnect_max_ms;
+	unsigned probe_interval_ms, probe_timeout_ms;
+	size_t max_pending;
+
+	struct conn conn[2];
+
+	/* channels */
+	struct chan **tab;
+	size_t tab_size, nchan;
+	struct fanout_timer *t_flush;
+	struct fanout_timer *t_confirm; /* subscribe replies overdue */
+
+	/* probe */
+	char *probe_chan; /* full broker channel name */
+	size_t probe_chan_len;
+	bool probe_confirmed;
+	bool probe_inflight;
+	bool probe_answered; /* the PUBLISH of the current probe got its reply */
+	uint64_t probe_seq;
+	uint64_t probe_sent_ms;
+	struct fanout_timer *t_probe;	      /* next probe */
+	struct fanout_timer *t_probe_timeout; /* current probe overdue */
+
+	/* state */
+	bool started, stopping;
+	bool up;
+	bool was_up;	  /* the subscriber was ready once: later readiness is a reconnect */
+	bool gap_pending; /* send gap when the resubscribe completes */
+	size_t pending;	  /* in-flight client publishes */
+	unsigned seed;
+};
+
+#define FOR_EACH_CHAN(vk, c, n)                                                                    \
+	for (size_t _i = 0; _i < (vk)->tab_size; _i++)                                             \
+		for (struct chan *c = (vk)->tab[_i], *n = c ? c->next : NULL; c;                   \
+		     c = n, n = c ? c->next : NULL)
+
+/* ---- small helpers ---- */
+
+static inline uint64_t now_ms(struct vk *vk)
+{
+	return vk->host->now_ms(vk->b);
+}
+
+static inline void count(struct vk *vk, const char *ev, uint64_t d)
+{
+	if (vk->has_count && vk->host->count)
+		vk->host->count(vk->b, ev, d);
+}
+
+/* valkey.c */
+void vk_log_failure(struct vk *vk, char *last, size_t lastsz, enum fanout_log_level lvl,
+		    const char *what);
+void vk_update_state(struct vk *vk, const char *reason);
+
+/* conn.c */
+int conn_init(struct vk *vk, struct conn *cn, enum conn_kind kind);
+void conn_start(struct conn *cn);
+void conn_ready(struct conn *cn);
+void conn_drop_now(struct conn *cn, const char *why);
+void conn_drop_later(struct conn *cn, const char *why);
+void conn_close(struct conn *cn);
+void conn_free(struct conn *cn);
+
+/* subs.c */
+int subs_init(struct vk *vk);
+void subs_free(struct vk *vk);
+void subs_ready(struct vk *vk);
+void subs_lost(struct vk *vk);
+int subs_subscribe(void *state, const char *channel);
+int subs_unsubscribe(void *state, const char *channel);
+
+/* probe.c */
+int probe_init(struct vk *vk);
+void probe_free(struct vk *vk);
+void probe_receive(struct vk *vk, const redisReply *payload);
+
+/* publish.c */
+int pub_publish(void *state, const char *channel, const void *data, size_t len, uint64_t token);
+
+/* url.c */
+int vk_url_parse(struct vk *vk, const char *url, char *err, size_t errlen);
+
+#endif /* FANOUT_VALKEY_VK_H */
