@@ -14,11 +14,11 @@
 #include "buf.h"
 #include "config.h"
 #include "http.h"
-#include "hub.h"
 #include "log.h"
 #include "metrics.h"
+#include "plugin_host.h"
 #include "protocol.h"
-#include "server.h"
+#include "session.h"
 #include "workers.h"
 
 struct http_req {
@@ -27,10 +27,12 @@ struct http_req {
 };
 
 static struct lws_http_mount mounts[4];
+static const struct config *cfg;
 
 const struct lws_http_mount *http_mounts(const struct config *c)
 {
 	static const char *const routes[] = {"/healthz", "/readyz", "/metrics"};
+	cfg = c;
 	memset(mounts, 0, sizeof(mounts));
 	for (int i = 0; i < 3; i++) {
 		mounts[i].mountpoint = routes[i];
@@ -81,17 +83,18 @@ static int on_http(struct lws *wsi, struct http_req *r)
 	} else if (!strcmp(uri, "/readyz")) {
 		struct buf why;
 		buf_init(&why, 0);
-		int ready = hub_ready(&why) && !srv.draining;
+		int draining = session_draining();
+		int ready = plugin_host_ready(&why) && !draining;
 		struct buf group;
 		buf_init(&group, 0);
 		if (workers_active())
-			ready = workers_ready(&group) && !srv.draining;
+			ready = workers_ready(&group) && !draining;
 		status = ready ? 200 : 503;
 		buf_printf(&r->body, "{\"status\":\"%s\",\"instance\":",
-			   ready	  ? "ready"
-			   : srv.draining ? "draining"
-					  : "not ready");
-		json_append_string(&r->body, srv.cfg->instance, strlen(srv.cfg->instance), NULL);
+			   ready      ? "ready"
+			   : draining ? "draining"
+				      : "not ready");
+		json_append_string(&r->body, cfg->instance, strlen(cfg->instance), NULL);
 		buf_putc(&r->body, ',');
 		if (group.len) {
 			buf_append(&r->body, buf_data(&group), group.len);
@@ -103,7 +106,10 @@ static int on_http(struct lws *wsi, struct http_req *r)
 		buf_free(&why);
 	} else if (!strcmp(uri, "/metrics")) {
 		ctype = "text/plain; version=0.0.4; charset=utf-8";
-		metrics_render(&r->body);
+		if (workers_active())
+			workers_render_metrics(&r->body);
+		else
+			metrics_render(&r->body, session_draining());
 	} else {
 		buf_free(&r->body);
 		return lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL) || 1;

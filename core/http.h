@@ -11,7 +11,8 @@ struct config;
 
 extern const struct lws_protocols http_protocol;
 
-/* The mount chain for c (static "/" only when web_root is set). */
+/* The mount chain for c (static "/" only when web_root is set); also
+ * keeps c for the routes' answers. */
 const struct lws_http_mount *http_mounts(const struct config *c);
 
 #endif

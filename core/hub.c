@@ -1,18 +1,21 @@
 /*
  * hub.c — owns the channels: a hash table of exact channel names, each with
- * the array of local sessions subscribed to it and the backend serving it.
+ * the array of subscribers (transport-neutral handles, hub.h) subscribed to
+ * it and the backend serving it.
  *
  * Demand drives the backends: the first local subscriber of a channel calls
  * backend subscribe(), the last one leaving calls unsubscribe(). Clients get
  * "subscribed" only once the backend confirmed (hub_subscribed), so nothing
- * published after that reply is missed. A backend message is framed once
- * (protocol.c), copied once into a refcounted msg, and each subscriber's
- * queue takes a reference: per-message work is once per message, per-
- * subscriber work is one pointer push.
+ * published after that reply is missed. A backend message is framed once per
+ * transport (each transport's frame() op builds one refcounted msg) and each
+ * subscriber's queue takes a reference: per-message work is once per
+ * message, per-subscriber work is one deliver() call that pushes a pointer.
  *
  * Also owns client publishes awaiting the backend's published() (a token
- * table, capped), and readiness (every backend up, nothing pending).
- * Loop thread only.
+ * table, capped). Replies reach clients only through their sink table.
+ * Loop thread only. Allocates channels, the subscription arrays on both
+ * sides and pending publishes; frees them when the last subscriber leaves,
+ * when the subscriber goes, when the backend answers, and in hub_free().
  */
 #include <fnmatch.h>
 #include <stdlib.h>
@@ -26,13 +29,12 @@
 #include "msg.h"
 #include "plugin_host.h"
 #include "protocol.h"
-#include "session.h"
 
 enum { CH_PENDING, CH_ACTIVE };
 
 struct subref {
-	struct session *s;
-	size_t idx; /* index of the hub_sub in s->hub.subs */
+	struct hub_subscriber *s;
+	size_t idx; /* index of the hub_sub in s->subs */
 };
 
 struct channel {
@@ -47,16 +49,16 @@ struct channel {
 
 struct pending_pub {
 	struct pending_pub *next_hash;
-	struct pending_pub *prev_s, *next_s; /* the session's list */
+	struct pending_pub *prev_s, *next_s; /* the subscriber's list */
 	uint64_t token;
 	struct fanout_backend *b;
-	struct session *s; /* NULL once the session left */
+	struct hub_subscriber *s; /* NULL once the subscriber left */
 	char *id;
 	char channel[PROTO_CHANNEL_MAX + 1];
 };
 
 #define PUB_BUCKETS 1024
-#define PUB_MAX	    65536 /* publishes in flight over all sessions */
+#define PUB_MAX	    65536 /* publishes in flight over all subscribers */
 
 static const struct config *cfg;
 static struct channel **table;
@@ -75,11 +77,19 @@ static uint32_t hash_name(const char *s)
 	return h;
 }
 
+static const struct plugin_host_events backend_events = {
+    .deliver = hub_deliver,
+    .subscribed = hub_subscribed,
+    .published = hub_published,
+    .gap = hub_gap,
+};
+
 int hub_init(const struct config *c)
 {
 	cfg = c;
 	table_size = 1024;
 	table = calloc(table_size, sizeof(*table));
+	plugin_host_set_events(&backend_events);
 	return table ? 0 : -1;
 }
 
@@ -143,11 +153,10 @@ static void ch_destroy(struct channel *ch)
 	free(ch);
 }
 
-/* Remove subscription i of session s (both sides' arrays, swap-remove). */
-static void sub_remove(struct session *s, size_t i, int call_backend)
+/* Remove subscription i of subscriber s (both sides' arrays, swap-remove). */
+static void sub_remove(struct hub_subscriber *s, size_t i, int call_backend)
 {
-	struct hub_client *hc = &s->hub;
-	struct hub_sub *hs = &hc->subs[i];
+	struct hub_sub *hs = &s->subs[i];
 	struct channel *ch = hs->ch;
 
 	/* channel side */
@@ -155,13 +164,13 @@ static void sub_remove(struct session *s, size_t i, int call_backend)
 	ch->subs[slot] = ch->subs[--ch->n_subs];
 	if (slot < ch->n_subs) {
 		struct subref *moved = &ch->subs[slot];
-		moved->s->hub.subs[moved->idx].slot = slot;
+		moved->s->subs[moved->idx].slot = slot;
 	}
-	/* session side */
+	/* subscriber side */
 	free(hs->id);
-	hc->subs[i] = hc->subs[--hc->n_subs];
-	if (i < hc->n_subs) {
-		struct hub_sub *moved = &hc->subs[i];
+	s->subs[i] = s->subs[--s->n_subs];
+	if (i < s->n_subs) {
+		struct hub_sub *moved = &s->subs[i];
 		moved->ch->subs[moved->slot].idx = i;
 	}
 	metrics.subscriptions--;
@@ -177,16 +186,15 @@ static void sub_remove(struct session *s, size_t i, int call_backend)
 	}
 }
 
-static int sub_add(struct session *s, struct channel *ch, const char *id)
+static int sub_add(struct hub_subscriber *s, struct channel *ch, const char *id, void *tag)
 {
-	struct hub_client *hc = &s->hub;
-	if (hc->n_subs == hc->cap_subs) {
-		size_t cap = hc->cap_subs ? hc->cap_subs * 2 : 4;
-		struct hub_sub *n = realloc(hc->subs, cap * sizeof(*n));
+	if (s->n_subs == s->cap_subs) {
+		size_t cap = s->cap_subs ? s->cap_subs * 2 : 4;
+		struct hub_sub *n = realloc(s->subs, cap * sizeof(*n));
 		if (!n)
 			return -1;
-		hc->subs = n;
-		hc->cap_subs = cap;
+		s->subs = n;
+		s->cap_subs = cap;
 	}
 	if (ch->n_subs == ch->cap_subs) {
 		size_t cap = ch->cap_subs ? ch->cap_subs * 2 : 4;
@@ -196,23 +204,24 @@ static int sub_add(struct session *s, struct channel *ch, const char *id)
 		ch->subs = n;
 		ch->cap_subs = cap;
 	}
-	struct hub_sub *hs = &hc->subs[hc->n_subs];
+	struct hub_sub *hs = &s->subs[s->n_subs];
 	hs->ch = ch;
 	hs->slot = ch->n_subs;
 	hs->confirmed = 0;
 	hs->id = id && *id ? strdup(id) : NULL;
+	hs->tag = tag;
 	ch->subs[ch->n_subs].s = s;
-	ch->subs[ch->n_subs].idx = hc->n_subs;
+	ch->subs[ch->n_subs].idx = s->n_subs;
 	ch->n_subs++;
-	hc->n_subs++;
+	s->n_subs++;
 	metrics.subscriptions++;
 	return 0;
 }
 
-static long find_sub(struct session *s, const char *channel)
+static long find_sub(struct hub_subscriber *s, const char *channel)
 {
-	for (size_t i = 0; i < s->hub.n_subs; i++)
-		if (!strcmp(s->hub.subs[i].ch->name, channel))
+	for (size_t i = 0; i < s->n_subs; i++)
+		if (!strcmp(s->subs[i].ch->name, channel))
 			return (long)i;
 	return -1;
 }
@@ -225,34 +234,34 @@ static int channel_allowed(const char *channel)
 	return 0;
 }
 
-static void confirm(struct session *s, struct hub_sub *hs)
+static void confirm(struct hub_subscriber *s, struct hub_sub *hs)
 {
 	hs->confirmed = 1;
-	session_send_ack(s, "subscribed", hs->id ? hs->id : "", hs->ch->name);
+	s->ops->ack(s, "subscribed", hs->id ? hs->id : "", hs->ch->name);
 	free(hs->id);
 	hs->id = NULL;
 }
 
-void hub_subscribe(struct session *s, const char *channel, const char *id)
+void hub_subscribe(struct hub_subscriber *s, const char *channel, const char *id, void *tag)
 {
 	if (!channel_allowed(channel)) {
-		session_send_error(s, id, PROTO_E_FORBIDDEN, "channel not allowed by this server");
+		s->ops->error(s, id, PROTO_E_FORBIDDEN, "channel not allowed by this server");
 		return;
 	}
 	long i = find_sub(s, channel);
 	if (i >= 0) {
-		struct hub_sub *hs = &s->hub.subs[i];
+		struct hub_sub *hs = &s->subs[i];
 		if (hs->confirmed) {
-			session_send_ack(s, "subscribed", id, channel);
+			s->ops->ack(s, "subscribed", id, channel);
 		} else {
 			free(hs->id);
 			hs->id = id && *id ? strdup(id) : NULL;
 		}
 		return;
 	}
-	if ((long long)s->hub.n_subs >= cfg->max_subscriptions) {
-		session_send_error(s, id, PROTO_E_TOO_MANY_SUBS,
-				   "subscription limit reached (max_subscriptions)");
+	if ((long long)s->n_subs >= cfg->max_subscriptions) {
+		s->ops->error(s, id, PROTO_E_TOO_MANY_SUBS,
+			      "subscription limit reached (max_subscriptions)");
 		return;
 	}
 	struct channel *ch = ch_find(channel);
@@ -260,14 +269,13 @@ void hub_subscribe(struct session *s, const char *channel, const char *id)
 	if (!ch) {
 		struct fanout_backend *b = plugin_host_route(channel);
 		if (!b) {
-			session_send_error(s, id, PROTO_E_NO_BACKEND,
-					   "no backend serves this channel");
+			s->ops->error(s, id, PROTO_E_NO_BACKEND, "no backend serves this channel");
 			return;
 		}
 		if ((long long)n_channels >= cfg->max_channels) {
 			metrics.channel_limit_hits++;
-			session_send_error(s, id, PROTO_E_BACKEND_UNAVAIL,
-					   "channel limit reached (max_channels)");
+			s->ops->error(s, id, PROTO_E_BACKEND_UNAVAIL,
+				      "channel limit reached (max_channels)");
 			return;
 		}
 		ch = ch_create(channel, b);
@@ -275,14 +283,14 @@ void hub_subscribe(struct session *s, const char *channel, const char *id)
 			goto oom;
 		created = 1;
 	}
-	if (sub_add(s, ch, id)) {
+	if (sub_add(s, ch, id, tag)) {
 		if (created)
 			ch_destroy(ch);
 		goto oom;
 	}
 	if (!created) {
 		if (ch->state == CH_ACTIVE)
-			confirm(s, &s->hub.subs[s->hub.n_subs - 1]);
+			confirm(s, &s->subs[s->n_subs - 1]);
 		return;
 	}
 	/* First local subscriber: ask the backend (it may confirm at once,
@@ -296,21 +304,21 @@ void hub_subscribe(struct session *s, const char *channel, const char *id)
 	}
 	return;
 oom:
-	session_send_error(s, id, PROTO_E_BACKEND_UNAVAIL, "out of memory");
+	s->ops->error(s, id, PROTO_E_BACKEND_UNAVAIL, "out of memory");
 }
 
-void hub_unsubscribe(struct session *s, const char *channel, const char *id)
+void hub_unsubscribe(struct hub_subscriber *s, const char *channel, const char *id)
 {
 	long i = find_sub(s, channel);
 	if (i >= 0) {
-		struct hub_sub *hs = &s->hub.subs[i];
+		struct hub_sub *hs = &s->subs[i];
 		if (!hs->confirmed) /* the pending subscribe gets its answer now */
-			session_send_error(s, hs->id, PROTO_E_BACKEND_UNAVAIL,
-					   "unsubscribed before the backend confirmed");
+			s->ops->error(s, hs->id, PROTO_E_BACKEND_UNAVAIL,
+				      "unsubscribed before the backend confirmed");
 		sub_remove(s, (size_t)i, 1);
 	}
 	/* Unsubscribing from a channel one is not subscribed to is not an error. */
-	session_send_ack(s, "unsubscribed", id, channel);
+	s->ops->ack(s, "unsubscribed", id, channel);
 }
 
 void hub_subscribed(struct fanout_backend *b, const char *channel, int ok)
@@ -323,8 +331,8 @@ void hub_subscribed(struct fanout_backend *b, const char *channel, int ok)
 	if (ok) {
 		ch->state = CH_ACTIVE;
 		for (size_t i = 0; i < ch->n_subs; i++) {
-			struct session *s = ch->subs[i].s;
-			struct hub_sub *hs = &s->hub.subs[ch->subs[i].idx];
+			struct hub_subscriber *s = ch->subs[i].s;
+			struct hub_sub *hs = &s->subs[ch->subs[i].idx];
 			if (!hs->confirmed)
 				confirm(s, hs);
 		}
@@ -333,11 +341,11 @@ void hub_subscribed(struct fanout_backend *b, const char *channel, int ok)
 	/* Refused: every subscriber is told and dropped, the channel goes. */
 	ch->state = CH_ACTIVE; /* so ch_destroy does not decrement again */
 	while (ch->n_subs > 0) {
-		struct session *s = ch->subs[ch->n_subs - 1].s;
+		struct hub_subscriber *s = ch->subs[ch->n_subs - 1].s;
 		size_t idx = ch->subs[ch->n_subs - 1].idx;
-		struct hub_sub *hs = &s->hub.subs[idx];
-		session_send_error(s, hs->id ? hs->id : "", PROTO_E_BACKEND_UNAVAIL,
-				   "the backend could not subscribe");
+		struct hub_sub *hs = &s->subs[idx];
+		s->ops->error(s, hs->id ? hs->id : "", PROTO_E_BACKEND_UNAVAIL,
+			      "the backend could not subscribe");
 		int last = ch->n_subs == 1;
 		sub_remove(s, idx, 0);
 		if (last)
@@ -345,23 +353,47 @@ void hub_subscribed(struct fanout_backend *b, const char *channel, int ok)
 	}
 }
 
+/* Transports in use at once (ws, tRPC, SSE, …); a fan-out frames the event
+ * once for each. */
+#define FAN_TRANSPORTS 8
+
 /*
- * Queue the frame built in out (its memory is taken) to every subscriber of
- * ch: one refcounted copy, a pointer per subscriber. Returns how many
- * sessions got it. Sessions may be closed (4001) meanwhile: session_enqueue
- * never changes subscription arrays, closing happens later in CLOSED.
+ * Hand ev to every subscriber of ch: each transport's frame() builds one
+ * refcounted frame the first time one of its subscribers needs it, and each
+ * subscriber's deliver() takes a reference. Returns how many subscribers got
+ * it. A subscriber may be marked for closing meanwhile (queue cap): deliver
+ * never changes the subscription arrays, closing happens later.
  */
-static size_t fan_out(struct channel *ch, struct buf *out)
+static size_t fan_out(struct channel *ch, struct hub_event *ev)
 {
-	struct msg *m = msg_from_buf(out);
-	if (!m) {
-		buf_free(out);
-		return 0;
+	const struct hub_sink_ops *ops[FAN_TRANSPORTS];
+	struct msg *frames[FAN_TRANSPORTS];
+	size_t n_ops = 0, delivered = 0;
+
+	for (size_t i = 0; i < ch->n_subs; i++) {
+		struct hub_subscriber *s = ch->subs[i].s;
+		size_t k = 0;
+		while (k < n_ops && ops[k] != s->ops)
+			k++;
+		if (k == n_ops) {
+			if (n_ops == FAN_TRANSPORTS)
+				continue; /* cannot happen: fewer transports exist */
+			ops[k] = s->ops;
+			frames[k] = s->ops->frame(ev);
+			n_ops++;
+		}
+		if (!frames[k])
+			continue; /* out of memory framing it for this transport */
+		s->ops->deliver(s, s->subs[ch->subs[i].idx].tag, frames[k]);
+		delivered++;
 	}
-	for (size_t i = 0; i < ch->n_subs; i++)
-		session_enqueue(ch->subs[i].s, m);
-	msg_unref(m);
-	return ch->n_subs;
+	for (size_t k = 0; k < n_ops; k++)
+		if (frames[k])
+			msg_unref(frames[k]);
+		else
+			log_err("out of memory framing an event on %s (%s)", ch->name,
+				ops[k]->name);
+	return delivered;
 }
 
 void hub_deliver(struct fanout_backend *b, const char *channel, const void *data, size_t len)
@@ -385,25 +417,27 @@ void hub_deliver(struct fanout_backend *b, const char *channel, const void *data
 		return;
 	}
 	metrics.messages_in++;
-	struct buf out;
-	int replaced = 0;
-	buf_init(&out, MSG_PRE);
-	if (proto_message(&out, channel, cfg->instance, data, len, &replaced)) {
-		buf_free(&out);
-		log_err("out of memory framing a message on %s", channel);
-		return;
-	}
-	if (replaced)
+	struct hub_event ev = {
+	    .kind = HUB_EV_MESSAGE,
+	    .channel = ch->name,
+	    .instance = cfg->instance,
+	    .data = data,
+	    .len = len,
+	};
+	metrics.deliveries += (long long)fan_out(ch, &ev);
+	if (ev.utf8_replaced)
 		metrics.messages_utf8_replaced++;
-	metrics.deliveries += (long long)fan_out(ch, &out);
 }
 
 static void gap_channel(struct channel *ch, const char *reason)
 {
-	struct buf out;
-	buf_init(&out, MSG_PRE);
-	proto_gap(&out, ch->name, reason);
-	metrics.gaps += (long long)fan_out(ch, &out);
+	struct hub_event ev = {
+	    .kind = HUB_EV_GAP,
+	    .channel = ch->name,
+	    .instance = cfg->instance,
+	    .reason = reason,
+	};
+	metrics.gaps += (long long)fan_out(ch, &ev);
 }
 
 void hub_gap(struct fanout_backend *b, const char *channel, const char *reason)
@@ -422,14 +456,14 @@ void hub_gap(struct fanout_backend *b, const char *channel, const char *reason)
 
 /* ---- publishes ---- */
 
-static void pub_unlink_session(struct pending_pub *p)
+static void pub_unlink_subscriber(struct pending_pub *p)
 {
 	if (!p->s)
 		return;
 	if (p->prev_s)
 		p->prev_s->next_s = p->next_s;
 	else
-		p->s->hub.pubs = p->next_s;
+		p->s->pubs = p->next_s;
 	if (p->next_s)
 		p->next_s->prev_s = p->prev_s;
 	p->prev_s = p->next_s = NULL;
@@ -449,41 +483,38 @@ static struct pending_pub *pub_take(uint64_t token)
 	return NULL;
 }
 
-void hub_publish(struct session *s, const char *channel, const char *data, size_t len,
+void hub_publish(struct hub_subscriber *s, const char *channel, const char *data, size_t len,
 		 const char *id)
 {
 	if (!cfg->allow_publish) {
-		session_send_error(s, id, PROTO_E_FORBIDDEN,
-				   "publishing is disabled on this server");
+		s->ops->error(s, id, PROTO_E_FORBIDDEN, "publishing is disabled on this server");
 		return;
 	}
 	if (!channel_allowed(channel)) {
-		session_send_error(s, id, PROTO_E_FORBIDDEN, "channel not allowed by this server");
+		s->ops->error(s, id, PROTO_E_FORBIDDEN, "channel not allowed by this server");
 		return;
 	}
 	struct fanout_backend *b = plugin_host_route(channel);
 	if (!b) {
-		session_send_error(s, id, PROTO_E_NO_BACKEND, "no backend serves this channel");
+		s->ops->error(s, id, PROTO_E_NO_BACKEND, "no backend serves this channel");
 		return;
 	}
 	if (!backend_can_publish(b)) {
-		session_send_error(s, id, PROTO_E_FORBIDDEN,
-				   "this channel's backend does not publish");
+		s->ops->error(s, id, PROTO_E_FORBIDDEN, "this channel's backend does not publish");
 		return;
 	}
 	if ((long long)len > cfg->max_payload_bytes) {
-		session_send_error(s, id, PROTO_E_BAD_REQUEST,
-				   "data larger than max_payload_bytes");
+		s->ops->error(s, id, PROTO_E_BAD_REQUEST, "data larger than max_payload_bytes");
 		return;
 	}
 	if (n_pubs >= PUB_MAX) {
 		metrics.publish_failed++;
-		session_send_error(s, id, PROTO_E_BACKEND_UNAVAIL, "too many publishes in flight");
+		s->ops->error(s, id, PROTO_E_BACKEND_UNAVAIL, "too many publishes in flight");
 		return;
 	}
 	struct pending_pub *p = calloc(1, sizeof(*p));
 	if (!p) {
-		session_send_error(s, id, PROTO_E_BACKEND_UNAVAIL, "out of memory");
+		s->ops->error(s, id, PROTO_E_BACKEND_UNAVAIL, "out of memory");
 		return;
 	}
 	p->token = next_token++;
@@ -491,22 +522,22 @@ void hub_publish(struct session *s, const char *channel, const char *data, size_
 	p->s = s;
 	p->id = id && *id ? strdup(id) : NULL;
 	snprintf(p->channel, sizeof(p->channel), "%s", channel);
-	p->next_s = s->hub.pubs;
+	p->next_s = s->pubs;
 	if (p->next_s)
 		p->next_s->prev_s = p;
-	s->hub.pubs = p;
+	s->pubs = p;
 	p->next_hash = pubs[p->token % PUB_BUCKETS];
 	pubs[p->token % PUB_BUCKETS] = p;
 	n_pubs++;
 	uint64_t token = p->token;
 	int r = backend_publish(b, channel, data, len, token);
 	if (r && (p = pub_take(token))) { /* refused at once, and not answered yet */
-		struct session *ps = p->s;
-		pub_unlink_session(p);
+		struct hub_subscriber *ps = p->s;
+		pub_unlink_subscriber(p);
 		metrics.publish_failed++;
 		if (ps)
-			session_send_error(ps, p->id, PROTO_E_BACKEND_UNAVAIL,
-					   "the backend refused the publish");
+			ps->ops->error(ps, p->id, PROTO_E_BACKEND_UNAVAIL,
+				       "the backend refused the publish");
 		free(p->id);
 		free(p);
 	}
@@ -517,55 +548,34 @@ void hub_published(struct fanout_backend *b, uint64_t token, int ok)
 	struct pending_pub *p = pub_take(token);
 	if (!p)
 		return;
-	struct session *s = p->s;
-	pub_unlink_session(p);
+	struct hub_subscriber *s = p->s;
+	pub_unlink_subscriber(p);
 	if (ok)
 		metrics.publish_ok++;
 	else
 		metrics.publish_failed++;
 	if (s) {
 		if (ok)
-			session_send_ack(s, "published", p->id ? p->id : "", p->channel);
+			s->ops->ack(s, "published", p->id ? p->id : "", p->channel);
 		else
-			session_send_error(s, p->id ? p->id : "", PROTO_E_BACKEND_UNAVAIL,
-					   "the backend could not publish");
+			s->ops->error(s, p->id ? p->id : "", PROTO_E_BACKEND_UNAVAIL,
+				      "the backend could not publish");
 	}
 	free(p->id);
 	free(p);
 }
 
-void hub_session_gone(struct session *s)
+void hub_subscriber_gone(struct hub_subscriber *s)
 {
-	while (s->hub.n_subs > 0)
-		sub_remove(s, s->hub.n_subs - 1, 1);
-	free(s->hub.subs);
-	s->hub.subs = NULL;
-	s->hub.cap_subs = 0;
+	while (s->n_subs > 0)
+		sub_remove(s, s->n_subs - 1, 1);
+	free(s->subs);
+	s->subs = NULL;
+	s->cap_subs = 0;
 	/* Pending publishes stay in the table (the backend will answer) but no
-	 * longer point at the session. */
-	while (s->hub.pubs)
-		pub_unlink_session(s->hub.pubs);
-}
-
-int hub_ready(struct buf *why)
-{
-	int ready = 1;
-	buf_puts(why, "{\"backends\":{");
-	for (size_t i = 0; i < plugin_host_count(); i++) {
-		struct fanout_backend *b = plugin_host_get(i);
-		int ok = b->up == FANOUT_UP && b->pending_subs == 0;
-		if (!ok)
-			ready = 0;
-		if (i)
-			buf_putc(why, ',');
-		json_append_string(why, b->cfg->name, strlen(b->cfg->name), NULL);
-		buf_printf(why, ":{\"state\":\"%s\",\"pending_subscriptions\":%lld,\"reason\":",
-			   b->up == FANOUT_UP ? "up" : "down", b->pending_subs);
-		json_append_string(why, b->reason, strlen(b->reason), NULL);
-		buf_putc(why, '}');
-	}
-	buf_puts(why, "}}");
-	return ready;
+	 * longer point at the subscriber. */
+	while (s->pubs)
+		pub_unlink_subscriber(s->pubs);
 }
 
 void hub_free(void)

@@ -1,7 +1,48 @@
 /*
- * hub.h — the channel hub: which local sessions want which channel, the
+ * hub.h — the channel hub: which subscribers want which channel, the
  * demand-driven subscribe/unsubscribe calls into backends, and the fan-out
- * of each backend message (framed once, queued by reference).
+ * of each backend message (framed once per transport, queued by reference).
+ *
+ * The hub knows no transport. A transport (the native WebSocket protocol in
+ * session.c; tRPC and Server-Sent Events next to it) reaches the hub through
+ * the two types below, and the hub reaches the transport's clients only
+ * through the table of sink operations it fills.
+ *
+ * ---- Writing a transport: the sink table ----
+ *
+ * 1. Embed one struct hub_subscriber in each client connection, zeroed, and
+ *    point its `ops` at the transport's const struct hub_sink_ops. Pass the
+ *    handle's address to every hub call; get the connection back from it in
+ *    the ops with container_of-style arithmetic (offsetof).
+ * 2. Fill the table:
+ *    - frame(ev): build this transport's frame for one channel event
+ *      (a backend message or a gap) into a new struct msg (msg.h) and return
+ *      it with one reference, or NULL when out of memory (then no subscriber
+ *      of this transport gets the event). The hub calls frame() at most once
+ *      per event per table, however many subscribers use the table: this is
+ *      where per-message work happens, once. For a message whose payload had
+ *      invalid UTF-8 replaced, set ev->utf8_replaced.
+ *    - deliver(s, tag, m): queue a reference to the shared frame m for one
+ *      subscription (msg_ref; the hub drops its own reference after the
+ *      fan-out). `tag` is the value the transport passed to hub_subscribe()
+ *      for that subscription (the native protocol passes NULL; a transport
+ *      whose frames carry a per-subscription request id keeps it there and
+ *      adds a small per-subscriber prefix to the shared frame, never a
+ *      re-encode). Per-subscriber work here must stay O(1).
+ *    - ack(s, type, id, channel): a request succeeded; type is "subscribed"
+ *      (the backend confirmed: nothing published after this is missed),
+ *      "unsubscribed" or "published"; id is the request id given to the hub
+ *      ("" when none).
+ *    - error(s, id, code, message): a request failed (code: PROTO_E_* of
+ *      protocol.h, message: human text). A failed subscribe is no longer a
+ *      subscription when this is called.
+ *    None of the ops may call back into the hub (no hub_unsubscribe(), no
+ *    hub_subscriber_gone()) from inside: the hub is walking its arrays. A
+ *    transport that must close a client (queue over its cap) marks it and
+ *    closes it later, from its own callbacks.
+ * 3. When the connection closes, call hub_subscriber_gone() once.
+ *
+ * Loop thread only.
  */
 #ifndef FANOUT_HUB_H
 #define FANOUT_HUB_H
@@ -11,43 +52,75 @@
 
 #include "config.h"
 
-struct session;
 struct channel;
 struct fanout_backend;
 struct pending_pub;
+struct msg;
+struct hub_subscriber;
 
-/* One subscription of a session (kept in the session, see session.h). */
-struct hub_sub {
-	struct channel *ch;
-	size_t slot;   /* index of this session in ch's subscriber array */
-	int confirmed; /* "subscribed" sent */
-	char *id;      /* request id JSON to echo once confirmed (malloc'd), or NULL */
+/* One event on a channel, framed by each transport's frame(). Borrowed
+ * for the duration of the call. */
+enum hub_event_kind {
+	HUB_EV_MESSAGE, /* a backend message: data/len */
+	HUB_EV_GAP,	/* messages may have been missed: reason */
 };
 
-/* The hub's per-session state, embedded in struct session. */
-struct hub_client {
+struct hub_event {
+	enum hub_event_kind kind;
+	const char *channel;
+	const char *instance; /* the config's instance name */
+	const char *data;     /* HUB_EV_MESSAGE: the payload, len bytes */
+	size_t len;
+	const char *reason; /* HUB_EV_GAP */
+	int utf8_replaced;  /* set by frame(): invalid UTF-8 became U+FFFD */
+};
+
+struct hub_sink_ops {
+	const char *name; /* "ws", …: for logs */
+	struct msg *(*frame)(struct hub_event *ev);
+	void (*deliver)(struct hub_subscriber *s, void *tag, struct msg *m);
+	void (*ack)(struct hub_subscriber *s, const char *type, const char *id,
+		    const char *channel);
+	void (*error)(struct hub_subscriber *s, const char *id, const char *code,
+		      const char *message);
+};
+
+/* One subscription of a subscriber (the hub's; kept in the handle). */
+struct hub_sub {
+	struct channel *ch;
+	size_t slot;   /* index of this subscriber in ch's subscriber array */
+	int confirmed; /* "subscribed" sent */
+	char *id;      /* request id JSON to echo once confirmed (malloc'd), or NULL */
+	void *tag;     /* the transport's, passed back to deliver() */
+};
+
+/* The transport-neutral subscriber handle, embedded in each client. Only
+ * `ops` is the transport's; the rest is the hub's (zero it at connect). */
+struct hub_subscriber {
+	const struct hub_sink_ops *ops;
 	struct hub_sub *subs;
 	size_t n_subs, cap_subs;
 	struct pending_pub *pubs; /* publishes awaiting published() */
 };
 
+/* Register the hub's entry points with the plugin host (hub → backends
+ * calls go through plugin_host.h; backend → hub callbacks come back through
+ * what hub_init registers). 0 or -1 (out of memory). */
 int hub_init(const struct config *c);
 void hub_free(void);
 
-/* Client requests; each replies (now or once the backend answers). */
-void hub_subscribe(struct session *s, const char *channel, const char *id);
-void hub_unsubscribe(struct session *s, const char *channel, const char *id);
-void hub_publish(struct session *s, const char *channel, const char *data, size_t len,
+/* Client requests; each replies through s->ops (now or once the backend
+ * answers). id is the request id as JSON text ("" or NULL: none). tag is
+ * kept with the subscription and passed back to deliver(); a second
+ * subscribe of the same channel keeps the first tag. */
+void hub_subscribe(struct hub_subscriber *s, const char *channel, const char *id, void *tag);
+void hub_unsubscribe(struct hub_subscriber *s, const char *channel, const char *id);
+void hub_publish(struct hub_subscriber *s, const char *channel, const char *data, size_t len,
 		 const char *id);
-/* The session is closing: drop its subscriptions and pending publishes. */
-void hub_session_gone(struct session *s);
+/* The subscriber is closing: drop its subscriptions and pending publishes. */
+void hub_subscriber_gone(struct hub_subscriber *s);
 
-/* 1 when every backend is up and none has a subscription pending; else 0
- * and a JSON object describing each backend in *why_json (buf). */
-struct buf;
-int hub_ready(struct buf *why_json);
-
-/* From the plugin host (host services). */
+/* From the plugin host (registered by hub_init). */
 void hub_deliver(struct fanout_backend *b, const char *channel, const void *data, size_t len);
 void hub_subscribed(struct fanout_backend *b, const char *channel, int ok);
 void hub_published(struct fanout_backend *b, uint64_t token, int ok);

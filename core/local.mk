@@ -10,6 +10,7 @@ core_libfanoutcore_a_SOURCES = \
 	core/msg.c core/msg.h \
 	core/metrics.c core/metrics.h \
 	core/loop.c core/loop.h \
+	core/listen.c core/listen.h \
 	core/plugin_host.c core/plugin_host.h \
 	core/hub.c core/hub.h \
 	core/session.c core/session.h \

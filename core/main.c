@@ -15,6 +15,7 @@
 #define LOG_TAG "main"
 #include "config.h"
 #include "hub.h"
+#include "listen.h"
 #include "log.h"
 #include "loop.h"
 #include "plugin_host.h"
@@ -74,12 +75,14 @@ static long long fd_budget(const struct config *c)
 	return max;
 }
 
-int run_server(const struct config *c, int listen_fd, int worker_id)
+/* Serve on listen_fd until shutdown (the single process, or one worker:
+ * workers_run() calls it in each). Returns the exit code. */
+static int run_server(const struct config *c, int listen_fd, int worker_id)
 {
 	int rc = 0;
 	srv.worker_id = worker_id;
-	srv.max_clients = fd_budget(c);
-	if (hub_init(c) || server_init(c, listen_fd)) {
+	long long max_clients = fd_budget(c);
+	if (hub_init(c) || server_init(c, listen_fd, max_clients)) {
 		rc = EXIT_RUNTIME;
 		goto out;
 	}
@@ -167,9 +170,9 @@ int main(int argc, char **argv)
 	}
 
 	if (cfg.workers != 1) {
-		rc = workers_run(&cfg);
+		rc = workers_run(&cfg, run_server);
 	} else {
-		int fd = server_listen_socket(&cfg, 0);
+		int fd = listen_socket(&cfg, 0);
 		rc = fd < 0 ? EXIT_RUNTIME : run_server(&cfg, fd, 0);
 	}
 	config_free(&cfg);

@@ -10,8 +10,6 @@
 #include "msg.h"
 #include "plugin_host.h"
 #include "protocol.h"
-#include "server.h"
-#include "workers.h"
 
 struct metrics metrics;
 
@@ -94,12 +92,8 @@ void metrics_render_core(struct buf *o)
 	    m->channel_limit_hits);
 }
 
-void metrics_render(struct buf *o)
+void metrics_render(struct buf *o, int draining)
 {
-	if (workers_active()) {
-		workers_render_metrics(o);
-		return;
-	}
 	metrics_render_core(o);
 	size_t nb = plugin_host_count();
 	head(o, "fanout_backend_up", "gauge", "1 when the backend is up.");
@@ -130,5 +124,5 @@ void metrics_render(struct buf *o)
 			    b->cfg->name, b->events[e].name,
 			    (unsigned long long)b->events[e].value);
 	}
-	one(o, "fanout_draining", "gauge", "1 while shutting down.", srv.draining);
+	one(o, "fanout_draining", "gauge", "1 while shutting down.", draining);
 }

@@ -21,35 +21,37 @@ enum metric_err {
 };
 
 struct metrics {
-	long long clients;                /* gauge: connected ws sessions */
-	long long clients_accepted_total; /* ws sessions established */
-	long long clients_rejected_max;   /* closed 1013 at max_clients */
+	long long clients;		   /* gauge: connected ws sessions */
+	long long clients_accepted_total;  /* ws sessions established */
+	long long clients_rejected_max;	   /* closed 1013 at max_clients */
 	long long clients_rejected_origin; /* closed 1008 */
-	long long clients_closed_too_big; /* closed 1009 */
-	long long slow_client_disconnects;  /* closed 4001 */
-	long long subscriptions;          /* gauge */
-	long long channels;               /* gauge */
-	long long messages_in;            /* delivered by backends, accepted */
-	long long messages_no_subscriber; /* delivered on a channel nobody wants */
-	long long messages_too_big;       /* dropped: over max_payload_bytes */
-	long long messages_utf8_replaced; /* payloads sent as strings with U+FFFD */
-	long long frames_out;             /* ws frames written */
-	long long bytes_out;              /* ws frame bytes written */
-	long long writes;                 /* lws_write calls for frames */
-	long long coalesced_writes;       /* writes that carried several frames */
-	long long queue_bytes;            /* gauge: bytes queued over all sessions */
-	long long deliveries;             /* frames queued to subscribers */
+	long long clients_closed_too_big;  /* closed 1009 */
+	long long slow_client_disconnects; /* closed 4001 */
+	long long subscriptions;	   /* gauge */
+	long long channels;		   /* gauge */
+	long long messages_in;		   /* delivered by backends, accepted */
+	long long messages_no_subscriber;  /* delivered on a channel nobody wants */
+	long long messages_too_big;	   /* dropped: over max_payload_bytes */
+	long long messages_utf8_replaced;  /* payloads sent as strings with U+FFFD */
+	long long frames_out;		   /* ws frames written */
+	long long bytes_out;		   /* ws frame bytes written */
+	long long writes;		   /* lws_write calls for frames */
+	long long coalesced_writes;	   /* writes that carried several frames */
+	long long queue_bytes;		   /* gauge: bytes queued over all sessions */
+	long long deliveries;		   /* frames queued to subscribers */
 	long long publish_ok, publish_failed;
-	long long gaps;                   /* gap notices queued */
-	long long channel_limit_hits;     /* subscribe refused at max_channels */
-	long long errors[ME__COUNT];      /* protocol errors by code */
+	long long gaps;		      /* gap notices queued */
+	long long channel_limit_hits; /* subscribe refused at max_channels */
+	long long errors[ME__COUNT];  /* protocol errors by code */
 };
 
 extern struct metrics metrics;
 
 int metric_err_index(const char *code);
-/* Append the whole /metrics page (core counters, msg pool, backends). */
-void metrics_render(struct buf *out);
+/* Append the whole /metrics page of a single process (core counters, msg
+ * pool, backends, the draining gauge); a worker group renders through
+ * workers_render_metrics() instead. */
+void metrics_render(struct buf *out, int draining);
 /* Only the process counters (no backends, no draining); workers.c sums. */
 void metrics_render_core(struct buf *out);
 

@@ -4,7 +4,9 @@
  * the ABI check made before any plugin code runs, the option check against
  * the plugin's specs, init/start/stop/destroy, and the host-services table
  * (struct fanout_host) through which plugins log, deliver, confirm and use
- * the loop.
+ * the loop — forwarded to the entry points the hub registered
+ * (plugin_host_set_events) — plus routing (which backend serves a channel)
+ * and readiness (every backend up, nothing pending).
  *
  * Loop thread only, except host_post() (thread-safe, forwards to
  * loop_post()). Allocates one struct fanout_backend per section; frees them
@@ -18,15 +20,21 @@
 #include <unistd.h>
 
 #define LOG_TAG "plugin"
-#include "hub.h"
+#include "buf.h"
 #include "log.h"
 #include "loop.h"
-#include "metrics.h"
 #include "plugin_host.h"
+#include "protocol.h"
 
 static struct fanout_backend *backends;
 static size_t n_backends;
 static const struct config *cfg;
+static const struct plugin_host_events *to_hub;
+
+void plugin_host_set_events(const struct plugin_host_events *ev)
+{
+	to_hub = ev;
+}
 
 /* ---- host services ---- */
 
@@ -43,17 +51,17 @@ static void host_log(struct fanout_backend *b, enum fanout_log_level level, cons
 static void host_deliver(struct fanout_backend *b, const char *channel, const void *data,
 			 size_t len)
 {
-	hub_deliver(b, channel, data, len);
+	to_hub->deliver(b, channel, data, len);
 }
 
 static void host_subscribed(struct fanout_backend *b, const char *channel, int ok)
 {
-	hub_subscribed(b, channel, ok);
+	to_hub->subscribed(b, channel, ok);
 }
 
 static void host_published(struct fanout_backend *b, uint64_t token, int ok)
 {
-	hub_published(b, token, ok);
+	to_hub->published(b, token, ok);
 }
 
 static void host_backend_state(struct fanout_backend *b, enum fanout_state state,
@@ -68,7 +76,7 @@ static void host_backend_state(struct fanout_backend *b, enum fanout_state state
 
 static void host_gap(struct fanout_backend *b, const char *channel, const char *reason)
 {
-	hub_gap(b, channel, reason ? reason : "unknown");
+	to_hub->gap(b, channel, reason ? reason : "unknown");
 }
 
 /* ---- positions (ABI 1.1) ----
@@ -78,21 +86,21 @@ static void host_subscribed_at(struct fanout_backend *b, const char *channel, in
 			       const char *epoch, uint64_t top, unsigned flags)
 {
 	(void)epoch, (void)top, (void)flags;
-	hub_subscribed(b, channel, ok);
+	to_hub->subscribed(b, channel, ok);
 }
 
 static void host_deliver_at(struct fanout_backend *b, const char *channel, const char *epoch,
 			    uint64_t offset, const void *data, size_t len)
 {
 	(void)epoch, (void)offset;
-	hub_deliver(b, channel, data, len);
+	to_hub->deliver(b, channel, data, len);
 }
 
 static void host_published_at(struct fanout_backend *b, uint64_t token, int ok, const char *epoch,
 			      uint64_t offset)
 {
 	(void)epoch, (void)offset;
-	hub_published(b, token, ok);
+	to_hub->published(b, token, ok);
 }
 
 static void host_top_done(struct fanout_backend *b, uint64_t token, int status, const char *epoch,
@@ -382,6 +390,27 @@ struct fanout_backend *plugin_host_route(const char *channel)
 		if (backends[i].cfg == cb)
 			return &backends[i];
 	return NULL;
+}
+
+int plugin_host_ready(struct buf *why)
+{
+	int ready = 1;
+	buf_puts(why, "{\"backends\":{");
+	for (size_t i = 0; i < n_backends; i++) {
+		struct fanout_backend *b = &backends[i];
+		int ok = b->up == FANOUT_UP && b->pending_subs == 0;
+		if (!ok)
+			ready = 0;
+		if (i)
+			buf_putc(why, ',');
+		json_append_string(why, b->cfg->name, strlen(b->cfg->name), NULL);
+		buf_printf(why, ":{\"state\":\"%s\",\"pending_subscriptions\":%lld,\"reason\":",
+			   b->up == FANOUT_UP ? "up" : "down", b->pending_subs);
+		json_append_string(why, b->reason, strlen(b->reason), NULL);
+		buf_putc(why, '}');
+	}
+	buf_puts(why, "}}");
+	return ready;
 }
 
 int backend_subscribe(struct fanout_backend *b, const char *channel)

@@ -63,6 +63,28 @@ struct fanout_backend *plugin_host_get(size_t i);
 /* The backend serving channel (first matching `channels` glob), or NULL. */
 struct fanout_backend *plugin_host_route(const char *channel);
 
+/*
+ * Readiness: 1 when every backend is up and none has a subscription pending
+ * (pending_subs, kept by the hub); else 0. Either way appends a JSON object
+ * describing each backend ({"backends":{NAME:{"state",…}}}) to why_json.
+ */
+struct buf;
+int plugin_host_ready(struct buf *why_json);
+
+/*
+ * Where the backends' host-service callbacks go: the hub registers its
+ * entry points here (hub_init) before any backend starts, so this module
+ * calls no module above it by name.
+ */
+struct plugin_host_events {
+	void (*deliver)(struct fanout_backend *b, const char *channel, const void *data,
+			size_t len);
+	void (*subscribed)(struct fanout_backend *b, const char *channel, int ok);
+	void (*published)(struct fanout_backend *b, uint64_t token, int ok);
+	void (*gap)(struct fanout_backend *b, const char *channel, const char *reason);
+};
+void plugin_host_set_events(const struct plugin_host_events *ev);
+
 /* Calls into a backend (loop thread). */
 int backend_subscribe(struct fanout_backend *b, const char *channel);
 int backend_unsubscribe(struct fanout_backend *b, const char *channel);

@@ -1,16 +1,15 @@
 /*
- * server.c — owns one fanoutd process's runtime: the listen socket (opened
- * here, SO_REUSEPORT-capable for workers, accepted connections handed to
- * lws), the lws context and its vhost (protocols, mounts, keepalive
- * policy, lws's log routed into ours), signals (a signalfd watched by the
- * loop) and the shutdown sequence: stop accepting, close every client 1001
- * after its queue drains, at most shutdown_grace_ms, then stop the backends.
- * Loop thread only.
+ * server.c — owns one fanoutd process's runtime: accepting on the listen
+ * socket (opened by listen.c; accepted connections handed to lws), the lws
+ * context and its vhost (protocols, mounts, keepalive policy, lws's log
+ * routed into ours), signals (a signalfd watched by the loop) and the
+ * shutdown sequence: stop accepting, let the session layer close every
+ * client 1001 after its queue drains, at most shutdown_grace_ms, then stop
+ * the backends. Loop thread only.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <libwebsockets.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -24,7 +23,6 @@
 #include "http.h"
 #include "log.h"
 #include "loop.h"
-#include "plugin_host.h"
 #include "server.h"
 #include "session.h"
 
@@ -35,54 +33,15 @@ static struct fanout_timer *grace_timer, *accept_pause_timer;
 static int signal_fd = -1;
 static uint64_t emfile_logged_ms;
 
-int server_listen_socket(const struct config *c, int reuseport)
-{
-	struct addrinfo hints, *res = NULL;
-	char port[16];
-	int fd = -1, one = 1, r;
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-	snprintf(port, sizeof(port), "%d", c->listen_port);
-	const char *host = c->listen_host && *c->listen_host ? c->listen_host : "0.0.0.0";
-	r = getaddrinfo(host, port, &hints, &res);
-	if (r) {
-		log_err("listen %s: %s (use a numeric address)", c->listen, gai_strerror(r));
-		return -1;
-	}
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		goto fail;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)))
-		goto fail;
-	if (res->ai_family == AF_INET6) {
-		int v6only = strcmp(host, "::") ? 1 : 0;
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
-	}
-	if (bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 1024))
-		goto fail;
-	freeaddrinfo(res);
-	return fd;
-fail:
-	log_err("listen %s: %s", c->listen, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	freeaddrinfo(res);
-	return -1;
-}
-
 static void accept_resume(struct fanout_timer *t, void *arg)
 {
-	if (accept_watch && !srv.draining)
+	if (accept_watch && !session_draining())
 		loop_watch_set(accept_watch, FANOUT_FD_READ);
 }
 
 static void on_accept(struct fanout_watch *w, int lfd, unsigned ev, void *arg)
 {
-	for (int i = 0; i < 64 && !srv.draining; i++) {
+	for (int i = 0; i < 64 && !session_draining(); i++) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
@@ -91,7 +50,7 @@ static void on_accept(struct fanout_watch *w, int lfd, unsigned ev, void *arg)
 				if (now - emfile_logged_ms > 5000) {
 					emfile_logged_ms = now;
 					log_warn("accept: %s (clients: %lld): pausing accepts",
-						 strerror(errno), srv.n_sessions);
+						 strerror(errno), session_count());
 				}
 				loop_watch_set(w, 0);
 				loop_timer_arm(accept_pause_timer, 100);
@@ -112,20 +71,20 @@ static void finish(void)
 
 static void grace_over(struct fanout_timer *t, void *arg)
 {
-	if (srv.n_sessions)
-		log_warn("shutdown_grace_ms over: dropping %lld clients", srv.n_sessions);
+	if (session_count())
+		log_warn("shutdown_grace_ms over: dropping %lld clients", session_count());
 	finish();
 }
 
 void server_drain(const char *why)
 {
-	if (srv.draining) {
+	if (session_draining()) {
 		log_info("second signal: exiting now");
 		finish();
 		return;
 	}
-	srv.draining = 1;
-	log_info("%s: draining %lld clients (close 1001, at most %lld ms)", why, srv.n_sessions,
+	long long open = session_drain_all();
+	log_info("%s: draining %lld clients (close 1001, at most %lld ms)", why, open,
 		 srv.cfg->shutdown_grace_ms);
 	if (accept_watch) {
 		loop_watch_remove(accept_watch);
@@ -135,20 +94,16 @@ void server_drain(const char *why)
 		close(srv.listen_fd);
 		srv.listen_fd = -1;
 	}
-	for (struct session *s = srv.sessions; s; s = s->next) {
-		s->draining = 1;
-		lws_callback_on_writable(s->wsi);
-	}
-	if (!srv.n_sessions)
+	if (!open)
 		loop_timer_arm(grace_timer, 0);
 	else
 		loop_timer_arm(grace_timer, (uint64_t)srv.cfg->shutdown_grace_ms);
 }
 
-void server_session_closed(void)
+/* The session layer's last client closed while draining. */
+static void sessions_drained(void)
 {
-	if (srv.draining && srv.n_sessions == 0)
-		loop_timer_arm(grace_timer, 0);
+	loop_timer_arm(grace_timer, 0);
 }
 
 static void on_signal(struct fanout_watch *w, int fd, unsigned ev, void *arg)
@@ -188,13 +143,14 @@ static const struct lws_extension pmd_exts[] = {
      "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
     {NULL, NULL, NULL}};
 
-int server_init(const struct config *c, int listen_fd)
+int server_init(const struct config *c, int listen_fd, long long max_clients)
 {
 	struct lws_context_creation_info info;
 
 	srv.cfg = c;
 	srv.listen_fd = listen_fd;
 	srv.started_ms = loop_now_ms();
+	session_init(c, max_clients, sessions_drained);
 
 	int lws_levels = LLL_ERR | LLL_WARN;
 	if (c->log_level >= LOG_LVL_DEBUG)

@@ -1,9 +1,12 @@
 /*
- * session.c — owns each WebSocket client: the lws "fanout-ws" protocol
- * callback, the inbound reassembly buffer (capped at max_message_bytes:
- * bigger closes 1009), request dispatch to the hub, and the outbound queue
- * — a ring of references to shared frames, capped at client_queue_bytes
- * (over it the client is a slow consumer: queue dropped, close 4001).
+ * session.c — owns each WebSocket client of the native protocol: the lws
+ * "fanout-ws" protocol callback, the inbound reassembly buffer (capped at
+ * max_message_bytes: bigger closes 1009), request dispatch to the hub, the
+ * hub sink table of this transport (frames built by protocol.c, once per
+ * event), and the outbound queue — a ring of references to shared frames,
+ * capped at client_queue_bytes (over it the client is a slow consumer:
+ * queue dropped, close 4001). Also the session layer: the list of every
+ * session, max_clients, and draining at shutdown (close 1001 once flushed).
  *
  * Loop thread only. Allocates the ring and rx buffer per session (grown by
  * doubling, so steady-state delivery allocates nothing per subscriber);
@@ -11,6 +14,7 @@
  */
 #include <fnmatch.h>
 #include <libwebsockets.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,10 +26,42 @@
 #include "metrics.h"
 #include "msg.h"
 #include "protocol.h"
-#include "server.h"
 #include "session.h"
 
 static uint64_t serials;
+static const struct config *cfg;
+static long long max_clients;
+static void (*on_drained)(void);
+static struct session *sessions; /* list head */
+static long long n_sessions;
+static int draining;
+
+void session_init(const struct config *c, long long max, void (*drained)(void))
+{
+	cfg = c;
+	max_clients = max;
+	on_drained = drained;
+}
+
+long long session_count(void)
+{
+	return n_sessions;
+}
+
+int session_draining(void)
+{
+	return draining;
+}
+
+long long session_drain_all(void)
+{
+	draining = 1;
+	for (struct session *s = sessions; s; s = s->next) {
+		s->draining = 1;
+		lws_callback_on_writable(s->wsi);
+	}
+	return n_sessions;
+}
 
 static void q_clear(struct session *s)
 {
@@ -117,7 +153,7 @@ void session_enqueue(struct session *s, struct msg *m)
 {
 	if (s->close_code || !s->established)
 		return;
-	if ((long long)(s->q_bytes + m->len) > srv.cfg->client_queue_bytes) {
+	if ((long long)(s->q_bytes + m->len) > cfg->client_queue_bytes) {
 		metrics.slow_client_disconnects++;
 		log_info("client #%llu is too slow (%zu bytes queued): closing 4001",
 			 (unsigned long long)s->serial, s->q_bytes);
@@ -131,7 +167,7 @@ void session_enqueue(struct session *s, struct msg *m)
 	}
 	if (!was_empty || s->in_flush)
 		return; /* already waiting for POLLOUT or for the flush below */
-	if (loop_in_dispatch() && !srv.cfg->permessage_deflate) {
+	if (loop_in_dispatch() && !cfg->permessage_deflate) {
 		/* Inside a backend's callback: write when it returns, so every
 		 * frame this client gets from one read of the broker goes out in
 		 * one send() — no POLLOUT round trip, no poll() over every fd. */
@@ -171,6 +207,55 @@ void session_send_ack(struct session *s, const char *type, const char *id, const
 	session_send_buf(s, &b);
 }
 
+/* ---- the hub's sink table for this transport ---- */
+
+static struct session *from_hub(struct hub_subscriber *h)
+{
+	return (struct session *)((char *)h - offsetof(struct session, hub));
+}
+
+/* Once per event: the protocol v1 "message" or "gap" frame. */
+static struct msg *ws_frame(struct hub_event *ev)
+{
+	struct buf out;
+	int r;
+	buf_init(&out, MSG_PRE);
+	if (ev->kind == HUB_EV_MESSAGE)
+		r = proto_message(&out, ev->channel, ev->instance, ev->data, ev->len,
+				  &ev->utf8_replaced);
+	else
+		r = proto_gap(&out, ev->channel, ev->reason);
+	struct msg *m = r ? NULL : msg_from_buf(&out);
+	if (!m)
+		buf_free(&out);
+	return m;
+}
+
+static void ws_deliver(struct hub_subscriber *h, void *tag, struct msg *m)
+{
+	(void)tag;
+	session_enqueue(from_hub(h), m);
+}
+
+static void ws_ack(struct hub_subscriber *h, const char *type, const char *id, const char *channel)
+{
+	session_send_ack(from_hub(h), type, id, channel);
+}
+
+static void ws_error(struct hub_subscriber *h, const char *id, const char *code,
+		     const char *message)
+{
+	session_send_error(from_hub(h), id, code, message);
+}
+
+static const struct hub_sink_ops ws_ops = {
+    .name = "ws",
+    .frame = ws_frame,
+    .deliver = ws_deliver,
+    .ack = ws_ack,
+    .error = ws_error,
+};
+
 static void handle_request(struct session *s, const char *p, size_t len)
 {
 	struct proto_request req;
@@ -183,13 +268,13 @@ static void handle_request(struct session *s, const char *p, size_t len)
 	}
 	switch (req.type) {
 	case PROTO_SUBSCRIBE:
-		hub_subscribe(s, req.channel, req.id);
+		hub_subscribe(&s->hub, req.channel, req.id, NULL);
 		break;
 	case PROTO_UNSUBSCRIBE:
-		hub_unsubscribe(s, req.channel, req.id);
+		hub_unsubscribe(&s->hub, req.channel, req.id);
 		break;
 	case PROTO_PUBLISH:
-		hub_publish(s, req.channel, req.data, req.data_len, req.id);
+		hub_publish(&s->hub, req.channel, req.data, req.data_len, req.id);
 		break;
 	case PROTO_PING:
 		buf_init(&b, MSG_PRE);
@@ -202,7 +287,7 @@ static void handle_request(struct session *s, const char *p, size_t len)
 
 static int origin_allowed(struct lws *wsi)
 {
-	const struct config *c = srv.cfg;
+	const struct config *c = cfg;
 	char origin[256];
 
 	for (size_t i = 0; i < c->n_allowed_origins; i++)
@@ -227,7 +312,7 @@ static int query_channel(void *arg, const char *channel, size_t len)
 	}
 	memcpy(name, channel, len);
 	name[len] = '\0';
-	hub_subscribe(s, name, "");
+	hub_subscribe(&s->hub, name, "", NULL);
 	return 0;
 }
 
@@ -250,20 +335,21 @@ static int on_established(struct session *s, struct lws *wsi)
 	s->wsi = wsi;
 	s->serial = ++serials;
 	s->established = 1;
+	s->hub.ops = &ws_ops;
 	/* session list */
-	s->next = srv.sessions;
+	s->next = sessions;
 	if (s->next)
 		s->next->prev = s;
-	srv.sessions = s;
-	srv.n_sessions++;
+	sessions = s;
+	n_sessions++;
 	metrics.clients++;
 	metrics.clients_accepted_total++;
 
-	if (srv.draining) {
+	if (draining) {
 		session_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down", 0);
 		return 0;
 	}
-	if (srv.n_sessions > srv.max_clients) {
+	if (n_sessions > max_clients) {
 		metrics.clients_rejected_max++;
 		session_close(s, 1013, "server full", 0);
 		return 0;
@@ -275,7 +361,7 @@ static int on_established(struct session *s, struct lws *wsi)
 	}
 	struct buf b;
 	buf_init(&b, MSG_PRE);
-	proto_hello(&b, srv.cfg->instance, PROTO_VERSION);
+	proto_hello(&b, cfg->instance, PROTO_VERSION);
 	session_send_buf(s, &b);
 	subscribe_from_query(s);
 	return 0;
@@ -285,7 +371,7 @@ static int on_receive(struct session *s, struct lws *wsi, const char *in, size_t
 {
 	if (s->close_code)
 		return 0;
-	if ((long long)(s->rx_len + len) > srv.cfg->max_message_bytes) {
+	if ((long long)(s->rx_len + len) > cfg->max_message_bytes) {
 		metrics.clients_closed_too_big++;
 		static const char why[] = "message larger than max_message_bytes";
 		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
@@ -383,7 +469,7 @@ static int write_coalesced(struct session *s, struct lws *wsi)
  * one frame through lws's framing. 0 or -1. */
 static int write_some(struct session *s, struct lws *wsi)
 {
-	if (s->q_len > 1 && !srv.cfg->permessage_deflate &&
+	if (s->q_len > 1 && !cfg->permessage_deflate &&
 	    s->q[s->q_head]->len + s->q[(s->q_head + 1) % s->q_cap]->len + 20 <= COALESCE_MAX)
 		return write_coalesced(s, wsi);
 	struct msg *m = q_pop(s);
@@ -422,26 +508,27 @@ static void on_closed(struct session *s)
 		return;
 	s->established = 0;
 	flush_del(s);
-	hub_session_gone(s);
+	hub_subscriber_gone(&s->hub);
 	q_clear(s);
 	free(s->q);
 	free(s->rx);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
-		srv.sessions = s->next;
+		sessions = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
-	srv.n_sessions--;
+	n_sessions--;
 	metrics.clients--;
-	server_session_closed();
+	if (draining && n_sessions == 0 && on_drained)
+		on_drained();
 }
 
 static int uri_is_ws_path(struct lws *wsi)
 {
 	char uri[256];
 	int n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
-	return n > 0 && !strcmp(uri, srv.cfg->ws_path);
+	return n > 0 && !strcmp(uri, cfg->ws_path);
 }
 
 static int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

@@ -27,13 +27,13 @@
 #include <unistd.h>
 
 #define LOG_TAG "workers"
-#include "hub.h"
+#include "listen.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
 #include "msg.h"
 #include "plugin_host.h"
-#include "server.h"
+#include "session.h"
 #include "workers.h"
 
 #define WORKERS_MAX   64
@@ -83,14 +83,14 @@ void workers_publish(void)
 	struct slot *s = &shm->slot[my_id];
 	struct buf why;
 	buf_init(&why, 0);
-	int ready = hub_ready(&why) && !srv.draining;
+	int ready = plugin_host_ready(&why) && !session_draining();
 	buf_free(&why);
 
 	__atomic_add_fetch(&s->seq, 1, __ATOMIC_ACQ_REL);
 	s->pid = (int)getpid();
 	s->updated_ms = loop_now_ms();
 	s->ready = ready;
-	s->draining = srv.draining;
+	s->draining = session_draining();
 	s->m = metrics;
 	s->shared_frames = msg_live_count;
 	size_t nb = plugin_host_count();
@@ -245,7 +245,7 @@ void workers_render_metrics(struct buf *o)
 	buf_printf(o,
 		   "# HELP fanout_draining 1 while shutting down.\n# TYPE fanout_draining gauge\n"
 		   "fanout_draining %d\n",
-		   srv.draining);
+		   session_draining());
 }
 
 int workers_ready(struct buf *o)
@@ -289,7 +289,7 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static pid_t spawn(const struct config *c, int id, const sigset_t *oldmask)
+static pid_t spawn(const struct config *c, int id, workers_serve_fn serve)
 {
 	pid_t pid = fork();
 	if (pid != 0) {
@@ -306,14 +306,14 @@ static pid_t spawn(const struct config *c, int id, const sigset_t *oldmask)
 	char inst[128];
 	snprintf(inst, sizeof(inst), "%s/w%d", c->instance, id);
 	log_set_instance(inst);
-	int fd = server_listen_socket(c, 1);
+	int fd = listen_socket(c, 1);
 	if (fd < 0)
 		_exit(EXIT_RUNTIME);
-	int rc = run_server(c, fd, id + 1);
+	int rc = serve(c, fd, id + 1);
 	_exit(rc);
 }
 
-int workers_run(const struct config *c)
+int workers_run(const struct config *c, workers_serve_fn serve)
 {
 	int n = c->workers;
 	if (n <= 0) {
@@ -324,7 +324,7 @@ int workers_run(const struct config *c)
 		n = WORKERS_MAX;
 	/* Check the port before forking (and close it: a listener nobody
 	 * accepts on would take a share of the connections). */
-	int probe = server_listen_socket(c, 1);
+	int probe = listen_socket(c, 1);
 	if (probe < 0)
 		return EXIT_RUNTIME;
 	close(probe);
@@ -346,7 +346,7 @@ int workers_run(const struct config *c)
 	sigprocmask(SIG_BLOCK, &set, &old);
 
 	for (int i = 0; i < n; i++)
-		if (spawn(c, i, &old) < 0) {
+		if (spawn(c, i, serve) < 0) {
 			log_err("fork: %s", strerror(errno));
 			return EXIT_RUNTIME;
 		}
@@ -411,7 +411,7 @@ int workers_run(const struct config *c)
 			for (int i = 0; i < n; i++)
 				if (!pids[i] && restart_at[i] && mono_ms() >= restart_at[i]) {
 					restart_at[i] = 0;
-					if (spawn(c, i, &old) > 0)
+					if (spawn(c, i, serve) > 0)
 						alive++;
 				}
 		if (stopping && kill_at && mono_ms() > kill_at) {

@@ -12,10 +12,13 @@
 #include "buf.h"
 #include "config.h"
 
-/* Fork the workers and supervise them until SIGTERM/SIGINT; exit code. */
-int workers_run(const struct config *c);
-/* One worker/single process: serve on listen_fd until shutdown. */
-int run_server(const struct config *c, int listen_fd, int worker_id);
+/* The server entry each worker runs: serve on listen_fd until shutdown,
+ * return the process's exit code (main.c's run_server). */
+typedef int (*workers_serve_fn)(const struct config *c, int listen_fd, int worker_id);
+
+/* Fork the workers, each running serve(c, its own SO_REUSEPORT listener,
+ * 1..N), and supervise them until SIGTERM/SIGINT; exit code. */
+int workers_run(const struct config *c, workers_serve_fn serve);
 
 /* 1 in a worker of a multi-process group. */
 int workers_active(void);

@@ -1,10 +1,12 @@
 /*
  * test_hub.c — unit tests of the channel hub (core/hub.c) with the
- * sessions and the plugin host replaced by recording stubs: the first
- * local subscriber subscribes the backend and the last one unsubscribes
- * it, "subscribed" waits for the backend's confirmation, one frame is
- * shared by every subscriber (refcounts), payload caps, refused
- * subscriptions, publish completion, gap notices, readiness.
+ * transports and the plugin host replaced by recording stubs (a sink table
+ * per fake transport, hub.h): the first local subscriber subscribes the
+ * backend and the last one unsubscribes it, "subscribed" waits for the
+ * backend's confirmation, one frame is shared by every subscriber of a
+ * transport (refcounts) and built once per transport, payload caps, refused
+ * subscriptions, publish completion, gap notices, pending subscriptions
+ * (readiness).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,7 +23,7 @@
 #include "metrics.h"
 #include "msg.h"
 #include "plugin_host.h"
-#include "session.h"
+#include "protocol.h"
 
 /* ---- stubs: what hub.c calls outside itself ---- */
 
@@ -30,8 +32,10 @@ struct metrics metrics;
 #define MAX_EV 256
 static char events[MAX_EV][320]; /* "sub ch", "unsub ch", "ack s1 subscribed id ch", ... */
 static int n_events;
-static struct msg *frames[MAX_EV]; /* frames queued to sessions, with a ref */
-static struct session *frame_dest[MAX_EV];
+static struct msg *frames[MAX_EV]; /* frames queued to subscribers, with a ref */
+static struct hub_subscriber *frame_dest[MAX_EV];
+static void *frame_tag[MAX_EV];
+static int n_framed; /* frame() calls */
 static int n_frames;
 static int backend_sub_rc;
 static int backend_auto_confirm;
@@ -66,23 +70,52 @@ static struct cfg_backend cfg_backend;
 static struct config cfg;
 static char *star[] = {"*", NULL};
 
-void session_enqueue(struct session *s, struct msg *m)
+/* A fake client: the handle embedded first, so the ops get it back. */
+struct client {
+	struct hub_subscriber h;
+	unsigned serial;
+};
+
+static unsigned serial_of(struct hub_subscriber *h)
+{
+	return ((struct client *)h)->serial;
+}
+
+/* The native protocol's frames (as session.c builds them). */
+static struct msg *t_frame(struct hub_event *e)
+{
+	struct buf b;
+	buf_init(&b, MSG_PRE);
+	n_framed++;
+	if (e->kind == HUB_EV_MESSAGE)
+		proto_message(&b, e->channel, e->instance, e->data, e->len, &e->utf8_replaced);
+	else
+		proto_gap(&b, e->channel, e->reason);
+	return msg_from_buf(&b);
+}
+
+static void t_deliver(struct hub_subscriber *h, void *tag, struct msg *m)
 {
 	if (n_frames < MAX_EV) {
 		frames[n_frames] = msg_ref(m);
-		frame_dest[n_frames++] = s;
+		frame_tag[n_frames] = tag;
+		frame_dest[n_frames++] = h;
 	}
 }
 
-void session_send_ack(struct session *s, const char *type, const char *id, const char *channel)
+static void t_ack(struct hub_subscriber *h, const char *type, const char *id, const char *channel)
 {
-	ev("ack %llu %s %s %s", (unsigned long long)s->serial, type, id && *id ? id : "-", channel);
+	ev("ack %u %s %s %s", serial_of(h), type, id && *id ? id : "-", channel);
 }
 
-void session_send_error(struct session *s, const char *id, const char *code, const char *message)
+static void t_error(struct hub_subscriber *h, const char *id, const char *code, const char *message)
 {
-	ev("err %llu %s %s", (unsigned long long)s->serial, id && *id ? id : "-", code);
+	ev("err %u %s %s", serial_of(h), id && *id ? id : "-", code);
 }
+
+static const struct hub_sink_ops ops = {"t", t_frame, t_deliver, t_ack, t_error};
+/* A second transport: same frames, its own table. */
+static const struct hub_sink_ops ops2 = {"t2", t_frame, t_deliver, t_ack, t_error};
 
 int backend_subscribe(struct fanout_backend *b, const char *channel)
 {
@@ -125,6 +158,14 @@ struct fanout_backend *plugin_host_get(size_t i)
 	return &backend;
 }
 
+void plugin_host_set_events(const struct plugin_host_events *e)
+{
+	assert_ptr_equal(e->deliver, hub_deliver);
+	assert_ptr_equal(e->subscribed, hub_subscribed);
+	assert_ptr_equal(e->published, hub_published);
+	assert_ptr_equal(e->gap, hub_gap);
+}
+
 uint64_t loop_now_ms(void);
 uint64_t loop_now_ms(void)
 {
@@ -133,7 +174,8 @@ uint64_t loop_now_ms(void)
 
 /* ---- fixtures ---- */
 
-static struct session sess[4];
+static struct client cl[4];
+static struct hub_subscriber *sess[4];
 
 static int setup(void **state)
 {
@@ -151,11 +193,15 @@ static int setup(void **state)
 	memset(&backend, 0, sizeof(backend));
 	backend.cfg = &cfg_backend;
 	backend.up = FANOUT_UP;
-	memset(sess, 0, sizeof(sess));
-	for (int i = 0; i < 4; i++)
-		sess[i].serial = (uint64_t)i + 1;
+	memset(cl, 0, sizeof(cl));
+	for (int i = 0; i < 4; i++) {
+		cl[i].h.ops = &ops;
+		cl[i].serial = (unsigned)i + 1;
+		sess[i] = &cl[i].h;
+	}
 	n_events = 0;
 	n_frames = 0;
+	n_framed = 0;
 	backend_sub_rc = 0;
 	backend_auto_confirm = 0;
 	memset(&metrics, 0, sizeof(metrics));
@@ -165,7 +211,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	for (int i = 0; i < 4; i++)
-		hub_session_gone(&sess[i]);
+		hub_subscriber_gone(sess[i]);
 	for (int i = 0; i < n_frames; i++)
 		msg_unref(frames[i]);
 	hub_free();
@@ -177,22 +223,22 @@ static int teardown(void **state)
 
 static void first_and_last_subscriber_drive_the_backend(void **state)
 {
-	hub_subscribe(&sess[0], "news", "1");
-	hub_subscribe(&sess[1], "news", "2");
+	hub_subscribe(sess[0], "news", "1", NULL);
+	hub_subscribe(sess[1], "news", "2", NULL);
 	assert_int_equal(count_prefix("sub news"), 1); /* once, not per client */
 	assert_int_equal(count_prefix("ack"), 0);      /* nobody confirmed yet */
 	hub_subscribed(&backend, "news", 1);
 	assert_true(has_event("ack 1 subscribed 1 news"));
 	assert_true(has_event("ack 2 subscribed 2 news"));
-	hub_subscribe(&sess[2], "news", "3"); /* already confirmed: at once */
+	hub_subscribe(sess[2], "news", "3", NULL); /* already confirmed: at once */
 	assert_true(has_event("ack 3 subscribed 3 news"));
 	assert_int_equal(metrics.subscriptions, 3);
 	assert_int_equal(metrics.channels, 1);
 
-	hub_unsubscribe(&sess[0], "news", "u1");
-	hub_unsubscribe(&sess[1], "news", "u2");
+	hub_unsubscribe(sess[0], "news", "u1");
+	hub_unsubscribe(sess[1], "news", "u2");
 	assert_int_equal(count_prefix("unsub"), 0);
-	hub_session_gone(&sess[2]); /* the last one leaves by disconnecting */
+	hub_subscriber_gone(sess[2]); /* the last one leaves by disconnecting */
 	assert_int_equal(count_prefix("unsub news"), 1);
 	assert_int_equal(metrics.channels, 0);
 	assert_int_equal(metrics.subscriptions, 0);
@@ -202,7 +248,7 @@ static void one_frame_shared_by_all_subscribers(void **state)
 {
 	backend_auto_confirm = 1;
 	for (int i = 0; i < 3; i++)
-		hub_subscribe(&sess[i], "c", NULL);
+		hub_subscribe(sess[i], "c", NULL, NULL);
 	hub_deliver(&backend, "c", "{\"a\":1}", 7);
 	assert_int_equal(n_frames, 3);
 	assert_ptr_equal(frames[0], frames[1]); /* the same bytes, not copies */
@@ -219,7 +265,7 @@ static void one_frame_shared_by_all_subscribers(void **state)
 static void payload_rules(void **state)
 {
 	backend_auto_confirm = 1;
-	hub_subscribe(&sess[0], "c", NULL);
+	hub_subscribe(sess[0], "c", NULL, NULL);
 	char big[65];
 	memset(big, 'x', sizeof(big));
 	hub_deliver(&backend, "c", big, sizeof(big)); /* over max_payload_bytes */
@@ -239,16 +285,16 @@ static void payload_rules(void **state)
 static void limits_and_refusals(void **state)
 {
 	backend_auto_confirm = 1;
-	hub_subscribe(&sess[0], "a", "1");
-	hub_subscribe(&sess[0], "b", "2");
-	hub_subscribe(&sess[0], "c", "3");
-	hub_subscribe(&sess[0], "d", "4");
+	hub_subscribe(sess[0], "a", "1", NULL);
+	hub_subscribe(sess[0], "b", "2", NULL);
+	hub_subscribe(sess[0], "c", "3", NULL);
+	hub_subscribe(sess[0], "d", "4", NULL);
 	assert_true(has_event("err 1 4 too_many_subscriptions"));
-	hub_subscribe(&sess[1], "none.x", "5");
+	hub_subscribe(sess[1], "none.x", "5", NULL);
 	assert_true(has_event("err 2 5 no_backend"));
 	backend_auto_confirm = 0;
-	hub_subscribe(&sess[1], "e", "6");
-	hub_subscribe(&sess[2], "e", "7");
+	hub_subscribe(sess[1], "e", "6", NULL);
+	hub_subscribe(sess[2], "e", "7", NULL);
 	hub_subscribed(&backend, "e", 0); /* the backend refuses */
 	assert_true(has_event("err 2 6 backend_unavailable"));
 	assert_true(has_event("err 3 7 backend_unavailable"));
@@ -256,60 +302,86 @@ static void limits_and_refusals(void **state)
 	assert_int_equal(backend.pending_subs, 0);
 	/* a subscribe() that fails at once answers at once */
 	backend_sub_rc = FANOUT_EUNAVAIL;
-	hub_subscribe(&sess[3], "f", "8");
+	hub_subscribe(sess[3], "f", "8", NULL);
 	assert_true(has_event("err 4 8 backend_unavailable"));
 	assert_int_equal(metrics.channels, 3);
 }
 
-static void readiness_follows_pending_subscriptions(void **state)
+/* Readiness (plugin_host_ready) reads pending_subs, which the hub keeps:
+ * one per channel awaiting the backend, not one per client. */
+static void pending_subscriptions_counted_per_channel(void **state)
 {
-	struct buf why;
-	buf_init(&why, 0);
-	assert_true(hub_ready(&why));
-	hub_subscribe(&sess[0], "p", "1");
-	buf_reset(&why);
-	assert_false(hub_ready(&why));
-	assert_non_null(strstr(buf_data(&why), "\"pending_subscriptions\":1"));
+	hub_subscribe(sess[0], "p", "1", NULL);
+	hub_subscribe(sess[1], "p", "2", NULL);
+	assert_int_equal(backend.pending_subs, 1);
 	hub_subscribed(&backend, "p", 1);
-	buf_reset(&why);
-	assert_true(hub_ready(&why));
-	backend.up = FANOUT_DOWN;
-	buf_reset(&why);
-	assert_false(hub_ready(&why));
-	buf_free(&why);
+	assert_int_equal(backend.pending_subs, 0);
+	hub_subscribe(sess[0], "q", "3", NULL);
+	assert_int_equal(backend.pending_subs, 1);
+	hub_unsubscribe(sess[0], "q", "4"); /* left before the confirmation */
+	assert_true(has_event("err 1 3 backend_unavailable"));
+	assert_int_equal(backend.pending_subs, 0);
+}
+
+/* Two transports on one channel: one frame() per transport per event, a
+ * reference per subscriber, each subscription's tag handed back. */
+static void framed_once_per_transport(void **state)
+{
+	int tag_a, tag_b;
+	backend_auto_confirm = 1;
+	cl[1].h.ops = &ops2;
+	cl[2].h.ops = &ops2;
+	hub_subscribe(sess[0], "c", "1", &tag_a);
+	hub_subscribe(sess[1], "c", "2", &tag_b);
+	hub_subscribe(sess[2], "c", "3", NULL);
+	hub_subscribe(sess[1], "c", "4", NULL); /* again: keeps its first tag */
+	assert_true(has_event("ack 2 subscribed 4 c"));
+	hub_deliver(&backend, "c", "1", 1);
+	assert_int_equal(n_framed, 2);
+	assert_int_equal(n_frames, 3);
+	assert_ptr_not_equal(frames[0], frames[1]); /* ops, then ops2 */
+	assert_ptr_equal(frames[1], frames[2]);
+	assert_int_equal(frames[0]->refs, 1);
+	assert_int_equal(frames[1]->refs, 2);
+	assert_ptr_equal(frame_tag[0], &tag_a);
+	assert_ptr_equal(frame_tag[1], &tag_b);
+	assert_null(frame_tag[2]);
+	hub_gap(&backend, "c", "reset");
+	assert_int_equal(n_framed, 4);
+	assert_int_equal(metrics.gaps, 3);
 }
 
 static void publish_completes_by_token(void **state)
 {
-	hub_publish(&sess[0], "c", "{\"x\":1}", 7, "p1");
-	hub_publish(&sess[1], "c", "2", 1, "p2");
+	hub_publish(sess[0], "c", "{\"x\":1}", 7, "p1");
+	hub_publish(sess[1], "c", "2", 1, "p2");
 	assert_true(has_event("pub c {\"x\":1} 1"));
 	assert_true(has_event("pub c 2 2"));
 	hub_published(&backend, 2, 0);
 	assert_true(has_event("err 2 p2 backend_unavailable"));
-	hub_session_gone(&sess[0]); /* the answer to a departed client is dropped */
+	hub_subscriber_gone(sess[0]); /* the answer to a departed client is dropped */
 	hub_published(&backend, 1, 1);
 	assert_int_equal(count_prefix("ack 1 published"), 0);
 	hub_published(&backend, 99, 1); /* unknown token: ignored */
 	assert_int_equal(metrics.publish_ok, 1);
 	assert_int_equal(metrics.publish_failed, 1);
 	cfg.allow_publish = 0;
-	hub_publish(&sess[2], "c", "1", 1, "p3");
+	hub_publish(sess[2], "c", "1", 1, "p3");
 	assert_true(has_event("err 3 p3 forbidden"));
 }
 
 static void gap_reaches_every_subscriber_of_the_backend(void **state)
 {
 	backend_auto_confirm = 1;
-	hub_subscribe(&sess[0], "a", NULL);
-	hub_subscribe(&sess[1], "b", NULL);
+	hub_subscribe(sess[0], "a", NULL, NULL);
+	hub_subscribe(sess[1], "b", NULL, NULL);
 	hub_gap(&backend, NULL, "backend reconnected");
 	assert_int_equal(n_frames, 2);
 	assert_non_null(strstr(msg_payload(frames[0]), "\"type\":\"gap\""));
 	assert_non_null(strstr(msg_payload(frames[0]), "backend reconnected"));
 	hub_gap(&backend, "a", "file truncated");
 	assert_int_equal(n_frames, 3);
-	assert_ptr_equal(frame_dest[2], &sess[0]);
+	assert_ptr_equal(frame_dest[2], sess[0]);
 }
 
 static void many_channels_and_churn(void **state)
@@ -320,20 +392,20 @@ static void many_channels_and_churn(void **state)
 	cfg.max_channels = 5000;
 	for (int i = 0; i < 5000; i++) { /* forces the table to grow */
 		snprintf(name, sizeof(name), "ch.%d", i);
-		hub_subscribe(&sess[i % 4], name, NULL);
+		hub_subscribe(sess[i % 4], name, NULL, NULL);
 	}
 	assert_int_equal(metrics.channels, 5000);
 	n_events = 0;
-	hub_subscribe(&sess[0], "one.more", "x");
+	hub_subscribe(sess[0], "one.more", "x", NULL);
 	assert_true(has_event("err 1 x backend_unavailable"));
 	for (int i = 0; i < 5000; i += 2) {
 		snprintf(name, sizeof(name), "ch.%d", i);
-		hub_unsubscribe(&sess[i % 4], name, NULL);
+		hub_unsubscribe(sess[i % 4], name, NULL);
 	}
 	assert_int_equal(metrics.channels, 2500);
 	hub_deliver(&backend, "ch.1", "1", 1);
 	assert_int_equal(n_frames, 1);
-	assert_ptr_equal(frame_dest[0], &sess[1]);
+	assert_ptr_equal(frame_dest[0], sess[1]);
 }
 
 int main(void)
@@ -344,8 +416,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(one_frame_shared_by_all_subscribers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(payload_rules, setup, teardown),
 	    cmocka_unit_test_setup_teardown(limits_and_refusals, setup, teardown),
-	    cmocka_unit_test_setup_teardown(readiness_follows_pending_subscriptions, setup,
+	    cmocka_unit_test_setup_teardown(pending_subscriptions_counted_per_channel, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(framed_once_per_transport, setup, teardown),
 	    cmocka_unit_test_setup_teardown(publish_completes_by_token, setup, teardown),
 	    cmocka_unit_test_setup_teardown(gap_reaches_every_subscriber_of_the_backend, setup,
 					    teardown),
