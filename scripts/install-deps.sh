@@ -10,7 +10,7 @@
 set -eu
 
 PKGS="build-essential pkg-config autoconf automake libtool autoconf-archive
-libwebsockets-dev libhiredis-dev libinih-dev libjansson-dev libcmocka-dev
+libwebsockets-dev libhiredis-dev libinih-dev libjansson-dev libcmocka-dev libjwt-dev libssl-dev
 redis-server nginx chromium clang libclang-rt-14-dev valgrind curl
 docker-compose fonts-dejavu-core"
 

@@ -27,6 +27,7 @@ EXTRA_DIST += tests/lib
 include tests/unit/config.mk
 include tests/unit/protocol.mk
 include tests/unit/core.mk
+include tests/unit/auth.mk
 include tests/loader/local.mk
 include tests/integration/local.mk
 include tests/fuzz/local.mk
