@@ -85,12 +85,24 @@ invalid1:
 	return 0;
 }
 
-int utf8_valid(const char *s, size_t len)
+int utf8_stream_feed(struct utf8_stream *st, const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, bad;
+	size_t i = 0;
+	unsigned need = st->need, lo = st->lo, hi = st->hi;
 
+	if (st->bad)
+		return 0;
 	while (i < len) {
+		if (need) { /* inside a sequence: the next byte must be in [lo, hi] */
+			if (p[i] < lo || p[i] > hi)
+				goto bad;
+			lo = 0x80;
+			hi = 0xBF;
+			need--;
+			i++;
+			continue;
+		}
 		/* ASCII fast path, eight bytes at a time. */
 		while (i + 8 <= len) {
 			uint64_t w;
@@ -101,16 +113,43 @@ int utf8_valid(const char *s, size_t len)
 		}
 		if (i >= len)
 			break;
-		if (p[i] < 0x80) {
-			i++;
+		unsigned c = p[i++];
+		if (c < 0x80)
 			continue;
+		/* Table 3-7 of the Unicode standard, as in utf8_seq(). */
+		lo = 0x80;
+		hi = 0xBF;
+		if (c < 0xC2 || c > 0xF4)
+			goto bad;
+		if (c < 0xE0) {
+			need = 1;
+		} else if (c < 0xF0) {
+			need = 2;
+			if (c == 0xE0)
+				lo = 0xA0;
+			else if (c == 0xED)
+				hi = 0x9F;
+		} else {
+			need = 3;
+			if (c == 0xF0)
+				lo = 0x90;
+			else if (c == 0xF4)
+				hi = 0x8F;
 		}
-		size_t k = utf8_seq(p + i, len - i, &bad);
-		if (!k)
-			return 0;
-		i += k;
 	}
+	st->need = (unsigned char)need;
+	st->lo = (unsigned char)lo;
+	st->hi = (unsigned char)hi;
 	return 1;
+bad:
+	st->bad = 1;
+	return 0;
+}
+
+int utf8_valid(const char *s, size_t len)
+{
+	struct utf8_stream st = {0};
+	return utf8_stream_feed(&st, s, len) && st.need == 0;
 }
 
 /* Byte classes inside a JSON string: 0 plain, 1 ends/escapes/forbidden

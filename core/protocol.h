@@ -10,9 +10,9 @@
 
 #include "buf.h"
 
-#define PROTO_VERSION        "0.1.0"
-#define PROTO_CHANNEL_MAX    200 /* bytes */
-#define PROTO_ID_MAX         128 /* bytes of the id's JSON text */
+#define PROTO_VERSION	  "0.1.0"
+#define PROTO_CHANNEL_MAX 200 /* bytes */
+#define PROTO_ID_MAX	  128 /* bytes of the id's JSON text */
 
 enum proto_type {
 	PROTO_SUBSCRIBE = 1,
@@ -22,13 +22,13 @@ enum proto_type {
 };
 
 /* Stable error codes (the "code" of an error frame). */
-#define PROTO_E_BAD_JSON        "bad_json"
-#define PROTO_E_BAD_REQUEST     "bad_request"
-#define PROTO_E_UNKNOWN_TYPE    "unknown_type"
-#define PROTO_E_BAD_CHANNEL     "bad_channel"
-#define PROTO_E_FORBIDDEN       "forbidden"
-#define PROTO_E_TOO_MANY_SUBS   "too_many_subscriptions"
-#define PROTO_E_NO_BACKEND      "no_backend"
+#define PROTO_E_BAD_JSON	"bad_json"
+#define PROTO_E_BAD_REQUEST	"bad_request"
+#define PROTO_E_UNKNOWN_TYPE	"unknown_type"
+#define PROTO_E_BAD_CHANNEL	"bad_channel"
+#define PROTO_E_FORBIDDEN	"forbidden"
+#define PROTO_E_TOO_MANY_SUBS	"too_many_subscriptions"
+#define PROTO_E_NO_BACKEND	"no_backend"
 #define PROTO_E_BACKEND_UNAVAIL "backend_unavailable"
 
 struct proto_request {
@@ -89,8 +89,8 @@ int proto_gap(struct buf *out, const char *channel, const char *reason);
  * a JSON string (invalid UTF-8 sequences replaced by U+FFFD; *replaced is
  * set to 1 when that happened). Work is linear in len.
  */
-int proto_message(struct buf *out, const char *channel, const char *instance,
-		  const char *payload, size_t len, int *replaced);
+int proto_message(struct buf *out, const char *channel, const char *instance, const char *payload,
+		  size_t len, int *replaced);
 
 /* ---- JSON helpers (json.c) ---- */
 
@@ -99,6 +99,21 @@ int proto_message(struct buf *out, const char *channel, const char *instance,
 int json_valid(const char *s, size_t len);
 /* 1 if s[0..len) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 int utf8_valid(const char *s, size_t len);
+/* The same check over a stream that arrives in pieces (a WebSocket message in
+ * fragments): zero-initialise, feed each piece in order. utf8_stream_feed()
+ * returns 0 as soon as the bytes so far cannot start valid UTF-8 (fail fast,
+ * and 0 from then on), else 1; the stream is whole UTF-8 when, at its end,
+ * utf8_stream_complete() is 1 too (no character cut off). */
+struct utf8_stream {
+	unsigned char need;   /* continuation bytes still expected */
+	unsigned char lo, hi; /* allowed range of the next one */
+	unsigned char bad;
+};
+int utf8_stream_feed(struct utf8_stream *st, const char *s, size_t len);
+static inline int utf8_stream_complete(const struct utf8_stream *st)
+{
+	return !st->bad && st->need == 0;
+}
 /* Append s as a JSON string with quotes; invalid UTF-8 becomes U+FFFD and
  * sets *replaced (may be NULL). */
 int json_append_string(struct buf *out, const char *s, size_t len, int *replaced);

@@ -14,7 +14,7 @@
 # and `make fuzz [FUZZ_SECONDS=20]` runs each one for that long on a copy of
 # its corpus and fails if a crash is found (tests/fuzz/run-fuzz.sh).
 
-FUZZ_NAMES = protocol json query config filetail token
+FUZZ_NAMES = protocol json query config filetail token wsframe
 FUZZ_SECONDS = 20
 
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/fuzz_common.h tests/fuzz/replay-corpus.sh \
@@ -55,6 +55,14 @@ tests_fuzz_replay_token_SOURCES = tests/fuzz/fuzz_token.c tests/fuzz/replay.c
 tests_fuzz_replay_token_CPPFLAGS = $(REPLAY_CPPFLAGS) $(JWT_CFLAGS) $(CRYPTO_CFLAGS)
 tests_fuzz_replay_token_LDADD = $(FANOUT_CORE_LIBS)
 
+# fuzz_wsframe.c and corpus/wsframe/: the WebSocket frame parser (core/ws_frame.c).
+check_PROGRAMS += tests/fuzz/replay_wsframe
+TESTS += tests/fuzz/corpus_wsframe.sh
+EXTRA_DIST += tests/fuzz/corpus_wsframe.sh
+tests_fuzz_replay_wsframe_SOURCES = tests/fuzz/fuzz_wsframe.c tests/fuzz/replay.c
+tests_fuzz_replay_wsframe_CPPFLAGS = $(REPLAY_CPPFLAGS)
+tests_fuzz_replay_wsframe_LDADD = $(FANOUT_CORE_LIBS)
+
 # fuzz_filetail.c and corpus/filetail/ belong to the filetail backend.
 check_PROGRAMS += tests/fuzz/replay_filetail
 TESTS += tests/fuzz/corpus_filetail.sh
@@ -70,17 +78,23 @@ FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 # The core sources a harness may need, compiled into each harness with
 # coverage instrumentation.
 FUZZ_CORE_SOURCES = core/protocol.c core/json.c core/buf.c core/config.c core/log.c \
-	core/auth.c
+	core/auth.c core/ws_frame.c
 FUZZ_LIBS = $(INIH_LIBS) $(JANSSON_LIBS) $(JWT_LIBS) $(CRYPTO_LIBS)
 
 noinst_PROGRAMS += tests/fuzz/fuzz_protocol tests/fuzz/fuzz_json tests/fuzz/fuzz_query \
-	tests/fuzz/fuzz_config tests/fuzz/fuzz_filetail tests/fuzz/fuzz_token
+	tests/fuzz/fuzz_config tests/fuzz/fuzz_filetail tests/fuzz/fuzz_token tests/fuzz/fuzz_wsframe
 
 tests_fuzz_fuzz_token_SOURCES = tests/fuzz/fuzz_token.c $(FUZZ_CORE_SOURCES)
 tests_fuzz_fuzz_token_CPPFLAGS = $(REPLAY_CPPFLAGS) $(JWT_CFLAGS) $(CRYPTO_CFLAGS)
 tests_fuzz_fuzz_token_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
 tests_fuzz_fuzz_token_LDFLAGS = $(FUZZ_FLAGS)
 tests_fuzz_fuzz_token_LDADD = $(FUZZ_LIBS)
+
+tests_fuzz_fuzz_wsframe_SOURCES = tests/fuzz/fuzz_wsframe.c $(FUZZ_CORE_SOURCES)
+tests_fuzz_fuzz_wsframe_CPPFLAGS = $(REPLAY_CPPFLAGS)
+tests_fuzz_fuzz_wsframe_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
+tests_fuzz_fuzz_wsframe_LDFLAGS = $(FUZZ_FLAGS)
+tests_fuzz_fuzz_wsframe_LDADD = $(FUZZ_LIBS)
 
 tests_fuzz_fuzz_filetail_SOURCES = tests/fuzz/fuzz_filetail.c plugins/filetail/line.c
 tests_fuzz_fuzz_filetail_CPPFLAGS = $(REPLAY_CPPFLAGS) -I$(top_srcdir)/plugins/filetail
@@ -113,7 +127,7 @@ tests_fuzz_fuzz_config_LDFLAGS = $(FUZZ_FLAGS)
 tests_fuzz_fuzz_config_LDADD = $(FUZZ_LIBS)
 
 fuzz: tests/fuzz/fuzz_protocol tests/fuzz/fuzz_json tests/fuzz/fuzz_query tests/fuzz/fuzz_config \
-		tests/fuzz/fuzz_filetail tests/fuzz/fuzz_token
+		tests/fuzz/fuzz_filetail tests/fuzz/fuzz_token tests/fuzz/fuzz_wsframe
 	$(AM_V_at)$(SHELL) $(top_srcdir)/tests/fuzz/run-fuzz.sh '$(top_srcdir)' '$(FUZZ_SECONDS)' \
 		$(FUZZ_NAMES)
 else

@@ -6,4 +6,10 @@ tests_unit_test_hub_SOURCES = tests/unit/test_hub.c core/hub.c core/msg.c core/b
 	core/protocol.c core/json.c core/log.c
 tests_unit_test_hub_CPPFLAGS = $(AM_CPPFLAGS) $(LWS_CFLAGS) $(JANSSON_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_hub_LDADD = $(CMOCKA_LIBS) $(JANSSON_LIBS)
+
+check_PROGRAMS += tests/unit/test_ws_frame
+TESTS += tests/unit/test_ws_frame
+tests_unit_test_ws_frame_SOURCES = tests/unit/test_ws_frame.c core/ws_frame.c core/json.c core/buf.c
+tests_unit_test_ws_frame_CPPFLAGS = $(AM_CPPFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_ws_frame_LDADD = $(CMOCKA_LIBS)
 endif
