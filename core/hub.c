@@ -6,10 +6,12 @@
  * Demand drives the backends: the first local subscriber of a channel calls
  * backend subscribe(), the last one leaving calls unsubscribe(). Clients get
  * "subscribed" only once the backend confirmed (hub_subscribed), so nothing
- * published after that reply is missed. A backend message is framed once per
- * transport (each transport's frame() op builds one refcounted msg) and each
- * subscriber's queue takes a reference: per-message work is once per
- * message, per-subscriber work is one deliver() call that pushes a pointer.
+ * published after that reply is missed. A backend message is framed once in
+ * the native protocol (protocol.c) into a refcounted msg, each transport in
+ * use turns that into its own frame once (its frame() op; the native one
+ * just takes a reference), and each subscriber's queue takes a reference:
+ * per-message work is once per message, per-subscriber work is one
+ * deliver() call that pushes a pointer.
  *
  * Also owns client publishes awaiting the backend's published() (a token
  * table, capped). Replies reach clients only through their sink table.
@@ -358,18 +360,25 @@ void hub_subscribed(struct fanout_backend *b, const char *channel, int ok)
 #define FAN_TRANSPORTS 8
 
 /*
- * Hand ev to every subscriber of ch: each transport's frame() builds one
- * refcounted frame the first time one of its subscribers needs it, and each
- * subscriber's deliver() takes a reference. Returns how many subscribers got
- * it. A subscriber may be marked for closing meanwhile (queue cap): deliver
- * never changes the subscription arrays, closing happens later.
+ * Hand ev (its native frame built in out, whose memory is taken) to every
+ * subscriber of ch: each transport's frame() makes its refcounted frame the
+ * first time one of its subscribers needs it, and each subscriber's
+ * deliver() takes a reference. Returns how many subscribers got it. A
+ * subscriber may be marked for closing meanwhile (queue cap): deliver never
+ * changes the subscription arrays, closing happens later.
  */
-static size_t fan_out(struct channel *ch, struct hub_event *ev)
+static size_t fan_out(struct channel *ch, struct hub_event *ev, struct buf *out)
 {
 	const struct hub_sink_ops *ops[FAN_TRANSPORTS];
 	struct msg *frames[FAN_TRANSPORTS];
 	size_t n_ops = 0, delivered = 0;
 
+	ev->frame = msg_from_buf(out);
+	if (!ev->frame) {
+		buf_free(out);
+		log_err("out of memory framing an event on %s", ch->name);
+		return 0;
+	}
 	for (size_t i = 0; i < ch->n_subs; i++) {
 		struct hub_subscriber *s = ch->subs[i].s;
 		size_t k = 0;
@@ -393,6 +402,7 @@ static size_t fan_out(struct channel *ch, struct hub_event *ev)
 		else
 			log_err("out of memory framing an event on %s (%s)", ch->name,
 				ops[k]->name);
+	msg_unref(ev->frame);
 	return delivered;
 }
 
@@ -417,27 +427,27 @@ void hub_deliver(struct fanout_backend *b, const char *channel, const void *data
 		return;
 	}
 	metrics.messages_in++;
-	struct hub_event ev = {
-	    .kind = HUB_EV_MESSAGE,
-	    .channel = ch->name,
-	    .instance = cfg->instance,
-	    .data = data,
-	    .len = len,
-	};
-	metrics.deliveries += (long long)fan_out(ch, &ev);
-	if (ev.utf8_replaced)
+	struct buf out;
+	int replaced = 0;
+	buf_init(&out, MSG_PRE);
+	if (proto_message(&out, channel, cfg->instance, data, len, &replaced)) {
+		buf_free(&out);
+		log_err("out of memory framing a message on %s", channel);
+		return;
+	}
+	if (replaced)
 		metrics.messages_utf8_replaced++;
+	struct hub_event ev = {.kind = HUB_EV_MESSAGE, .channel = ch->name};
+	metrics.deliveries += (long long)fan_out(ch, &ev, &out);
 }
 
 static void gap_channel(struct channel *ch, const char *reason)
 {
-	struct hub_event ev = {
-	    .kind = HUB_EV_GAP,
-	    .channel = ch->name,
-	    .instance = cfg->instance,
-	    .reason = reason,
-	};
-	metrics.gaps += (long long)fan_out(ch, &ev);
+	struct buf out;
+	buf_init(&out, MSG_PRE);
+	proto_gap(&out, ch->name, reason);
+	struct hub_event ev = {.kind = HUB_EV_GAP, .channel = ch->name, .reason = reason};
+	metrics.gaps += (long long)fan_out(ch, &ev, &out);
 }
 
 void hub_gap(struct fanout_backend *b, const char *channel, const char *reason)

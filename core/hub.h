@@ -15,13 +15,16 @@
  *    handle's address to every hub call; get the connection back from it in
  *    the ops with container_of-style arithmetic (offsetof).
  * 2. Fill the table:
- *    - frame(ev): build this transport's frame for one channel event
- *      (a backend message or a gap) into a new struct msg (msg.h) and return
- *      it with one reference, or NULL when out of memory (then no subscriber
- *      of this transport gets the event). The hub calls frame() at most once
- *      per event per table, however many subscribers use the table: this is
- *      where per-message work happens, once. For a message whose payload had
- *      invalid UTF-8 replaced, set ev->utf8_replaced.
+ *    - frame(ev): this transport's frame for one channel event (a backend
+ *      message or a gap), returned with one reference of the caller's, or
+ *      NULL when out of memory (then no subscriber of this transport gets
+ *      the event). ev->frame is the native protocol's frame (protocol.h),
+ *      which the hub builds once per event: the native transport returns
+ *      msg_ref(ev->frame); another one rewraps it (proto_message_data()
+ *      finds the payload's JSON and the offset inside a message frame, so
+ *      rewrapping is a copy, not a re-encode). The hub calls frame() at
+ *      most once per event per table on the live path, however many
+ *      subscribers use the table: this is where per-message work happens.
  *    - deliver(s, tag, m): queue a reference to the shared frame m for one
  *      subscription (msg_ref; the hub drops its own reference after the
  *      fan-out). `tag` is the value the transport passed to hub_subscribe()
@@ -58,26 +61,23 @@ struct pending_pub;
 struct msg;
 struct hub_subscriber;
 
-/* One event on a channel, framed by each transport's frame(). Borrowed
+/* One event on a channel, handed to each transport's frame(). Borrowed
  * for the duration of the call. */
 enum hub_event_kind {
-	HUB_EV_MESSAGE, /* a backend message: data/len */
-	HUB_EV_GAP,	/* messages may have been missed: reason */
+	HUB_EV_MESSAGE, /* a backend message */
+	HUB_EV_GAP,	/* messages may have been missed */
 };
 
 struct hub_event {
 	enum hub_event_kind kind;
 	const char *channel;
-	const char *instance; /* the config's instance name */
-	const char *data;     /* HUB_EV_MESSAGE: the payload, len bytes */
-	size_t len;
-	const char *reason; /* HUB_EV_GAP */
-	int utf8_replaced;  /* set by frame(): invalid UTF-8 became U+FFFD */
+	struct msg *frame;  /* the native frame ("message" or "gap"), one per event */
+	const char *reason; /* HUB_EV_GAP: why */
 };
 
 struct hub_sink_ops {
 	const char *name; /* "ws", …: for logs */
-	struct msg *(*frame)(struct hub_event *ev);
+	struct msg *(*frame)(const struct hub_event *ev);
 	void (*deliver)(struct hub_subscriber *s, void *tag, struct msg *m);
 	void (*ack)(struct hub_subscriber *s, const char *type, const char *id,
 		    const char *channel);

@@ -502,3 +502,42 @@ int proto_message(struct buf *out, const char *channel, const char *instance, co
 	buf_putc(out, '}');
 	return finish(out);
 }
+
+int proto_message_data(const char *f, size_t n, size_t *off, size_t *dlen, uint64_t *offset)
+{
+	static const char head[] = "{\"type\":\"message\"";
+	size_t i = sizeof(head) - 1;
+
+	*offset = 0;
+	if (n < i + 2 || memcmp(f, head, i) || f[n - 1] != '}')
+		return -1;
+	/* Members as proto_message() writes them: no whitespace, "data" last. */
+	while (i < n && f[i] == ',' && i + 1 < n && f[i + 1] == '"') {
+		size_t k = i + 1, kend = skip_string(f, n, k);
+		if (kend >= n || f[kend] != ':')
+			return -1;
+		size_t v = kend + 1, klen = kend - k - 2;
+		if (klen == 4 && !memcmp(f + k + 1, "data", 4)) {
+			if (v >= n - 1)
+				return -1;
+			*off = v;
+			*dlen = n - 1 - v;
+			return 0;
+		}
+		if (klen == 6 && !memcmp(f + k + 1, "offset", 6)) {
+			uint64_t x = 0;
+			size_t d = v;
+			for (; d < n && f[d] >= '0' && f[d] <= '9' && d - v < 19; d++)
+				x = x * 10 + (uint64_t)(f[d] - '0');
+			if (d == v)
+				return -1;
+			*offset = x;
+			i = d;
+			continue;
+		}
+		if (v >= n || f[v] != '"')
+			return -1; /* the other members are strings */
+		i = skip_string(f, n, v);
+	}
+	return -1;
+}

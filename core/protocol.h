@@ -7,6 +7,7 @@
 #define FANOUT_PROTOCOL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 
@@ -117,5 +118,17 @@ static inline int utf8_stream_complete(const struct utf8_stream *st)
 /* Append s as a JSON string with quotes; invalid UTF-8 becomes U+FFFD and
  * sets *replaced (may be NULL). */
 int json_append_string(struct buf *out, const char *s, size_t len, int *replaced);
+
+/* ---- reading the server's own frames (other transports rewrap them) ---- */
+
+/*
+ * In a "message" frame written by proto_message*() (frame[0..len)), find
+ * the payload: its JSON text is frame[*off .. *off + *dlen) — "data" is the
+ * frame's last member, so this costs the length of the members before it,
+ * not of the payload — and *offset is the frame's "offset" (0 when it has
+ * none). Returns 0, or -1 when frame is not such a frame (any bytes are
+ * safe to pass).
+ */
+int proto_message_data(const char *frame, size_t len, size_t *off, size_t *dlen, uint64_t *offset);
 
 #endif

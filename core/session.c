@@ -214,21 +214,10 @@ static struct session *from_hub(struct hub_subscriber *h)
 	return (struct session *)((char *)h - offsetof(struct session, hub));
 }
 
-/* Once per event: the protocol v1 "message" or "gap" frame. */
-static struct msg *ws_frame(struct hub_event *ev)
+/* The hub's native frame is this transport's frame. */
+static struct msg *ws_frame(const struct hub_event *ev)
 {
-	struct buf out;
-	int r;
-	buf_init(&out, MSG_PRE);
-	if (ev->kind == HUB_EV_MESSAGE)
-		r = proto_message(&out, ev->channel, ev->instance, ev->data, ev->len,
-				  &ev->utf8_replaced);
-	else
-		r = proto_gap(&out, ev->channel, ev->reason);
-	struct msg *m = r ? NULL : msg_from_buf(&out);
-	if (!m)
-		buf_free(&out);
-	return m;
+	return msg_ref(ev->frame);
 }
 
 static void ws_deliver(struct hub_subscriber *h, void *tag, struct msg *m)
