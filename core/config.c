@@ -63,6 +63,7 @@ enum ktype {
 #define KF_NONEMPTY 1u /* K_STR/K_LIST: may not be empty */
 #define KF_SLASH    2u /* K_STR: must start with '/' */
 #define KF_SUFFIX   4u /* K_INT: accepts k/m/g (x1024) */
+#define KF_SECRET   8u /* K_STR: printed as *** by config_dump() */
 
 struct skey {
 	const char *name;
@@ -133,81 +134,6 @@ const char *config_server_key_help(size_t i)
 
 /* The reason of the last cfg_expand_env() failure that names a variable. */
 static char why_buf[320];
-
-int cfg_parse_int(const char *s, long long min, long long max, int allow_suffix, long long *out,
-		  const char **why)
-{
-	const char *p = s;
-	bool neg = false;
-	unsigned long long v = 0;
-
-	if (*p == '+' || *p == '-')
-		neg = *p++ == '-';
-	if (!isdigit((unsigned char)*p)) {
-		*why = "not an integer";
-		return -1;
-	}
-	for (; isdigit((unsigned char)*p); p++) {
-		if (v > (ULLONG_MAX - 9) / 10) {
-			*why = "out of range";
-			return -1;
-		}
-		v = v * 10 + (unsigned)(*p - '0');
-	}
-	unsigned long long mul = 1;
-	if (*p && allow_suffix && !p[1]) {
-		switch (*p) {
-		case 'k':
-		case 'K':
-			mul = KIB;
-			break;
-		case 'm':
-		case 'M':
-			mul = MIB;
-			break;
-		case 'g':
-		case 'G':
-			mul = GIB;
-			break;
-		default:
-			break;
-		}
-		if (mul != 1)
-			p++;
-	}
-	if (*p) {
-		*why =
-		    allow_suffix ? "not an integer (optional suffix k, m or g)" : "not an integer";
-		return -1;
-	}
-	if (v > (unsigned long long)LLONG_MAX / mul) {
-		*why = "out of range";
-		return -1;
-	}
-	long long n = (long long)(v * mul);
-	if (neg)
-		n = -n;
-	if (n < min || n > max) {
-		*why = "out of range";
-		return -1;
-	}
-	*out = n;
-	return 0;
-}
-
-int cfg_parse_bool(const char *s)
-{
-	static const char *const t[] = {"true", "yes", "on", "1"};
-	static const char *const f[] = {"false", "no", "off", "0"};
-
-	for (size_t i = 0; i < 4; i++) {
-		if (!strcasecmp(s, t[i]))
-			return 1;
-		if (!strcasecmp(s, f[i]))
-			return 0;
-	}
-	return -1;
-}
 
 static int parse_port(const char *s, int *port)
 {
@@ -470,33 +396,27 @@ static void *field(struct config *c, size_t off)
 	return (char *)c + off;
 }
 
-/* Set one server key from text. Returns 0, or -1 with *why (a static
- * string, or why_buf). */
-/*
- * Integer and boolean values, with the error text both the [server] keys
- * and the plugins' options use.
- */
+/* Integer and boolean values, with the error text the plugins' options
+ * use too (contract.c). */
 static int parse_int_checked(const char *v, long long min, long long max, int suffix,
 			     long long *out, const char **why)
 {
-	if (!cfg_parse_int(v, min, max, suffix, out, why))
+	if (!contract_parse_int(v, min, max, suffix, out, why_buf, sizeof(why_buf)))
 		return 0;
-	snprintf(why_buf, sizeof(why_buf), "%s: \"%.40s\" (allowed %lld..%lld)", *why, v, min, max);
 	*why = why_buf;
 	return -1;
 }
 
 static int parse_bool_checked(const char *v, int *out, const char **why)
 {
-	int b = cfg_parse_bool(v);
-	if (b < 0) {
-		*why = "not a boolean (true/false, yes/no, on/off, 1/0)";
-		return -1;
-	}
-	*out = b;
-	return 0;
+	if (!contract_parse_bool(v, out, why_buf, sizeof(why_buf)))
+		return 0;
+	*why = why_buf;
+	return -1;
 }
 
+/* Set one server key from text. Returns 0, or -1 with *why (a static
+ * string, or why_buf). */
 static int set_server(struct config *c, const struct skey *k, const char *v, const char **why)
 {
 	long long n;
@@ -1153,60 +1073,15 @@ void config_free(struct config *c)
 
 /* ---- backend values ----------------------------------------------------- */
 
-/* Index of word in "a|b|c", or -1. */
-static int enum_index(const char *choices, const char *word)
-{
-	size_t wl = strlen(word);
-	int i = 0;
+struct verr {
+	struct ld *l;
+	const struct cfg_backend *b;
+};
 
-	for (const char *p = choices; p; i++) {
-		const char *bar = strchr(p, '|');
-		size_t n = bar ? (size_t)(bar - p) : strlen(p);
-		if (n == wl && !strncmp(p, word, n))
-			return i;
-		p = bar ? bar + 1 : NULL;
-	}
-	return -1;
-}
-
-static bool ends_with(const char *s, const char *suf)
+static void value_err(void *arg, const struct contract_kv *kv, const char *key, const char *why)
 {
-	size_t a = strlen(s), b = strlen(suf);
-	return a >= b && !strcmp(s + a - b, suf);
-}
-
-/* Parse text for option o into *num; 0 or -1 with a reason. */
-static int opt_parse(const struct fanout_option *o, const char *text, long long *num,
-		     const char **why)
-{
-	switch (o->type) {
-	case FANOUT_OPT_STRING:
-		*num = 0;
-		return 0;
-	case FANOUT_OPT_INT:
-		return parse_int_checked(text, o->min, o->max, ends_with(o->name, "_bytes"), num,
-					 why);
-	case FANOUT_OPT_BOOL: {
-		int b;
-		if (parse_bool_checked(text, &b, why))
-			return -1;
-		*num = b;
-		return 0;
-	}
-	case FANOUT_OPT_ENUM: {
-		int i = o->choices ? enum_index(o->choices, text) : -1;
-		if (i < 0) {
-			snprintf(why_buf, sizeof(why_buf), "\"%.40s\" is not one of %s", text,
-				 o->choices ? o->choices : "(none)");
-			*why = why_buf;
-			return -1;
-		}
-		*num = i;
-		return 0;
-	}
-	}
-	*why = "unknown option type in plugin";
-	return -1;
+	struct verr *e = arg;
+	err(e->l, kv ? kv->line : e->b->line, "backend", key, e->b->name, "%s", why);
 }
 
 int config_backend_values(const struct config *c, const struct cfg_backend *b,
@@ -1215,49 +1090,19 @@ int config_backend_values(const struct config *c, const struct cfg_backend *b,
 {
 	struct ld l = {
 	    .c = (struct config *)c, .file = c->path ? c->path : "(no file)", .errf = errf};
-	size_t n = 0;
-	const char *why;
+	struct verr e = {&l, b};
+	struct contract_kv *kv = calloc(b->n_kv + 1, sizeof(*kv));
 
 	*values = NULL;
-	while (opts && opts[n].name)
-		n++;
-	struct fanout_value *v = calloc(n + 1, sizeof(*v));
-	if (!v) {
-		err(&l, b->line ? b->line : 0, "backend", NULL, b->name, "out of memory");
+	if (!kv) {
+		err(&l, b->line, "backend", NULL, b->name, "out of memory");
 		return l.nerr;
 	}
-	for (size_t i = 0; i < n; i++) {
-		const struct fanout_option *o = &opts[i];
-		v[i].str = o->def;
-		if (o->def && opt_parse(o, o->def, &v[i].num, &why))
-			err(&l, b->line, "backend", o->name, b->name, "plugin default: %s", why);
-	}
-	for (size_t k = 0; k < b->n_kv; k++) {
-		const struct cfg_kv *kv = &b->kv[k];
-		size_t i;
-		for (i = 0; i < n && strcmp(opts[i].name, kv->key); i++)
-			;
-		if (i == n) {
-			err(&l, kv->line, "backend", kv->key, b->name, "unknown key for plugin %s",
-			    b->plugin ? b->plugin : "?");
-			continue;
-		}
-		if (opt_parse(&opts[i], kv->value, &v[i].num, &why)) {
-			err(&l, kv->line, "backend", kv->key, b->name, "%s", why);
-			continue;
-		}
-		v[i].str = kv->value;
-		v[i].set = 1;
-	}
-	for (size_t i = 0; i < n; i++)
-		if ((opts[i].flags & FANOUT_OPT_REQUIRED) && !v[i].set)
-			err(&l, b->line, "backend", opts[i].name, b->name, "required key missing");
-	if (l.nerr) {
-		free(v);
-		return l.nerr;
-	}
-	*values = v;
-	return 0;
+	for (size_t i = 0; i < b->n_kv; i++)
+		kv[i] = (struct contract_kv){b->kv[i].key, b->kv[i].value, b->kv[i].line};
+	contract_values(opts, b->plugin, kv, b->n_kv, values, value_err, &e);
+	free(kv);
+	return l.nerr;
 }
 
 const struct cfg_backend *config_route(const struct config *c, const char *channel)
@@ -1270,11 +1115,6 @@ const struct cfg_backend *config_route(const struct config *c, const char *chann
 }
 
 /* ---- dump --------------------------------------------------------------- */
-
-static bool secret_key(const char *k)
-{
-	return ends_with(k, "password") || ends_with(k, "secret") || ends_with(k, "token");
-}
 
 static void put_list(FILE *out, char *const *v, size_t n)
 {
@@ -1302,16 +1142,73 @@ static void put_value(FILE *out, const char *v)
 
 void config_dump(const struct config *c, FILE *out)
 {
+	config_dump_full(c, NULL, 0, out);
+}
+
+/* The backend part of the dump: host keys, then each key set in the
+ * section; verbose: every option of the plugin with its help, unset ones
+ * commented out with their default. */
+static void dump_backend(const struct cfg_backend *b, const struct fanout_plugin *p, int verbose,
+			 FILE *out)
+{
+	const struct fanout_option *opts = p ? p->options : NULL;
+	char d[300];
+
+	fprintf(out, "\n[backend %s]\n", b->name);
+	if (verbose && p)
+		fprintf(out, "; %s %s%s%s\n", p->name, p->version, p->description ? ": " : "",
+			p->description ? p->description : "");
+	fprintf(out, "plugin = %s\nchannels = ", b->plugin ? b->plugin : "");
+	put_list(out, b->channels, b->n_channels);
+	fputc('\n', out);
+	for (size_t j = 0; j < b->n_kv; j++) {
+		const struct fanout_option *o = contract_find_option(opts, b->kv[j].key);
+		if (verbose && o) {
+			contract_describe(o, d, sizeof(d));
+			fprintf(out, "; %s (%s)\n", o->help ? o->help : "", d);
+		}
+		fprintf(out, "%s = ", b->kv[j].key);
+		if (contract_is_secret(o, b->kv[j].key))
+			fputs("***", out);
+		else
+			put_value(out, b->kv[j].value);
+		fputc('\n', out);
+	}
+	if (!verbose)
+		return;
+	for (const struct fanout_option *o = opts; o && o->name; o++) {
+		size_t j;
+		for (j = 0; j < b->n_kv && strcmp(b->kv[j].key, o->name); j++)
+			;
+		if (j < b->n_kv)
+			continue; /* printed above */
+		contract_describe(o, d, sizeof(d));
+		fprintf(out, "; %s (%s)\n; %s =%s%s\n", o->help ? o->help : "", d, o->name,
+			o->def && *o->def ? " " : "",
+			!o->def				 ? ""
+			: (o->flags & FANOUT_OPT_SECRET) ? "***"
+							 : o->def);
+	}
+}
+
+void config_dump_full(const struct config *c, const struct fanout_plugin *const *plugins,
+		      int verbose, FILE *out)
+{
 	fprintf(out, "; effective configuration%s%s\n[server]\n", c->path ? " of " : "",
 		c->path ? c->path : "");
 	for (size_t i = 0; i < N_KEYS; i++) {
 		const struct skey *k = &server_keys[i];
 		const void *f = (const char *)c + k->off;
+		if (verbose)
+			fprintf(out, "; %s\n", k->help);
 		fprintf(out, "%s = ", k->name);
 		switch (k->type) {
 		case K_STR:
 		case K_LISTEN:
-			fputs(*(char *const *)f ? *(char *const *)f : "", out);
+			if ((k->flags & KF_SECRET) && *(char *const *)f && **(char *const *)f)
+				fputs("***", out);
+			else
+				fputs(*(char *const *)f ? *(char *const *)f : "", out);
 			break;
 		case K_INT:
 			fprintf(out, "%lld", *(const long long *)f);
@@ -1335,19 +1232,6 @@ void config_dump(const struct config *c, FILE *out)
 		}
 		fputc('\n', out);
 	}
-	for (size_t i = 0; i < c->n_backends; i++) {
-		const struct cfg_backend *b = &c->backends[i];
-		fprintf(out, "\n[backend %s]\nplugin = %s\nchannels = ", b->name,
-			b->plugin ? b->plugin : "");
-		put_list(out, b->channels, b->n_channels);
-		fputc('\n', out);
-		for (size_t j = 0; j < b->n_kv; j++) {
-			fprintf(out, "%s = ", b->kv[j].key);
-			if (secret_key(b->kv[j].key))
-				fputs("***", out);
-			else
-				put_value(out, b->kv[j].value);
-			fputc('\n', out);
-		}
-	}
+	for (size_t i = 0; i < c->n_backends; i++)
+		dump_backend(&c->backends[i], plugins ? plugins[i] : NULL, verbose, out);
 }

@@ -19,6 +19,8 @@
 
 #include <fanout/plugin.h>
 
+#include "contract.h"
+
 /* The longest line of a config file, in bytes (without its line end).
  * A longer line is an error ("line longer than ... bytes"), read no further
  * than this into memory. */
@@ -85,8 +87,18 @@ int config_load(struct config *c, const char *path, const char *const *overrides
 void config_free(struct config *c);
 
 /* Print the effective configuration (every server key, each backend's
- * keys) in ini form; secrets are printed as "***". */
+ * keys) in ini form; secrets are printed as "***": server keys flagged
+ * secret in the key table, backend keys whose name ends in password,
+ * secret or token, and URL passwords (scheme://user:***@host). */
 void config_dump(const struct config *c, FILE *out);
+
+/* The same, knowing each backend's plugin (plugins[i] for backends[i];
+ * plugins or an entry NULL: unknown): an option flagged FANOUT_OPT_SECRET
+ * is printed as "***" whatever its name. verbose: every key gets its help
+ * as a comment line, and each plugin's options that the section does not
+ * set are listed commented out with their defaults (--check-config -v). */
+void config_dump_full(const struct config *c, const struct fanout_plugin *const *plugins,
+		      int verbose, FILE *out);
 
 /*
  * Check a backend section against the plugin's option specs (the array
@@ -110,12 +122,8 @@ const char *config_server_key_help(size_t i);
 
 /* ---- value parsers (pure; fuzzed by tests/fuzz/fuzz_config.c) ---- */
 
-/* Decimal integer with optional k/m/g (x1024) suffix for _bytes keys;
- * returns 0 or -1 (with a reason in *why). */
-int cfg_parse_int(const char *s, long long min, long long max, int allow_suffix, long long *out,
-		  const char **why);
-/* true/false/yes/no/on/off/1/0 -> 0/1; -1 if none. */
-int cfg_parse_bool(const char *s);
+/* cfg_parse_int() and cfg_parse_bool(), the grammar of integer and boolean
+ * values shared with the plugins' options, live in contract.h. */
 /* "host:port", "[v6]:port", ":port" or "port" -> host (malloc'd, "" = any)
  * and port 1..65535; returns 0 or -1. */
 int cfg_parse_listen(const char *s, char **host, int *port, const char **why);

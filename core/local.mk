@@ -6,6 +6,7 @@ core_libfanoutcore_a_SOURCES = \
 	core/buf.c core/buf.h \
 	core/auth.c core/auth.h \
 	core/config.c core/config.h \
+	core/contract.c core/contract.h \
 	core/json.c \
 	core/protocol.c core/protocol.h \
 	core/msg.c core/msg.h \

@@ -29,18 +29,21 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: fanoutd [-c FILE] [-o section.key=value]... [--check-config] [--version]\n"
-		"\n"
-		"  -c, --config FILE     config file (default " FANOUT_SYSCONF_DIR "/fanout.ini)\n"
-		"  -o, --option S.K=V    override a key: server.KEY=V or backend.NAME.KEY=V\n"
-		"      --check-config    check the config and every backend's keys, print the\n"
-		"                        effective config, exit 0 (valid) or non-zero\n"
-		"  -V, --version         print the version and plugin ABI, exit\n"
-		"  -h, --help            this text\n"
-		"\n"
-		"Exit codes: 0 ok, 1 runtime failure, 2 usage, 3 config error, 4 plugin refused,\n"
-		"5 plugin init/start failed. See fanoutd(8) and fanout.ini(5).\n");
+	fprintf(
+	    f,
+	    "usage: fanoutd [-c FILE] [-o section.key=value]... [--check-config [-v]] [--version]\n"
+	    "\n"
+	    "  -c, --config FILE     config file (default " FANOUT_SYSCONF_DIR "/fanout.ini)\n"
+	    "  -o, --option S.K=V    override a key: server.KEY=V or backend.NAME.KEY=V\n"
+	    "      --check-config    check the config and every backend's keys, print the\n"
+	    "                        effective config, exit 0 (valid) or non-zero\n"
+	    "  -v, --verbose         with --check-config: each key's help, and every\n"
+	    "                        backend option the section leaves at its default\n"
+	    "  -V, --version         print the version and plugin ABI, exit\n"
+	    "  -h, --help            this text\n"
+	    "\n"
+	    "Exit codes: 0 ok, 1 runtime failure, 2 usage, 3 config error, 4 plugin refused,\n"
+	    "5 plugin init/start failed. See fanoutd(8) and fanout.ini(5).\n");
 }
 
 /*
@@ -105,18 +108,21 @@ out:
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'}, {"option", required_argument, NULL, 'o'},
-	    {"check-config", no_argument, NULL, 'C'}, {"version", no_argument, NULL, 'V'},
-	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+					     {"option", required_argument, NULL, 'o'},
+					     {"check-config", no_argument, NULL, 'C'},
+					     {"version", no_argument, NULL, 'V'},
+					     {"help", no_argument, NULL, 'h'},
+					     {"verbose", no_argument, NULL, 'v'},
+					     {NULL, 0, NULL, 0}};
 	const char *file = FANOUT_SYSCONF_DIR "/fanout.ini";
 	const char **overrides = calloc((size_t)argc + 1, sizeof(char *));
 	size_t n_overrides = 0;
-	int check = 0, ch;
+	int check = 0, verbose = 0, ch;
 
 	if (!overrides)
 		return EXIT_RUNTIME;
-	while ((ch = getopt_long(argc, argv, "c:o:Vh", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:o:Vhv", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			file = optarg;
@@ -126,6 +132,9 @@ int main(int argc, char **argv)
 			break;
 		case 'C':
 			check = 1;
+			break;
+		case 'v':
+			verbose = 1;
 			break;
 		case 'V':
 			printf("fanoutd %s (plugin ABI %d.%d)\n", PROTO_VERSION, FANOUT_ABI_MAJOR,
@@ -161,7 +170,11 @@ int main(int argc, char **argv)
 	int rc = plugin_host_load(&cfg);
 	if (rc || check) {
 		if (!rc) {
-			config_dump(&cfg, stdout);
+			const struct fanout_plugin **p = calloc(cfg.n_backends + 1, sizeof(*p));
+			for (size_t i = 0; p && i < cfg.n_backends; i++)
+				p[i] = plugin_host_get(i)->p;
+			config_dump_full(&cfg, p, verbose, stdout);
+			free(p);
 			fprintf(stderr, "%s: configuration OK\n", cfg.path ? cfg.path : file);
 		}
 		plugin_host_unload();

@@ -21,6 +21,7 @@
 
 #define LOG_TAG "plugin"
 #include "buf.h"
+#include "contract.h"
 #include "log.h"
 #include "loop.h"
 #include "plugin_host.h"
@@ -210,9 +211,6 @@ static char *resolve_path(const char *plugin_dir, const char *plugin)
 	return path;
 }
 
-/* The end of the mandatory part of struct fanout_plugin (ABI 1.0). */
-#define PLUGIN_MIN_SIZE (offsetof(struct fanout_plugin, destroy) + sizeof(void (*)(void *)))
-
 /*
  * dlopen path and check the exported table without running plugin code.
  * On success *dl and *p are set and 0 is returned; otherwise one line goes
@@ -239,30 +237,9 @@ static int open_plugin(const char *path, const char *section, void **dl_out,
 			who, FANOUT_PLUGIN_SYMBOL_NAME);
 		goto fail;
 	}
-	if (p->abi_major != FANOUT_ABI_MAJOR || p->abi_minor > FANOUT_ABI_MINOR) {
-		fprintf(errf,
-			"plugin %s: [backend %s]: built for plugin ABI %u.%u, this fanoutd speaks "
-			"%u.%u (needs major %u, minor <= %u)\n",
-			path, who, p->abi_major, p->abi_minor, FANOUT_ABI_MAJOR, FANOUT_ABI_MINOR,
-			FANOUT_ABI_MAJOR, FANOUT_ABI_MINOR);
-		goto fail;
-	}
-	if (p->struct_size < PLUGIN_MIN_SIZE) {
-		fprintf(errf,
-			"plugin %s: [backend %s]: plugin table too small (%u bytes, need %zu)\n",
-			path, who, p->struct_size, (size_t)PLUGIN_MIN_SIZE);
-		goto fail;
-	}
-	const char *missing = !p->name	      ? "name"
-			      : !p->version   ? "version"
-			      : !p->init      ? "init"
-			      : !p->start     ? "start"
-			      : !p->subscribe ? "subscribe"
-			      : !p->destroy   ? "destroy"
-					      : NULL;
-	if (missing) {
-		fprintf(errf, "plugin %s: [backend %s]: mandatory field '%s' is NULL\n", path, who,
-			missing);
+	char why[300];
+	if (contract_check_plugin(p, why, sizeof(why))) {
+		fprintf(errf, "plugin %s: [backend %s]: %s\n", path, who, why);
 		goto fail;
 	}
 	*dl_out = dl;
@@ -323,7 +300,8 @@ int plugin_host_start(void)
 		struct fanout_backend *b = &backends[i];
 		int r = b->p->init(&host_table, b, b->values, &b->state);
 		if (r) {
-			log_err("[backend %s]: %s: init failed (%d)", b->cfg->name, b->path, r);
+			log_err("[backend %s]: %s: init failed: %s (%d)", b->cfg->name, b->path,
+				fanout_strerror(r), r);
 			return EXIT_PLUGIN_INIT;
 		}
 		b->inited = 1;
@@ -332,7 +310,8 @@ int plugin_host_start(void)
 		snprintf(b->reason, sizeof(b->reason), "starting");
 		r = b->p->start(b->state);
 		if (r) {
-			log_err("[backend %s]: %s: start failed (%d)", b->cfg->name, b->path, r);
+			log_err("[backend %s]: %s: start failed: %s (%d)", b->cfg->name, b->path,
+				fanout_strerror(r), r);
 			return EXIT_PLUGIN_INIT;
 		}
 		b->started = 1;

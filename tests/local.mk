@@ -28,6 +28,8 @@ include tests/unit/config.mk
 include tests/unit/protocol.mk
 include tests/unit/core.mk
 include tests/unit/auth.mk
+include tests/unit/contract.mk
 include tests/loader/local.mk
+include tests/plugin/local.mk
 include tests/integration/local.mk
 include tests/fuzz/local.mk

@@ -171,7 +171,10 @@ extern "C" {
 
 /*
  * Error codes: 0 is success, failures are negative. Operations return
- * these; fanout's own logs print them with their names.
+ * them; statuses in top_done()/history_done() carry them; fanoutd's logs
+ * print them with fanout_strerror()'s text and the number. What the host
+ * does with a failure depends on the operation (see each one below), not
+ * on which code it is: the code says why, for the log.
  */
 enum fanout_err {
 	FANOUT_OK = 0,
@@ -186,6 +189,45 @@ enum fanout_err {
 	FANOUT_EEPOCH = -8,	/* the epoch asked about is not the channel's current one */
 	FANOUT_ETRUNCATED = -9, /* history no longer reaches back that far */
 };
+
+/*
+ * The text of a FANOUT_E* code (any other number: "unknown error"), for a
+ * plugin's own log lines and fanoutd's. A static inline function rather
+ * than a symbol of fanoutd: plugins are linked -no-undefined and opened
+ * RTLD_LOCAL by a fanoutd that exports nothing, and there is no libfanout
+ * to link against, so a plugin could not reach a function of the host
+ * except through the host table (which the mock host, tools and a plugin's
+ * own tests would then need too). Inline, every user has the same table of
+ * texts with nothing to link; a plugin built against an older header only
+ * lacks the texts of codes added later ("unknown error").
+ */
+static inline const char *fanout_strerror(int err)
+{
+	switch (err) {
+	case FANOUT_OK:
+		return "success";
+	case FANOUT_EINVAL:
+		return "invalid argument or option value";
+	case FANOUT_ENOMEM:
+		return "out of memory";
+	case FANOUT_EIO:
+		return "I/O or connection failure";
+	case FANOUT_EUNAVAIL:
+		return "backend unavailable";
+	case FANOUT_ETOOBIG:
+		return "payload over a limit";
+	case FANOUT_ENOTSUP:
+		return "operation not supported by this backend";
+	case FANOUT_EDENIED:
+		return "refused by the broker";
+	case FANOUT_EEPOCH:
+		return "epoch is not the channel's current one";
+	case FANOUT_ETRUNCATED:
+		return "history no longer reaches back that far";
+	default:
+		return "unknown error";
+	}
+}
 
 /* Log levels for host->log(). */
 enum fanout_log_level {
@@ -219,7 +261,9 @@ enum fanout_opt_type {
 
 /* Flags of a struct fanout_option. */
 #define FANOUT_OPT_REQUIRED 1u /* the key must be set; def is ignored */
-#define FANOUT_OPT_SECRET   2u /* never echoed by --check-config or logs */
+#define FANOUT_OPT_SECRET                                                                          \
+	2u /* value never printed (--check-config shows ***),                                      \
+	    * whatever the key's name */
 
 /*
  * One config key the backend accepts in its [backend NAME] section. The
@@ -227,6 +271,13 @@ enum fanout_opt_type {
  * unknown key, a value of the wrong type or out of bounds is a config error
  * naming the file and line, and the plugin's code never runs. The keys
  * `plugin` and `channels` belong to the host and are never passed on.
+ * The table itself is checked when the plugin is loaded (exit code 4 on a
+ * mistake): names of [a-z0-9_], unique, not `plugin` or `channels`; INT
+ * with min <= max; ENUM with choices; every default valid for its type.
+ * INT options whose name ends in _bytes accept k/m/g (x1024) suffixes,
+ * like the server's _bytes keys. `help` is shown by
+ * `fanoutd --check-config -v` and in the generated OPTIONS section of the
+ * backend's man page (tools: man/plugin-options).
  */
 struct fanout_option {
 	const char *name;	   /* key name; units in the name (_ms, _bytes) */
@@ -329,16 +380,18 @@ struct fanout_host {
 	/*
 	 * Watch fd for FANOUT_FD_READ and/or FANOUT_FD_WRITE. cb runs on the
 	 * loop with the ready bits (errors and hang-ups show as READ, so a
-	 * read sees them). The host never closes fd. Returns NULL on failure.
+	 * read sees them). The host never closes fd. Returns NULL on failure
+	 * (out of memory, or fd already watched): nothing is watched then.
 	 */
 	struct fanout_watch *(*watch_add)(struct fanout_backend *b, int fd, unsigned events,
 					  fanout_fd_cb cb, void *arg);
-	/* Change the interest of a watch (0 pauses it). */
+	/* Change the interest of a watch (0 pauses it). Returns 0, or a
+	 * negative FANOUT_E* (the watch keeps its old interest). */
 	int (*watch_set)(struct fanout_watch *w, unsigned events);
 	/* Stop watching and free the watch (safe inside its own callback). */
 	void (*watch_remove)(struct fanout_watch *w);
 
-	/* A one-shot timer, created disarmed. */
+	/* A one-shot timer, created disarmed. NULL when out of memory. */
 	struct fanout_timer *(*timer_add)(struct fanout_backend *b, fanout_timer_cb cb, void *arg);
 	/* (Re)arm to fire once after ms milliseconds (0: on the next loop turn). */
 	void (*timer_arm)(struct fanout_timer *t, uint64_t ms);
@@ -433,16 +486,41 @@ struct fanout_plugin {
 	const char *description;	     /* one line */
 	const struct fanout_option *options; /* ended by FANOUT_OPTION_END; NULL: none */
 
-	/* Mandatory. Check values, allocate, store state in *state. No I/O. */
+	/*
+	 * Mandatory. Check values, allocate, store state in *state. No I/O.
+	 * Returns 0, or a negative FANOUT_E*: fanoutd logs it with
+	 * fanout_strerror() and exits with code 5 (destroy() is not called;
+	 * free what init allocated before returning).
+	 */
 	int (*init)(const struct fanout_host *host, struct fanout_backend *b,
 		    const struct fanout_value *values, void **state);
-	/* Mandatory. Begin serving: connect, add watches and timers. */
+	/*
+	 * Mandatory. Begin serving: connect, add watches and timers. Returns 0
+	 * (connected or not: a backend that cannot reach its broker yet
+	 * reports FANOUT_DOWN through backend_state() and keeps retrying), or
+	 * a negative FANOUT_E* for a failure that retrying cannot mend:
+	 * fanoutd logs it, calls destroy() (not stop()) and exits with code 5.
+	 */
 	int (*start)(void *state);
-	/* Mandatory. First local subscriber of channel: answer with subscribed(). */
+	/*
+	 * Mandatory. First local subscriber of channel: answer with
+	 * subscribed() (or subscribed_at()), now or later. Returns 0 when the
+	 * request was taken. A negative FANOUT_E* refuses it at once: no
+	 * answer need follow, the host answers the waiting clients with error
+	 * backend_unavailable itself (as for subscribed(channel, 0)).
+	 */
 	int (*subscribe)(void *state, const char *channel);
-	/* Optional. Last local subscriber of channel left. */
+	/* Optional. Last local subscriber of channel left. Returns 0, or a
+	 * negative FANOUT_E* that the host only logs (the channel is gone on
+	 * the host's side either way). */
 	int (*unsubscribe)(void *state, const char *channel);
-	/* Optional (NULL: clients get "forbidden"). Answer with published(). */
+	/*
+	 * Optional (NULL: clients get "forbidden"). Answer with published()
+	 * (or published_at()), now or later. Returns 0 when the publish was
+	 * taken; a negative FANOUT_E* refuses it at once and no answer need
+	 * follow: the client gets error backend_unavailable (FANOUT_ETOOBIG,
+	 * FANOUT_EDENIED: the same error, the log says why).
+	 */
 	int (*publish)(void *state, const char *channel, const void *data, size_t len,
 		       uint64_t token);
 	/* Optional. Close connections, remove watches and timers. */

@@ -15,9 +15,11 @@ man_MANS += plugins/filetail/fanout-filetail.5
 CLEANFILES += plugins/filetail/fanout-filetail.5
 EXTRA_DIST += plugins/filetail/fanout-filetail.5.in plugins/filetail/README.md \
 	conf/examples/filetail.ini
-plugins/filetail/fanout-filetail.5: plugins/filetail/fanout-filetail.5.in Makefile
+plugins/filetail/fanout-filetail.5: plugins/filetail/fanout-filetail.5.in \
+		plugins/filetail/filetail.la $(PLUGIN_OPTIONS) Makefile
 	$(AM_V_GEN)$(MKDIR_P) plugins/filetail && \
-	$(do_subst) < $(srcdir)/plugins/filetail/fanout-filetail.5.in > $@
+	$(do_subst) < $(srcdir)/plugins/filetail/fanout-filetail.5.in > $@.sub && \
+	$(PLUGIN_MAN) plugins/filetail/.libs/filetail.so $@.sub > $@.tmp && mv $@.tmp $@ && rm -f $@.sub
 
 # Plugin test: the line parser directly, the backend through the mock host
 # (tests/plugin/libmockhost.a, defined in plugins/valkey/local.mk).

@@ -1,6 +1,6 @@
 # plugins/valkey/ — the valkey backend (hiredis async on the host's loop),
-# its man page, and the plugin-test tier: the mock host (tests/plugin/
-# libmockhost.a, reused by other backends' tests) and the valkey tests.
+# its man page, and its tests: the plugin test against the mock host
+# (tests/plugin/local.mk) and the integration tests.
 
 pkglib_LTLIBRARIES += plugins/valkey/valkey.la
 plugins_valkey_valkey_la_SOURCES = \
@@ -18,15 +18,11 @@ plugins_valkey_valkey_la_LDFLAGS = $(FANOUT_PLUGIN_LINK)
 man_MANS += plugins/valkey/fanout-valkey.5
 CLEANFILES += plugins/valkey/fanout-valkey.5
 EXTRA_DIST += plugins/valkey/fanout-valkey.5.in plugins/valkey/README.md
-plugins/valkey/fanout-valkey.5: plugins/valkey/fanout-valkey.5.in Makefile
-	$(AM_V_GEN)$(MKDIR_P) plugins/valkey && $(do_subst) < $(srcdir)/plugins/valkey/fanout-valkey.5.in > $@
-
-# The mock host: a fake fanoutd for plugin tests (see tests/plugin/mockhost.h).
-check_LIBRARIES += tests/plugin/libmockhost.a
-tests_plugin_libmockhost_a_SOURCES = tests/plugin/mockhost.c tests/plugin/mockhost.h
-tests_plugin_libmockhost_a_CPPFLAGS = -I$(top_srcdir)/include
-tests_plugin_libmockhost_a_CFLAGS = $(AM_CFLAGS) -pthread
-MOCKHOST_LIBS = $(top_builddir)/tests/plugin/libmockhost.a $(DL_LIBS) -lpthread
+plugins/valkey/fanout-valkey.5: plugins/valkey/fanout-valkey.5.in plugins/valkey/valkey.la \
+		$(PLUGIN_OPTIONS) Makefile
+	$(AM_V_GEN)$(MKDIR_P) plugins/valkey && \
+	$(do_subst) < $(srcdir)/plugins/valkey/fanout-valkey.5.in > $@.sub && \
+	$(PLUGIN_MAN) plugins/valkey/.libs/valkey.so $@.sub > $@.tmp && mv $@.tmp $@ && rm -f $@.sub
 
 if HAVE_CMOCKA
 check_PROGRAMS += tests/plugin/test_valkey

@@ -77,7 +77,7 @@ FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 	-fno-omit-frame-pointer -g
 # The core sources a harness may need, compiled into each harness with
 # coverage instrumentation.
-FUZZ_CORE_SOURCES = core/protocol.c core/json.c core/buf.c core/config.c core/log.c \
+FUZZ_CORE_SOURCES = core/protocol.c core/json.c core/buf.c core/config.c core/contract.c core/log.c \
 	core/auth.c core/ws_frame.c
 FUZZ_LIBS = $(INIH_LIBS) $(JANSSON_LIBS) $(JWT_LIBS) $(CRYPTO_LIBS)
 

@@ -16,6 +16,24 @@
 #define KIND_INITFAIL  5
 #define KIND_STARTFAIL 6
 #define KIND_OLDMINOR  7 /* not broken: built for ABI 1.0, must load and serve */
+#define KIND_BADOPTS   8 /* its option table is malformed (min > max) */
+#define KIND_OPTIONS   9 /* not broken: options with a secret and a _bytes key */
+
+#if BAD_KIND == KIND_BADOPTS
+static const struct fanout_option opts[] = {
+    FANOUT_OPTION_INT("window", "5", 10, 1, "min above max"),
+    FANOUT_OPTION_END,
+};
+#elif BAD_KIND == KIND_OPTIONS
+static const struct fanout_option opts[] = {
+    /* a secret whose name gives nothing away: only the flag hides it */
+    {"credential", FANOUT_OPT_STRING, NULL, 0, 0, NULL, "API credential for the broker",
+     FANOUT_OPT_SECRET},
+    FANOUT_OPTION_INT("window_bytes", "64k", 1024, 1 << 30, "receive window"),
+    FANOUT_OPTION_ENUM("mode", "fast", "slow|fast", "how hard to try"),
+    FANOUT_OPTION_END,
+};
+#endif
 
 /* The one loadable kind (oldminor) answers like a minimal backend. */
 static const struct fanout_host *g_host;
@@ -83,6 +101,10 @@ FANOUT_PLUGIN_EXPORT const struct fanout_plugin SYMBOL = {
 #endif
     .name = "bad",
     .version = "0",
+#if BAD_KIND == KIND_BADOPTS || BAD_KIND == KIND_OPTIONS
+    .description = "a loader test plugin",
+    .options = opts,
+#endif
     .init = p_init,
     .start = p_start,
 #if BAD_KIND != KIND_NULLOP

@@ -86,6 +86,30 @@ await t.test('--check-config checks plugins without running their code', async (
   assert.match(r.stdout, /\[backend b\]/);
 });
 
+await t.test('a plugin with a malformed option table is refused (exit 4)', async () => {
+  const r = await fanoutd(withPlugin(bad('badopts')), ['--check-config']);
+  assert.equal(r.code, 4, r.stderr);
+  assert.match(r.stderr, /bad_badopts\.so.*option window: min 10 > max 1/);
+});
+
+await t.test('--check-config -v: options with their help; a flagged secret is never printed', async () => {
+  const ini = withPlugin(bad('options'), 'credential = hunter2-xyz\nwindow_bytes = 128k\n');
+  let r = await fanoutd(ini, ['--check-config']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^credential = \*\*\*$/m);
+  assert.match(r.stdout, /^window_bytes = 128k$/m, 'a _bytes option takes a suffix');
+  assert.doesNotMatch(r.stdout + r.stderr, /hunter2/);
+  assert.doesNotMatch(r.stdout, /^; (API credential|bad 0)/m, 'help only with -v');
+  r = await fanoutd(ini, ['--check-config', '-v']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stdout + r.stderr, /hunter2/);
+  assert.match(r.stdout, /^; bad 0: a loader test plugin$/m);
+  assert.match(r.stdout, /^; API credential for the broker \(string, no default\)\ncredential = \*\*\*$/m);
+  assert.match(r.stdout, /^; receive window \(integer 1024\.\.1073741824 \(k, m, g suffixes\), default 64k\)\nwindow_bytes = 128k$/m);
+  assert.match(r.stdout, /^; how hard to try \(one of slow\|fast, default fast\)\n; mode = fast$/m, 'an unset option: commented, with its default');
+  assert.match(r.stdout, /^; Origin headers accepted at upgrade; \* = any\nallowed_origins = \*$/m, 'server keys get their help');
+});
+
 await t.test('an unknown backend key is a config error before init (exit 3, FILE:LINE)', async () => {
   const r = await fanoutd(withPlugin(pluginPath('loopback'), 'no_such_key = 1\n'));
   assert.equal(r.code, 3, r.stderr);

@@ -11,6 +11,7 @@
  * strings are heap copies freed by mockhost_reset_records()/mockhost_free().
  */
 #include "mockhost.h"
+#include "contract.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -484,117 +485,52 @@ const struct fanout_plugin *mockhost_dlopen(const char *path)
 			FANOUT_PLUGIN_SYMBOL_NAME);
 		return NULL;
 	}
-	if (p->abi_major != FANOUT_ABI_MAJOR || p->abi_minor > FANOUT_ABI_MINOR) {
-		fprintf(stderr, "# mockhost_dlopen: %s: ABI %u.%u, host %u.%u\n", path,
-			p->abi_major, p->abi_minor, FANOUT_ABI_MAJOR, FANOUT_ABI_MINOR);
+	char why[300];
+	if (contract_check_plugin(p, why, sizeof(why))) {
+		fprintf(stderr, "# mockhost_dlopen: %s: %s\n", path, why);
 		return NULL;
 	}
 	return p;
 }
 
-static int parse_bool(const char *s, long long *out)
+static void shut(struct mockhost *m, int call_stop);
+
+static void start_err(void *arg, const struct contract_kv *kv, const char *key, const char *why)
 {
-	static const char *yes[] = {"true", "yes", "on", "1"}, *no[] = {"false", "no", "off", "0"};
-
-	for (int i = 0; i < 4; i++) {
-		if (strcasecmp(s, yes[i]) == 0) {
-			*out = 1;
-			return 0;
-		}
-		if (strcasecmp(s, no[i]) == 0) {
-			*out = 0;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-static int parse_enum(const char *choices, const char *s, long long *out)
-{
-	size_t sl = strlen(s);
-	long long idx = 0;
-	const char *p = choices;
-
-	while (p && *p) {
-		const char *e = strchr(p, '|');
-		size_t l = e ? (size_t)(e - p) : strlen(p);
-		if (l == sl && strncmp(p, s, l) == 0) {
-			*out = idx;
-			return 0;
-		}
-		idx++;
-		p = e ? e + 1 : NULL;
-	}
-	return -1;
-}
-
-static int check_value(const struct fanout_option *o, struct fanout_value *v)
-{
-	char *end;
-
-	v->num = 0;
-	if (!v->str)
-		return (o->flags & FANOUT_OPT_REQUIRED) ? -1 : 0;
-	switch (o->type) {
-	case FANOUT_OPT_STRING:
-		return 0;
-	case FANOUT_OPT_INT:
-		errno = 0;
-		v->num = strtoll(v->str, &end, 10);
-		if (errno || end == v->str || *end || v->num < o->min || v->num > o->max)
-			return -1;
-		return 0;
-	case FANOUT_OPT_BOOL:
-		return parse_bool(v->str, &v->num);
-	case FANOUT_OPT_ENUM:
-		return parse_enum(o->choices, v->str, &v->num);
-	}
-	return -1;
+	fprintf(stderr, "# mockhost_start: %s: %s\n", key ? key : "", why);
 }
 
 int mockhost_start(struct mockhost *m, const struct fanout_plugin *p, const char *const *kv,
 		   void **state)
 {
 	struct fanout_value *vals = NULL;
-	size_t nopt = 0;
+	struct contract_kv *ckv;
+	char why[300];
+	size_t n;
 	int rc;
 
 	*state = NULL;
-	if (!p || !p->init || !p->start || !p->subscribe || !p->destroy)
+	if (!p)
 		return -1;
-	while (p->options && p->options[nopt].name)
-		nopt++;
-	vals = calloc(nopt + 1, sizeof(*vals));
-	if (!vals)
-		return FANOUT_ENOMEM;
-	for (size_t i = 0; i < nopt; i++)
-		vals[i].str = p->options[i].def;
-	for (size_t k = 0; kv && kv[k]; k += 2) {
-		size_t i;
-
-		if (!kv[k + 1]) {
-			fprintf(stderr, "# mockhost_start: key %s has no value\n", kv[k]);
-			rc = -1;
-			goto fail;
-		}
-		for (i = 0; i < nopt; i++)
-			if (strcmp(p->options[i].name, kv[k]) == 0)
-				break;
-		if (i == nopt) {
-			fprintf(stderr, "# mockhost_start: unknown key %s\n", kv[k]);
-			rc = -1;
-			goto fail;
-		}
-		vals[i].str = kv[k + 1];
-		vals[i].set = 1;
+	if (contract_check_plugin(p, why, sizeof(why))) {
+		fprintf(stderr, "# mockhost_start: %s\n", why);
+		return -1;
 	}
-	for (size_t i = 0; i < nopt; i++) {
-		if (check_value(&p->options[i], &vals[i]) < 0) {
-			fprintf(stderr, "# mockhost_start: bad value for %s: %s\n",
-				p->options[i].name, vals[i].str ? vals[i].str : "(unset)");
-			rc = -1;
-			goto fail;
+	for (n = 0; kv && kv[2 * n]; n++)
+		if (!kv[2 * n + 1]) {
+			fprintf(stderr, "# mockhost_start: key %s has no value\n", kv[2 * n]);
+			return -1;
 		}
+	ckv = calloc(n + 1, sizeof(*ckv));
+	if (!ckv)
+		return FANOUT_ENOMEM;
+	for (size_t k = 0; k < n; k++)
+		ckv[k] = (struct contract_kv){kv[2 * k], kv[2 * k + 1], 0};
+	rc = contract_values(p->options, p->name, ckv, n, &vals, start_err, NULL);
+	free(ckv);
+	if (rc) {
+		rc = -1;
+		goto fail;
 	}
 	rc = p->init(&m->host, &m->backend, vals, state);
 	if (rc < 0)
@@ -604,8 +540,8 @@ int mockhost_start(struct mockhost *m, const struct fanout_plugin *p, const char
 	m->started = 1;
 	m->stopped = 0;
 	rc = p->start(*state);
-	if (rc < 0) {
-		mockhost_stop(m);
+	if (rc < 0) { /* as fanoutd does: destroy() without stop() */
+		shut(m, 0);
 		*state = NULL;
 		goto fail;
 	}
@@ -631,12 +567,13 @@ static void drop_posts(struct mockhost *m)
 	}
 }
 
-void mockhost_stop(struct mockhost *m)
+/* Drop the started plugin: stop() when call_stop, then destroy(). */
+static void shut(struct mockhost *m, int call_stop)
 {
 	if (!m->started)
 		return;
 	m->started = 0;
-	if (m->plugin->stop)
+	if (call_stop && m->plugin->stop)
 		m->plugin->stop(m->state);
 	/* The ABI: callbacks still queued or posted after stop() are dropped. */
 	pthread_mutex_lock(&m->post_lock);
@@ -646,6 +583,11 @@ void mockhost_stop(struct mockhost *m)
 	m->plugin->destroy(m->state);
 	m->state = NULL;
 	drop_posts(m);
+}
+
+void mockhost_stop(struct mockhost *m)
+{
+	shut(m, 1);
 }
 
 /* ---- the loop ---- */

@@ -107,17 +107,21 @@ void mockhost_set_quiet(struct mockhost *m, int quiet); /* 1: do not echo logs t
 
 /*
  * dlopen(path, RTLD_NOW | RTLD_LOCAL) and return its FANOUT_PLUGIN_SYMBOL
- * table, or NULL (reason printed to stderr). The handle stays open until exit.
+ * table, or NULL (reason printed to stderr) when fanoutd would refuse it:
+ * the same checks (core/contract.c: ABI version, table size, mandatory
+ * fields, option table). The handle stays open until exit.
  */
 const struct fanout_plugin *mockhost_dlopen(const char *path);
 
 /*
- * Build the value array from p->options: "key", "value", ..., NULL pairs in
- * kv (kv may be NULL) override the defaults; checks types and bounds the way
- * the host does (unknown key, bad INT/BOOL/ENUM, missing REQUIRED → -1
- * without calling the plugin). Then call p->init and p->start. Returns 0,
- * -1 on a config error, or the plugin's negative FANOUT_E* code from
- * init/start. *state receives the plugin state.
+ * Check p and build the value array from p->options exactly as fanoutd
+ * does (core/contract.c: the same table check, unknown keys, INT bounds
+ * with k/m/g on _bytes keys, BOOL and ENUM words, REQUIRED keys); kv holds
+ * "key", "value", ..., NULL pairs (kv may be NULL). A config error returns
+ * -1 without calling the plugin (reason on stderr). Then p->init and
+ * p->start; a failed start gets destroy() without stop(), as in fanoutd.
+ * Returns 0, -1 on a config error, or the plugin's negative FANOUT_E* code
+ * from init/start. *state receives the plugin state.
  */
 int mockhost_start(struct mockhost *m, const struct fanout_plugin *p, const char *const *kv,
 		   void **state);
