@@ -4,10 +4,11 @@
  * "fanout-http" protocol that answers /healthz (liveness), /readyz
  * (readiness: 503 with a JSON body naming each backend's state until all are
  * up with their subscriptions confirmed, and while draining) and /metrics
- * (Prometheus text). Loop thread only; one response buffer per request,
- * freed when it is written or the connection closes.
+ * (Prometheus text). Loop thread only; each response is built in one
+ * buffer, handed to lws whole and freed before the callback returns.
  */
 #include <libwebsockets.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define LOG_TAG "http"
@@ -21,10 +22,9 @@
 #include "session.h"
 #include "workers.h"
 
-struct http_req {
-	struct buf body;
-	int have_body;
-};
+/* The largest response written in one piece (static files are capped below
+ * it). */
+#define HTTP_MAX_RESPONSE (1024 * 1024 + 4096)
 
 static struct lws_http_mount mounts[4];
 static const struct config *cfg;
@@ -53,33 +53,58 @@ const struct lws_http_mount *http_mounts(const struct config *c)
 	return mounts;
 }
 
-static int respond(struct lws *wsi, struct http_req *r, int status, const char *ctype)
+/*
+ * Write the whole response — status line, headers and body — in one
+ * lws_write (lws keeps any part the socket does not take and sends it on
+ * POLLOUT) and complete the transaction at once. A response left waiting for
+ * a WRITEABLE callback lets lws parse the next pipelined request into the
+ * same connection before this one is done: its body was then overwritten
+ * (leaked) and the next response came out without one. Returns what the
+ * LWS_CALLBACK_HTTP handler returns: 0 to keep the connection, -1 to close.
+ */
+static int respond(struct lws *wsi, int status, const char *ctype, struct buf *body)
 {
-	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
-					  *end = hdr + sizeof(hdr) - 1;
-	if (lws_add_http_common_headers(wsi, (unsigned)status, ctype, r->body.len, &p, end))
-		return 1;
-	if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-					 (const unsigned char *)"no-store", 8, &p, end))
-		return 1;
-	if (lws_finalize_write_http_header(wsi, start, &p, end))
-		return 1;
-	r->have_body = 1;
-	lws_callback_on_writable(wsi);
-	return 0;
+	unsigned char hdr[512], *p = hdr, *end = hdr + sizeof(hdr) - 1;
+	int rc = -1;
+
+	if (body->oom ||
+	    lws_add_http_common_headers(wsi, (unsigned)status, ctype, body->len, &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+					 (const unsigned char *)"no-store", 8, &p, end) ||
+	    lws_finalize_http_header(wsi, &p, end))
+		goto out;
+	size_t hlen = (size_t)(p - hdr), n = hlen + body->len;
+	unsigned char *out = malloc(LWS_PRE + n);
+	if (!out)
+		goto out;
+	memcpy(out + LWS_PRE, hdr, hlen);
+	memcpy(out + LWS_PRE + hlen, buf_data(body), body->len);
+	int w = lws_write(wsi, out + LWS_PRE, n, LWS_WRITE_HTTP_FINAL);
+	free(out);
+	/* A response the socket did not take whole: lws would parse pipelined
+	 * input while the rest waits (into the finished request's headers),
+	 * so flush it and close instead of keeping the connection. */
+	if (w >= 0 && !lws_partial_buffered(wsi) && !lws_http_transaction_completed(wsi))
+		rc = 0;
+out:
+	buf_free(body);
+	return rc;
 }
 
-static int on_http(struct lws *wsi, struct http_req *r)
+static int on_http(struct lws *wsi)
 {
 	char uri[128];
 	int status = 200;
 	const char *ctype = "application/json";
+	struct buf body;
 
 	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0)
-		return lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, NULL) || 1;
-	buf_init(&r->body, LWS_PRE);
+		return lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, NULL) ? -1
+		       : lws_http_transaction_completed(wsi)			  ? -1
+										  : 0;
+	buf_init(&body, 0);
 	if (!strcmp(uri, "/healthz")) {
-		buf_puts(&r->body, "{\"status\":\"ok\"}\n");
+		buf_puts(&body, "{\"status\":\"ok\"}\n");
 	} else if (!strcmp(uri, "/readyz")) {
 		struct buf why;
 		buf_init(&why, 0);
@@ -90,72 +115,47 @@ static int on_http(struct lws *wsi, struct http_req *r)
 		if (workers_active())
 			ready = workers_ready(&group) && !draining;
 		status = ready ? 200 : 503;
-		buf_printf(&r->body, "{\"status\":\"%s\",\"instance\":",
+		buf_printf(&body, "{\"status\":\"%s\",\"instance\":",
 			   ready      ? "ready"
 			   : draining ? "draining"
 				      : "not ready");
-		json_append_string(&r->body, cfg->instance, strlen(cfg->instance), NULL);
-		buf_putc(&r->body, ',');
+		json_append_string(&body, cfg->instance, strlen(cfg->instance), NULL);
+		buf_putc(&body, ',');
 		if (group.len) {
-			buf_append(&r->body, buf_data(&group), group.len);
-			buf_putc(&r->body, ',');
+			buf_append(&body, buf_data(&group), group.len);
+			buf_putc(&body, ',');
 		}
 		buf_free(&group);
-		buf_append(&r->body, buf_data(&why) + 1, why.len - 1); /* merge the object */
-		buf_putc(&r->body, '\n');
+		buf_append(&body, buf_data(&why) + 1, why.len - 1); /* merge the object */
+		buf_putc(&body, '\n');
 		buf_free(&why);
 	} else if (!strcmp(uri, "/metrics")) {
 		ctype = "text/plain; version=0.0.4; charset=utf-8";
 		if (workers_active())
-			workers_render_metrics(&r->body);
+			workers_render_metrics(&body);
 		else
-			metrics_render(&r->body, session_draining());
+			metrics_render(&body, session_draining());
 	} else {
-		buf_free(&r->body);
-		return lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL) || 1;
+		status = 404;
+		buf_puts(&body, "{\"error\":\"not found\"}\n");
 	}
-	if (r->body.oom) {
-		buf_free(&r->body);
-		return 1;
-	}
-	return respond(wsi, r, status, ctype);
+	return respond(wsi, status, ctype, &body);
 }
 
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 			 size_t len)
 {
-	struct http_req *r = user;
-
-	switch (reason) {
-	case LWS_CALLBACK_HTTP:
-		memset(r, 0, sizeof(*r));
-		return on_http(wsi, r);
-	case LWS_CALLBACK_HTTP_WRITEABLE:
-		if (!r || !r->have_body)
-			break;
-		r->have_body = 0;
-		if (lws_write(wsi, (unsigned char *)buf_data(&r->body), r->body.len,
-			      LWS_WRITE_HTTP_FINAL) < 0) {
-			buf_free(&r->body);
-			return -1;
-		}
-		buf_free(&r->body);
-		if (lws_http_transaction_completed(wsi))
-			return -1;
-		return 0;
-	case LWS_CALLBACK_CLOSED_HTTP:
-		if (r)
-			buf_free(&r->body);
-		break;
-	default:
-		break;
-	}
+	if (reason == LWS_CALLBACK_HTTP)
+		return on_http(wsi);
 	return 0;
 }
 
 const struct lws_protocols http_protocol = {
     .name = "fanout-http",
     .callback = http_callback,
-    .per_session_data_size = sizeof(struct http_req),
+    .per_session_data_size = 0,
     .rx_buffer_size = 0,
+    /* lws splits a write into pieces of this size (default 4 KiB) and
+     * buffers the rest: let a whole response go to the kernel at once. */
+    .tx_packet_size = HTTP_MAX_RESPONSE,
 };

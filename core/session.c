@@ -367,6 +367,16 @@ static int on_receive(struct session *s, struct lws *wsi, const char *in, size_t
 				 sizeof(why) - 1);
 		return -1;
 	}
+	if (!len && !s->rx_len && lws_is_final_fragment(wsi)) {
+		/* An empty message: no buffer to hand the parser (memcpy into
+		 * a NULL buffer was UB), and it is not a UTF-8 problem. */
+		if (lws_frame_is_binary(wsi))
+			session_send_error(s, "", PROTO_E_BAD_REQUEST,
+					   "binary frames are not supported");
+		else
+			session_send_error(s, "", PROTO_E_BAD_JSON, "empty message");
+		return 0;
+	}
 	if (s->rx_len + len > s->rx_cap) {
 		size_t cap = s->rx_cap ? s->rx_cap : 256;
 		while (cap < s->rx_len + len)
@@ -377,7 +387,8 @@ static int on_receive(struct session *s, struct lws *wsi, const char *in, size_t
 		s->rx = n;
 		s->rx_cap = cap;
 	}
-	memcpy(s->rx + s->rx_len, in, len);
+	if (len)
+		memcpy(s->rx + s->rx_len, in, len);
 	s->rx_len += len;
 	if (!lws_is_final_fragment(wsi))
 		return 0;
