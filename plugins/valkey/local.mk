@@ -36,6 +36,7 @@ tests_plugin_test_valkey_DEPENDENCIES = tests/plugin/libmockhost.a plugins/valke
 endif
 
 VALKEY_NODE_TESTS = \
+	tests/integration/protocol_valkey.mjs \
 	tests/integration/valkey_basic.mjs \
 	tests/integration/valkey_faults.mjs \
 	tests/integration/valkey_multi.mjs

@@ -1,0 +1,68 @@
+// backends.mjs — one fixture per backend for the tests that run once per
+// backend (tests/integration/protocol_suite.mjs). A fixture starts the
+// broker the backend needs (none for loopback), writes the backend's keys
+// for a [backend NAME] section, and knows how to make the backend hold back
+// or refuse a subscribe confirmation, so one test text covers every backend.
+//
+// A fixture is:
+//   name                 'loopback', 'valkey', ...
+//   positioned           true when the backend's channels carry positions
+//                        (ABI 1.1: epoch/offset); the v1.1 protocol tests
+//                        run only there
+//   start()              start the broker (idempotent); resolves the fixture
+//   keys(extra)          the section's lines (plugin, url, ...) + extra lines
+//   holdConfirm(ms)      make the next subscribe confirmation wait ~ms:
+//                        resolves { keys, begin(), end() }: section keys to
+//                        add, begin() before the subscribe is sent, end()
+//                        after ms (loopback: a config key; brokers: SIGSTOP
+//                        and SIGCONT of the broker process)
+//   refuseSubscribe()    resolves section keys that make the broker refuse
+//                        every client channel subscribe (null: the fixture
+//                        cannot, and the suite says so in a diagnostic)
+//   stop()               stop the broker
+import { startRedis, pluginPath } from './harness.mjs';
+
+export function loopbackBackend() {
+  return {
+    name: 'loopback',
+    positioned: false,
+    async start() { return this; },
+    keys: (extra = '') => `plugin = ${pluginPath('loopback')}\n${extra}\n`,
+    async holdConfirm(ms) {
+      return { keys: `delay_confirm_ms = ${ms}`, begin() {}, end() {} };
+    },
+    async refuseSubscribe() { return 'fail_subscribe = true'; },
+    async stop() {},
+  };
+}
+
+export function valkeyBackend() {
+  let r = null;
+  return {
+    name: 'valkey',
+    positioned: false,
+    get redis() { return r; },
+    async start() {
+      if (!r) r = await startRedis();
+      return this;
+    },
+    keys: (extra = '') => `plugin = valkey\nurl = redis://127.0.0.1:${r.port}/0\n${extra}\n`,
+    async holdConfirm() {
+      // A stopped broker answers nothing: the SUBSCRIBE waits in the
+      // socket buffer until SIGCONT.
+      return {
+        keys: '',
+        begin() { r.kill('SIGSTOP'); },
+        end() { r.kill('SIGCONT'); },
+      };
+    },
+    // refuseSubscribe: not yet. An ACL user without the channel gets
+    // -NOPERM on SUBSCRIBE, which valkey 0.1 treats as a lost subscriber
+    // connection (reconnect loop, the subscribe never answered).
+    refuseSubscribe: null,
+    async stop() {
+      if (r) await r.stop();
+      r = null;
+    },
+  };
+}
