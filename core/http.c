@@ -13,13 +13,13 @@
 
 #define LOG_TAG "http"
 #include "buf.h"
+#include "clients.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "plugin_host.h"
 #include "protocol.h"
-#include "session.h"
 #include "workers.h"
 
 /* The largest response written in one piece (static files are capped below
@@ -108,7 +108,7 @@ static int on_http(struct lws *wsi)
 	} else if (!strcmp(uri, "/readyz")) {
 		struct buf why;
 		buf_init(&why, 0);
-		int draining = session_draining();
+		int draining = clients_draining();
 		int ready = plugin_host_ready(&why) && !draining;
 		struct buf group;
 		buf_init(&group, 0);
@@ -134,7 +134,7 @@ static int on_http(struct lws *wsi)
 		if (workers_active())
 			workers_render_metrics(&body);
 		else
-			metrics_render(&body, session_draining());
+			metrics_render(&body, clients_draining());
 	} else {
 		status = 404;
 		buf_puts(&body, "{\"error\":\"not found\"}\n");

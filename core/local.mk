@@ -10,6 +10,8 @@ core_libfanoutcore_a_SOURCES = \
 	core/json.c \
 	core/protocol.c core/protocol.h \
 	core/msg.c core/msg.h \
+	core/outq.c core/outq.h \
+	core/clients.c core/clients.h \
 	core/ws_frame.c core/ws_frame.h \
 	core/metrics.c core/metrics.h \
 	core/loop.c core/loop.h \

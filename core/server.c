@@ -3,9 +3,10 @@
  * socket (opened by listen.c; accepted connections handed to lws), the lws
  * context and its vhost (protocols, mounts, keepalive policy, lws's log
  * routed into ours), signals (a signalfd watched by the loop) and the
- * shutdown sequence: stop accepting, let the session layer close every
- * client 1001 after its queue drains, at most shutdown_grace_ms, then stop
- * the backends. Loop thread only.
+ * shutdown sequence: stop accepting, let every client go (clients.c: each
+ * transport its own way; native WebSocket clients with 1001 once their
+ * queue is flushed), at most shutdown_grace_ms, then stop the backends.
+ * Loop thread only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #define LOG_TAG "server"
+#include "clients.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"
@@ -35,13 +37,13 @@ static uint64_t emfile_logged_ms;
 
 static void accept_resume(struct fanout_timer *t, void *arg)
 {
-	if (accept_watch && !session_draining())
+	if (accept_watch && !clients_draining())
 		loop_watch_set(accept_watch, FANOUT_FD_READ);
 }
 
 static void on_accept(struct fanout_watch *w, int lfd, unsigned ev, void *arg)
 {
-	for (int i = 0; i < 64 && !session_draining(); i++) {
+	for (int i = 0; i < 64 && !clients_draining(); i++) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
@@ -50,7 +52,7 @@ static void on_accept(struct fanout_watch *w, int lfd, unsigned ev, void *arg)
 				if (now - emfile_logged_ms > 5000) {
 					emfile_logged_ms = now;
 					log_warn("accept: %s (clients: %lld): pausing accepts",
-						 strerror(errno), session_count());
+						 strerror(errno), clients_count());
 				}
 				loop_watch_set(w, 0);
 				loop_timer_arm(accept_pause_timer, 100);
@@ -71,19 +73,19 @@ static void finish(void)
 
 static void grace_over(struct fanout_timer *t, void *arg)
 {
-	if (session_count())
-		log_warn("shutdown_grace_ms over: dropping %lld clients", session_count());
+	if (clients_count())
+		log_warn("shutdown_grace_ms over: dropping %lld clients", clients_count());
 	finish();
 }
 
 void server_drain(const char *why)
 {
-	if (session_draining()) {
+	if (clients_draining()) {
 		log_info("second signal: exiting now");
 		finish();
 		return;
 	}
-	long long open = session_drain_all();
+	long long open = clients_drain_all();
 	log_info("%s: draining %lld clients (close 1001, at most %lld ms)", why, open,
 		 srv.cfg->shutdown_grace_ms);
 	if (accept_watch) {
@@ -100,7 +102,7 @@ void server_drain(const char *why)
 		loop_timer_arm(grace_timer, (uint64_t)srv.cfg->shutdown_grace_ms);
 }
 
-/* The session layer's last client closed while draining. */
+/* The last client closed while draining. */
 static void sessions_drained(void)
 {
 	loop_timer_arm(grace_timer, 0);
@@ -150,7 +152,8 @@ int server_init(const struct config *c, int listen_fd, long long max_clients)
 	srv.cfg = c;
 	srv.listen_fd = listen_fd;
 	srv.started_ms = loop_now_ms();
-	session_init(c, max_clients, sessions_drained);
+	clients_init(max_clients, sessions_drained);
+	session_init(c);
 
 	int lws_levels = LLL_ERR | LLL_WARN;
 	if (c->log_level >= LOG_LVL_DEBUG)

@@ -20,79 +20,67 @@
 #include <string.h>
 
 #define LOG_TAG "session"
+#include "clients.h"
 #include "hub.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
 #include "msg.h"
+#include "outq.h"
 #include "protocol.h"
 #include "session.h"
 
 static uint64_t serials;
 static const struct config *cfg;
-static long long max_clients;
-static void (*on_drained)(void);
-static struct session *sessions; /* list head */
-static long long n_sessions;
-static int draining;
 
-void session_init(const struct config *c, long long max, void (*drained)(void))
+/* Protocols by upgrade path: [0] is the native one at ws_path. */
+#define MAX_PROTOS 4
+static const struct session_proto native_proto;
+static struct {
+	const char *path;
+	const struct session_proto *proto;
+} protos[MAX_PROTOS];
+static size_t n_protos;
+
+void session_init(const struct config *c)
 {
 	cfg = c;
-	max_clients = max;
-	on_drained = drained;
+	protos[0].path = c->ws_path;
+	protos[0].proto = &native_proto;
+	n_protos = 1;
 }
 
-long long session_count(void)
+int session_add_proto(const char *path, const struct session_proto *proto)
 {
-	return n_sessions;
-}
-
-int session_draining(void)
-{
-	return draining;
-}
-
-long long session_drain_all(void)
-{
-	draining = 1;
-	for (struct session *s = sessions; s; s = s->next) {
-		s->draining = 1;
-		lws_callback_on_writable(s->wsi);
-	}
-	return n_sessions;
-}
-
-static void q_clear(struct session *s)
-{
-	while (s->q_len) {
-		msg_unref(s->q[s->q_head]);
-		s->q_head = (s->q_head + 1) % s->q_cap;
-		s->q_len--;
-	}
-	metrics.queue_bytes -= (long long)s->q_bytes;
-	s->q_bytes = 0;
-}
-
-static int q_push(struct session *s, struct msg *m)
-{
-	if (s->q_len == s->q_cap) {
-		size_t cap = s->q_cap ? s->q_cap * 2 : 16;
-		struct msg **n = malloc(cap * sizeof(*n));
-		if (!n)
-			return -1;
-		for (size_t i = 0; i < s->q_len; i++)
-			n[i] = s->q[(s->q_head + i) % s->q_cap];
-		free(s->q);
-		s->q = n;
-		s->q_cap = cap;
-		s->q_head = 0;
-	}
-	s->q[(s->q_head + s->q_len) % s->q_cap] = msg_ref(m);
-	s->q_len++;
-	s->q_bytes += m->len;
-	metrics.queue_bytes += (long long)m->len;
+	if (n_protos == MAX_PROTOS)
+		return -1;
+	protos[n_protos].path = path;
+	protos[n_protos++].proto = proto;
 	return 0;
+}
+
+/* The protocol the upgrade's path asks for, or NULL. */
+static const struct session_proto *proto_for(struct lws *wsi)
+{
+	char uri[256];
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0)
+		return NULL;
+	for (size_t i = 0; i < n_protos; i++)
+		if (!strcmp(uri, protos[i].path))
+			return protos[i].proto;
+	return NULL;
+}
+
+/* clients.c asks every client to drain: the protocol's own way, or close
+ * 1001 once the queue is flushed. */
+static void drain(struct client *c)
+{
+	struct session *s = (struct session *)((char *)c - offsetof(struct session, cl));
+	s->draining = 1;
+	if (s->proto->drain)
+		s->proto->drain(s);
+	else
+		lws_callback_on_writable(s->wsi);
 }
 
 void session_close(struct session *s, int code, const char *why, int flush)
@@ -102,7 +90,7 @@ void session_close(struct session *s, int code, const char *why, int flush)
 	s->close_code = code;
 	s->close_why = why;
 	if (!flush)
-		q_clear(s);
+		outq_clear(&s->q);
 	lws_callback_on_writable(s->wsi);
 	/* A client that does not read never makes the socket writable: give
 	 * the close frame a few seconds, then drop the connection. */
@@ -142,26 +130,32 @@ void session_flush_pending(void)
 	while (flush_head) {
 		struct session *s = flush_head;
 		flush_del(s);
-		if (!s->q_len || s->close_code)
+		if (!s->q.len || s->close_code)
 			continue;
-		if (lws_partial_buffered(s->wsi) || write_some(s, s->wsi) < 0 || s->q_len)
+		if (lws_partial_buffered(s->wsi) || write_some(s, s->wsi) < 0 || s->q.len)
 			lws_callback_on_writable(s->wsi); /* the rest on POLLOUT */
 	}
 }
 
 void session_enqueue(struct session *s, struct msg *m)
 {
+	session_enqueue_pair(s, NULL, m);
+}
+
+void session_enqueue_pair(struct session *s, struct msg *head, struct msg *m)
+{
 	if (s->close_code || !s->established)
 		return;
-	if ((long long)(s->q_bytes + m->len) > cfg->client_queue_bytes) {
+	size_t len = (head ? head->len : 0) + m->len;
+	if ((long long)(s->q.bytes + len) > cfg->client_queue_bytes) {
 		metrics.slow_client_disconnects++;
 		log_info("client #%llu is too slow (%zu bytes queued): closing 4001",
-			 (unsigned long long)s->serial, s->q_bytes);
+			 (unsigned long long)s->serial, s->q.bytes);
 		session_close(s, 4001, "slow consumer", 0);
 		return;
 	}
-	int was_empty = s->q_len == 0;
-	if (q_push(s, m)) {
+	int was_empty = s->q.len == 0;
+	if (outq_push(&s->q, head, m)) {
 		session_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory", 0);
 		return;
 	}
@@ -245,6 +239,8 @@ static const struct hub_sink_ops ws_ops = {
     .error = ws_error,
 };
 
+/* ---- the native protocol (protocol v1 at ws_path) ---- */
+
 static void handle_request(struct session *s, const char *p, size_t len)
 {
 	struct proto_request req;
@@ -318,41 +314,69 @@ static void subscribe_from_query(struct session *s)
 	}
 }
 
+static int native_open(struct session *s)
+{
+	struct buf b;
+	s->hub.ops = &ws_ops;
+	buf_init(&b, MSG_PRE);
+	proto_hello(&b, cfg->instance, PROTO_VERSION);
+	session_send_buf(s, &b);
+	subscribe_from_query(s);
+	return 0;
+}
+
+static void native_message(struct session *s, const char *p, size_t len, int binary)
+{
+	if (binary)
+		session_send_error(s, "", PROTO_E_BAD_REQUEST, "binary frames are not supported");
+	else
+		handle_request(s, p, len);
+}
+
+static void native_closed(struct session *s)
+{
+	hub_subscriber_gone(&s->hub);
+}
+
+static const struct session_proto native_proto = {
+    .kind = CLIENT_WS,
+    .open = native_open,
+    .message = native_message,
+    .closed = native_closed,
+};
+
+/* ---- the connection ---- */
+
 static int on_established(struct session *s, struct lws *wsi)
 {
 	memset(s, 0, sizeof(*s));
 	s->wsi = wsi;
 	s->serial = ++serials;
 	s->established = 1;
-	s->hub.ops = &ws_ops;
-	/* session list */
-	s->next = sessions;
-	if (s->next)
-		s->next->prev = s;
-	sessions = s;
-	n_sessions++;
-	metrics.clients++;
-	metrics.clients_accepted_total++;
+	s->proto = proto_for(wsi);
+	if (!s->proto) /* the filter let it in: cannot happen */
+		s->proto = &native_proto;
+	s->cl.kind = s->proto->kind;
+	s->cl.drain = drain;
 
-	if (draining) {
+	switch (clients_add(&s->cl)) {
+	case CLIENTS_DRAINING:
 		session_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down", 0);
 		return 0;
-	}
-	if (n_sessions > max_clients) {
-		metrics.clients_rejected_max++;
+	case CLIENTS_FULL:
 		session_close(s, 1013, "server full", 0);
 		return 0;
+	case CLIENTS_OK:
+		break;
 	}
 	if (!origin_allowed(wsi)) {
 		metrics.clients_rejected_origin++;
 		session_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "origin not allowed", 0);
 		return 0;
 	}
-	struct buf b;
-	buf_init(&b, MSG_PRE);
-	proto_hello(&b, cfg->instance, PROTO_VERSION);
-	session_send_buf(s, &b);
-	subscribe_from_query(s);
+	s->opened = 1;
+	if (s->proto->open(s))
+		session_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory", 0);
 	return 0;
 }
 
@@ -392,10 +416,7 @@ static int on_receive(struct session *s, struct lws *wsi, const char *in, size_t
 	s->rx_len += len;
 	if (!lws_is_final_fragment(wsi))
 		return 0;
-	if (lws_frame_is_binary(wsi))
-		session_send_error(s, "", PROTO_E_BAD_REQUEST, "binary frames are not supported");
-	else
-		handle_request(s, s->rx, s->rx_len);
+	s->proto->message(s, s->rx, s->rx_len, lws_frame_is_binary(wsi));
 	s->rx_len = 0;
 	/* Don't keep a big buffer around after one big request. */
 	if (s->rx_cap > 4096) {
@@ -432,30 +453,26 @@ static size_t ws_header(unsigned char *h, size_t len)
 	return 10;
 }
 
-static struct msg *q_pop(struct session *s)
-{
-	struct msg *m = s->q[s->q_head];
-	s->q_head = (s->q_head + 1) % s->q_cap;
-	s->q_len--;
-	s->q_bytes -= m->len;
-	metrics.queue_bytes -= (long long)m->len;
-	return m;
-}
-
 /* Write several queued frames in one go; returns bytes of frames or -1. */
 static int write_coalesced(struct session *s, struct lws *wsi)
 {
 	unsigned char *p = coalesce_buf + LWS_PRE, *end = p + COALESCE_MAX;
 	int frames = 0;
-	while (s->q_len) {
-		struct msg *m = s->q[s->q_head];
-		if ((size_t)(end - p) < m->len + 10)
+	while (s->q.len) {
+		struct outq_ent e = *outq_at(&s->q, 0);
+		size_t len = outq_ent_len(&e);
+		if ((size_t)(end - p) < len + 10)
 			break;
-		p += ws_header(p, m->len);
-		memcpy(p, msg_payload(m), m->len);
-		p += m->len;
-		metrics.bytes_out += (long long)m->len;
-		msg_unref(q_pop(s));
+		outq_pop(&s->q, &e);
+		p += ws_header(p, len);
+		if (e.head) {
+			memcpy(p, msg_payload(e.head), e.head->len);
+			p += e.head->len;
+		}
+		memcpy(p, msg_payload(e.body), e.body->len);
+		p += e.body->len;
+		metrics.bytes_out += (long long)len;
+		outq_ent_release(&e);
 		frames++;
 	}
 	metrics.frames_out += frames;
@@ -465,39 +482,64 @@ static int write_coalesced(struct session *s, struct lws *wsi)
 	return lws_write(wsi, coalesce_buf + LWS_PRE, n, LWS_WRITE_RAW) < 0 ? -1 : 0;
 }
 
+/* One frame through lws's framing (so permessage-deflate applies). A
+ * frame with a head is joined into one buffer first: the scratch buffer,
+ * or a temporary one for a frame bigger than that. 0 or -1. */
+static int write_one(struct session *s, struct lws *wsi)
+{
+	struct outq_ent e;
+	outq_pop(&s->q, &e);
+	size_t len = outq_ent_len(&e);
+	unsigned char *p = (unsigned char *)msg_payload(e.body), *tmp = NULL;
+	if (e.head) {
+		p = coalesce_buf + LWS_PRE;
+		if (len > COALESCE_MAX) {
+			tmp = malloc(LWS_PRE + len);
+			if (!tmp) {
+				outq_ent_release(&e);
+				return -1;
+			}
+			p = tmp + LWS_PRE;
+		}
+		memcpy(p, msg_payload(e.head), e.head->len);
+		memcpy(p + e.head->len, msg_payload(e.body), e.body->len);
+	}
+	int n = lws_write(wsi, p, len, LWS_WRITE_TEXT);
+	free(tmp);
+	metrics.frames_out++;
+	metrics.writes++;
+	metrics.bytes_out += (long long)len;
+	outq_ent_release(&e);
+	return n < 0 ? -1 : 0;
+}
+
 /* One write: all queued frames coalesced when there are several, else the
  * one frame through lws's framing. 0 or -1. */
 static int write_some(struct session *s, struct lws *wsi)
 {
-	if (s->q_len > 1 && !cfg->permessage_deflate &&
-	    s->q[s->q_head]->len + s->q[(s->q_head + 1) % s->q_cap]->len + 20 <= COALESCE_MAX)
+	if (s->q.len > 1 && !cfg->permessage_deflate &&
+	    outq_ent_len(outq_at(&s->q, 0)) + outq_ent_len(outq_at(&s->q, 1)) + 20 <= COALESCE_MAX)
 		return write_coalesced(s, wsi);
-	struct msg *m = q_pop(s);
-	int n = lws_write(wsi, (unsigned char *)msg_payload(m), m->len, LWS_WRITE_TEXT);
-	metrics.frames_out++;
-	metrics.writes++;
-	metrics.bytes_out += (long long)m->len;
-	msg_unref(m);
-	return n < 0 ? -1 : 0;
+	return write_one(s, wsi);
 }
 
 static int on_writeable(struct session *s, struct lws *wsi)
 {
-	if (s->close_code && s->q_len == 0) {
+	if (s->close_code && s->q.len == 0) {
 		const char *why = s->close_why ? s->close_why : "";
 		lws_close_reason(wsi, (enum lws_close_status)s->close_code, (unsigned char *)why,
 				 strlen(why));
 		return -1;
 	}
-	if (s->q_len == 0) {
-		if (s->draining)
+	if (s->q.len == 0) {
+		if (s->draining && !s->proto->drain)
 			session_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down", 1);
 		return 0;
 	}
 	int rc = write_some(s, wsi);
 	if (rc < 0)
 		return -1;
-	if (s->q_len || s->close_code || s->draining)
+	if (s->q.len || s->close_code || (s->draining && !s->proto->drain))
 		lws_callback_on_writable(wsi);
 	return 0;
 }
@@ -508,27 +550,11 @@ static void on_closed(struct session *s)
 		return;
 	s->established = 0;
 	flush_del(s);
-	hub_subscriber_gone(&s->hub);
-	q_clear(s);
-	free(s->q);
+	if (s->opened)
+		s->proto->closed(s);
+	outq_free(&s->q);
 	free(s->rx);
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		sessions = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	n_sessions--;
-	metrics.clients--;
-	if (draining && n_sessions == 0 && on_drained)
-		on_drained();
-}
-
-static int uri_is_ws_path(struct lws *wsi)
-{
-	char uri[256];
-	int n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
-	return n > 0 && !strcmp(uri, cfg->ws_path);
+	clients_remove(&s->cl);
 }
 
 static int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -538,7 +564,7 @@ static int session_callback(struct lws *wsi, enum lws_callback_reasons reason, v
 
 	switch (reason) {
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		return uri_is_ws_path(wsi) ? 0 : 1;
+		return proto_for(wsi) ? 0 : 1;
 	case LWS_CALLBACK_ESTABLISHED:
 		return on_established(s, wsi);
 	case LWS_CALLBACK_RECEIVE:

@@ -1,8 +1,9 @@
 /*
- * session.h — the native WebSocket transport (protocol v1 at ws_path) and
- * the session layer: one client's bounded send queue of shared frames, its
- * inbound reassembly buffer, its hub subscriber handle; the list of every
- * session, the client cap, and draining at shutdown.
+ * session.h — one WebSocket client connection: its bounded send queue of
+ * shared frames (outq.h), its inbound reassembly buffer, its place in the
+ * list of clients (clients.h) — and the message protocol spoken on it,
+ * chosen by the upgrade's path: the native protocol v1 at ws_path (here),
+ * tRPC at trpc_path (trpc.c), each a struct session_proto.
  */
 #ifndef FANOUT_SESSION_H
 #define FANOUT_SESSION_H
@@ -10,24 +11,46 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clients.h"
 #include "hub.h"
+#include "outq.h"
 
 struct lws;
 struct lws_protocols;
 struct msg;
 struct config;
 struct buf;
+struct session;
+
+/* A message protocol on the WebSocket connection. */
+struct session_proto {
+	enum client_kind kind; /* for per-transport metrics */
+	/* The connection is up and admitted (limits, origin): greet, set up.
+	 * 0, or -1 (out of memory: the connection is closed 1011). */
+	int (*open)(struct session *s);
+	/* One complete message (p[0..len), reassembled, at most
+	 * max_message_bytes; binary: a binary frame). */
+	void (*message)(struct session *s, const char *p, size_t len, int binary);
+	/* Shutdown began (s->draining is set). NULL: the session closes 1001
+	 * once its queue is flushed; else the protocol leads the client away
+	 * itself and the session stays until the client or the grace period
+	 * ends it. */
+	void (*drain)(struct session *s);
+	/* The connection is gone (only after open): release the protocol's
+	 * state and its hub subscriptions. */
+	void (*closed)(struct session *s);
+};
 
 struct session {
 	struct lws *wsi;
 	uint64_t serial;
-	struct session *prev, *next; /* all sessions (this layer's list) */
-	struct hub_subscriber hub;   /* ops: the native protocol's sink table */
+	struct client cl;	   /* in clients.c's list */
+	struct hub_subscriber hub; /* the native protocol's subscriber handle */
+	const struct session_proto *proto;
+	void *proto_state; /* the protocol's per-connection state */
+	int opened;	   /* proto->open() ran */
 
-	/* send queue: ring of shared frames */
-	struct msg **q;
-	size_t q_head, q_len, q_cap;
-	size_t q_bytes;
+	struct outq q; /* send queue: (head, body) references to shared frames */
 
 	/* inbound message being reassembled */
 	char *rx;
@@ -45,21 +68,18 @@ struct session {
 
 extern const struct lws_protocols session_protocol;
 
-/* Configure the layer before the first client: c for its keys, max_clients
- * (after clamping to the fd limit: over it a new client is closed 1013),
- * on_drained called when draining and the last session has closed. */
-void session_init(const struct config *c, long long max_clients, void (*on_drained)(void));
-/* Begin draining (shutdown): every session closes 1001 once its queue is
- * flushed, a new one is closed 1001 at once. Returns the sessions open. */
-long long session_drain_all(void);
-/* 1 once session_drain_all() was called. */
-int session_draining(void);
-/* Sessions open now. */
-long long session_count(void);
+/* Before the first client: c for its keys; the native protocol answers at
+ * c->ws_path. */
+void session_init(const struct config *c);
+/* Speak proto to upgrades at path (kept by reference). 0 or -1 (full). */
+int session_add_proto(const char *path, const struct session_proto *proto);
 
 /* Queue a frame (takes its own reference). Applies client_queue_bytes:
  * over it the session is closed 4001 and its queue dropped. */
 void session_enqueue(struct session *s, struct msg *m);
+/* The same for a frame sent as head's bytes followed by m's (head may be
+ * NULL): one frame on the wire, two references in the queue. */
+void session_enqueue_pair(struct session *s, struct msg *head, struct msg *m);
 /* Queue a small control frame built in b (takes b's memory). */
 void session_send_buf(struct session *s, struct buf *b);
 void session_send_error(struct session *s, const char *id, const char *code, const char *message);

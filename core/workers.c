@@ -27,13 +27,13 @@
 #include <unistd.h>
 
 #define LOG_TAG "workers"
+#include "clients.h"
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
 #include "msg.h"
 #include "plugin_host.h"
-#include "session.h"
 #include "workers.h"
 
 #define WORKERS_MAX   64
@@ -83,14 +83,14 @@ void workers_publish(void)
 	struct slot *s = &shm->slot[my_id];
 	struct buf why;
 	buf_init(&why, 0);
-	int ready = plugin_host_ready(&why) && !session_draining();
+	int ready = plugin_host_ready(&why) && !clients_draining();
 	buf_free(&why);
 
 	__atomic_add_fetch(&s->seq, 1, __ATOMIC_ACQ_REL);
 	s->pid = (int)getpid();
 	s->updated_ms = loop_now_ms();
 	s->ready = ready;
-	s->draining = session_draining();
+	s->draining = clients_draining();
 	s->m = metrics;
 	s->shared_frames = msg_live_count;
 	size_t nb = plugin_host_count();
@@ -245,7 +245,7 @@ void workers_render_metrics(struct buf *o)
 	buf_printf(o,
 		   "# HELP fanout_draining 1 while shutting down.\n# TYPE fanout_draining gauge\n"
 		   "fanout_draining %d\n",
-		   session_draining());
+		   clients_draining());
 }
 
 int workers_ready(struct buf *o)

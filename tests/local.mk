@@ -29,6 +29,7 @@ include tests/unit/protocol.mk
 include tests/unit/core.mk
 include tests/unit/auth.mk
 include tests/unit/contract.mk
+include tests/unit/transports.mk
 include tests/loader/local.mk
 include tests/plugin/local.mk
 include tests/integration/local.mk

@@ -1,0 +1,80 @@
+/*
+ * outq.c — owns the ring of (head, body) frame references of a client's
+ * send queue (outq.h). Loop thread only. The ring is allocated by the first
+ * push and doubled when full (so steady-state queueing allocates nothing),
+ * freed by outq_free(); each entry holds one reference to each of its
+ * msgs, released when the entry is popped and released, or cleared.
+ */
+#include <stdlib.h>
+
+#include "metrics.h"
+#include "msg.h"
+#include "outq.h"
+
+size_t outq_ent_len(const struct outq_ent *e)
+{
+	return (e->head ? e->head->len : 0) + e->body->len;
+}
+
+int outq_push(struct outq *q, struct msg *head, struct msg *body)
+{
+	if (q->len == q->cap) {
+		size_t cap = q->cap ? q->cap * 2 : 16;
+		struct outq_ent *n = malloc(cap * sizeof(*n));
+		if (!n)
+			return -1;
+		for (size_t i = 0; i < q->len; i++)
+			n[i] = q->e[(q->first + i) % q->cap];
+		free(q->e);
+		q->e = n;
+		q->cap = cap;
+		q->first = 0;
+	}
+	struct outq_ent *e = &q->e[(q->first + q->len) % q->cap];
+	e->head = head ? msg_ref(head) : NULL;
+	e->body = msg_ref(body);
+	q->len++;
+	size_t n = outq_ent_len(e);
+	q->bytes += n;
+	metrics.queue_bytes += (long long)n;
+	return 0;
+}
+
+struct outq_ent *outq_at(struct outq *q, size_t i)
+{
+	return &q->e[(q->first + i) % q->cap];
+}
+
+void outq_pop(struct outq *q, struct outq_ent *out)
+{
+	*out = q->e[q->first];
+	q->first = (q->first + 1) % q->cap;
+	q->len--;
+	size_t n = outq_ent_len(out);
+	q->bytes -= n;
+	metrics.queue_bytes -= (long long)n;
+}
+
+void outq_ent_release(struct outq_ent *e)
+{
+	msg_unref(e->head);
+	msg_unref(e->body);
+	e->head = e->body = NULL;
+}
+
+void outq_clear(struct outq *q)
+{
+	struct outq_ent e;
+	while (q->len) {
+		outq_pop(q, &e);
+		outq_ent_release(&e);
+	}
+}
+
+void outq_free(struct outq *q)
+{
+	outq_clear(q);
+	free(q->e);
+	q->e = NULL;
+	q->cap = q->first = 0;
+}

@@ -1,0 +1,8 @@
+# tests/unit/transports.mk — unit tests of the transports' pure parts.
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_outq
+TESTS += tests/unit/test_outq
+tests_unit_test_outq_SOURCES = tests/unit/test_outq.c core/outq.c core/msg.c core/buf.c
+tests_unit_test_outq_CPPFLAGS = $(AM_CPPFLAGS) $(LWS_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_outq_LDADD = $(CMOCKA_LIBS)
+endif
