@@ -6,8 +6,9 @@ tools_fanout_cli_SOURCES = \
 	tools/wsc.c tools/wsc.h \
 	tools/sub.c \
 	tools/push.c \
+	plugins/valkey/library.c plugins/valkey/library.h \
 	tools/bench.c
-tools_fanout_cli_CPPFLAGS = $(AM_CPPFLAGS) -DVERSION='"$(VERSION)"' $(HIREDIS_CFLAGS) $(JANSSON_CFLAGS)
+tools_fanout_cli_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/valkey -DVERSION='"$(VERSION)"' $(HIREDIS_CFLAGS) $(JANSSON_CFLAGS)
 tools_fanout_cli_LDADD = $(HIREDIS_LIBS) $(JANSSON_LIBS) -lm
 
 man_MANS += tools/fanout-cli.1

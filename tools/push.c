@@ -1,10 +1,13 @@
 /*
- * push.c — `fanout-cli push`, the demo publisher: PUBLISH straight to
+ * push.c — `fanout-cli push`, the demo publisher: publishes straight to
  * Valkey at a steady rate (absolute CLOCK_MONOTONIC schedule), demo payloads
- * or one payload per input line, reconnecting with full-jitter backoff when
+ * or one payload per input line, with FCALL fanout_publish (positioned: the
+ * valkey backend's function library, loaded here too when the broker lacks
+ * it) or with --plain PUBLISH; reconnects with full-jitter backoff when
  * Valkey goes away (the message in hand is sent again: at-least-once).
  * Single-threaded, synchronous hiredis; one redisContext, one line buffer
- * (getline) and one payload buffer, all freed before returning.
+ * (getline), one payload buffer and the library text when it had to be
+ * loaded, all freed before returning.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -13,10 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <time.h>
 
 #include "cli.h"
+#include "library.h"
 
 struct push {
 	struct redis_addr addr;
@@ -26,8 +31,12 @@ struct push {
 	int64_t duration_ms; /* 0 = unbounded */
 	FILE *in;	     /* --stdin / --file, else NULL: demo payloads */
 	int quiet;
+	int plain; /* --plain: PUBLISH, no positions */
 	redisContext *rc;
 	int64_t sent, receivers, reconnects, errors;
+	char epoch[72]; /* the last position given by fanout_publish */
+	long long offset;
+	int loaded; /* the library had to be loaded */
 };
 
 /* demo updates: "<a><number><b>" */
@@ -123,23 +132,78 @@ static int rc_ensure(struct push *p, int64_t deadline_ms)
 	return 0;
 }
 
-/* PUBLISH one payload; reconnect and resend on a lost connection. */
+/* The broker has no fanout functions (never saw fanoutd's valkey backend,
+ * or restarted without persistence): load them, with the backend's default
+ * history settings. 0, or -1 with the reason logged. */
+static int load_library(struct push *p)
+{
+	char *lib = vk_library_text("PUBLISH", VK_HISTORY_SIZE_DEFAULT, VK_HISTORY_TTL_DEFAULT,
+				    VK_HISTORY_META_TTL_DEFAULT);
+	redisReply *r;
+	int rc = -1;
+
+	if (!lib)
+		return -1;
+	r = redisCommand(p->rc, "FUNCTION LOAD REPLACE %s", lib);
+	if (r && r->type != REDIS_REPLY_ERROR) {
+		rc = 0;
+		if (!p->quiet)
+			warnx_("push: loaded the fanout functions into Valkey (history %d "
+			       "messages, %d s)",
+			       VK_HISTORY_SIZE_DEFAULT, VK_HISTORY_TTL_DEFAULT);
+	} else {
+		warnx_("push: FUNCTION LOAD: %s (Redis/Valkey 7 needed; --plain publishes "
+		       "without positions)",
+		       r ? r->str : p->rc->errstr);
+	}
+	freeReplyObject(r);
+	free(lib);
+	p->loaded = 1;
+	return rc;
+}
+
+/* Publish one payload; reconnect and resend on a lost connection. */
 static int publish(struct push *p, const char *data, size_t len, int64_t deadline_ms)
 {
+	int reloaded = 0;
+
 	for (;;) {
 		redisReply *r;
 
 		if (rc_ensure(p, deadline_ms))
 			return -1;
-		r = redisCommand(p->rc, "PUBLISH %s %b", p->channel, data, len);
+		if (p->plain)
+			r = redisCommand(p->rc, "PUBLISH %s %b", p->channel, data, len);
+		else
+			r = redisCommand(p->rc, "FCALL fanout_publish 1 %s %b", p->channel, data,
+					 len);
 		if (r && r->type == REDIS_REPLY_INTEGER) {
 			p->receivers += r->integer;
 			p->sent++;
 			freeReplyObject(r);
 			return 0;
 		}
+		if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+		    r->element[0]->type == REDIS_REPLY_STRING &&
+		    r->element[1]->type == REDIS_REPLY_INTEGER) {
+			snprintf(p->epoch, sizeof(p->epoch), "%s", r->element[0]->str);
+			p->offset = r->element[1]->integer;
+			p->sent++;
+			freeReplyObject(r);
+			return 0;
+		}
+		if (r && r->type == REDIS_REPLY_ERROR && !reloaded &&
+		    !strncasecmp(r->str, "ERR Function not", 16)) {
+			freeReplyObject(r);
+			reloaded = 1;
+			if (load_library(p) == 0)
+				continue; /* send it again, once */
+			p->errors++;
+			return 0;
+		}
 		if (r) { /* an error reply: count it, the connection is fine */
-			warnx_("push: PUBLISH: %s", r->str ? r->str : "unexpected reply");
+			warnx_("push: %s: %s", p->plain ? "PUBLISH" : "FCALL fanout_publish",
+			       r->str ? r->str : "unexpected reply");
 			p->errors++;
 			freeReplyObject(r);
 			return 0;
@@ -154,8 +218,10 @@ static void push_help(void)
 {
 	fputs("Usage: fanout-cli push [OPTIONS]\n"
 	      "\n"
-	      "The demo publisher: PUBLISH updates straight to Valkey (or Redis) at a steady\n"
-	      "rate, for fanoutd's valkey backend to fan out. Default payload:\n"
+	      "The demo publisher: publish updates straight to Valkey (or Redis) at a steady\n"
+	      "rate, for fanoutd's valkey backend to fan out, with FCALL fanout_publish: each\n"
+	      "update gets its position and is kept in the channel's history, so clients\n"
+	      "recover it (the function is loaded if the broker lacks it). Default payload:\n"
 	      "  {\"seq\":N,\"ts\":MS,\"text\":\"<random demo update>\",\"value\":<random>}\n"
 	      "With --stdin or --file each non-empty line is one payload, sent as is. Runs\n"
 	      "until --count, --duration-s, the end of the input, or SIGINT/SIGTERM, then\n"
@@ -172,6 +238,8 @@ static void push_help(void)
 	      "  -r, --rate N[/s|/min] messages per second (default 1/s)\n"
 	      "  -n, --count N         stop after N messages\n"
 	      "  -d, --duration-s S    stop after S seconds\n"
+	      "  --plain               PUBLISH without positions (no history: Redis 6, or a\n"
+	      "                        backend with history_size = 0)\n"
 	      "  --stdin               payloads from standard input, one per line\n"
 	      "  --file F              payloads from file F, one per line\n"
 	      "  -q, --quiet           no progress lines on stderr\n"
@@ -191,6 +259,7 @@ int cmd_push(int argc, char **argv)
 	    {"count", required_argument, NULL, 'n'},
 	    {"duration-s", required_argument, NULL, 'd'},
 	    {"stdin", no_argument, NULL, 'S'},
+	    {"plain", no_argument, NULL, 'L'},
 	    {"file", required_argument, NULL, 'F'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
@@ -239,6 +308,9 @@ int cmd_push(int argc, char **argv)
 			break;
 		case 'S':
 			use_stdin = 1;
+			break;
+		case 'L':
+			p.plain = 1;
 			break;
 		case 'F':
 			file = optarg;
@@ -346,10 +418,17 @@ int cmd_push(int argc, char **argv)
 	}
 	{
 		double secs = (double)(now_ms_mono() - start) / 1000.0;
-		printf("published %" PRId64 " messages to %s in %.2f s (%.1f/s), %" PRId64
-		       " deliveries to Valkey subscribers, %" PRId64 " reconnects, %" PRId64
-		       " errors%s\n",
-		       p.sent, p.channel, secs, secs > 0 ? (double)p.sent / secs : 0.0, p.receivers,
+		char what[160];
+		if (p.plain)
+			snprintf(what, sizeof(what), "%" PRId64 " deliveries to Valkey subscribers",
+				 p.receivers);
+		else if (p.offset)
+			snprintf(what, sizeof(what), "last position %s:%lld", p.epoch, p.offset);
+		else
+			snprintf(what, sizeof(what), "no position");
+		printf("published %" PRId64 " messages to %s in %.2f s (%.1f/s), %s, %" PRId64
+		       " reconnects, %" PRId64 " errors%s\n",
+		       p.sent, p.channel, secs, secs > 0 ? (double)p.sent / secs : 0.0, what,
 		       p.reconnects, p.errors, late ? ", fell behind the rate" : "");
 		fflush(stdout);
 	}

@@ -232,9 +232,12 @@ void conn_ready(struct conn *cn)
 	cn->attempt = 0;
 	cn->last_logged[0] = 0;
 	vk_update_state(vk, "");
+	if (cn->kind == CMD)
+		subs_cmd_ready(vk); /* tops that waited for this connection */
 }
 
-/* Reply of a handshake step: AUTH, SELECT, PING (command connection). */
+/* Reply of a handshake step: AUTH, SELECT, then on the command connection
+ * PING and (history_size > 0) FUNCTION LOAD of the fanout library. */
 static void handshake_step(struct conn *cn, int step);
 
 static void on_handshake_reply(redisAsyncContext *ac, void *r, void *priv)
@@ -248,6 +251,26 @@ static void on_handshake_reply(redisAsyncContext *ac, void *r, void *priv)
 	if (!cn || !reply || cn->ac != ac)
 		return;
 	vk = cn->vk;
+	if (reply->type == REDIS_REPLY_ERROR && step == 3) {
+		if (strncmp(reply->str, "NOPERM", 6) == 0) {
+			/* Not allowed to load it: an administrator may have. Calls
+			 * report it if the functions are missing. */
+			vk->host->log(vk->b, FANOUT_LOG_WARN,
+				      "FUNCTION LOAD refused (%s): using the fanout functions as "
+				      "loaded by the broker's administrator",
+				      reply->str);
+			handshake_step(cn, step + 1);
+			return;
+		}
+		snprintf(msg, sizeof(msg),
+			 "FUNCTION LOAD refused by the broker: %s (history_size > 0 needs "
+			 "Redis/Valkey 7 functions; history_size = 0 runs plain pub/sub)",
+			 reply->str);
+		cn->penalty = true;
+		count(vk, "error_replies", 1);
+		conn_drop_later(cn, msg);
+		return;
+	}
 	if (reply->type == REDIS_REPLY_ERROR) {
 		const char *what = step == 0 ? "AUTH" : step == 1 ? "SELECT" : "PING";
 		bool denied = step == 0 || strncmp(reply->str, "NOPERM", 6) == 0 ||
@@ -301,6 +324,14 @@ static void handshake_step(struct conn *cn, int step)
 		/* A PING proves the broker answers (a stopped broker accepts TCP). */
 		const char *argv[] = {"PING"};
 		redisAsyncCommandArgv(cn->ac, on_handshake_reply, (void *)(intptr_t)2, 1, argv,
+				      NULL);
+		return;
+	}
+	if (step == 3 && cn->kind == CMD && vk->positioned) {
+		/* Every (re)connect: a broker restarted without persistence has
+		 * lost the library; REPLACE also updates an older one. */
+		const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", vk->lib};
+		redisAsyncCommandArgv(cn->ac, on_handshake_reply, (void *)(intptr_t)3, 4, argv,
 				      NULL);
 		return;
 	}

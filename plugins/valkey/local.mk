@@ -9,7 +9,9 @@ plugins_valkey_valkey_la_SOURCES = \
 	plugins/valkey/subs.c \
 	plugins/valkey/probe.c \
 	plugins/valkey/publish.c \
-	plugins/valkey/url.c
+	plugins/valkey/url.c \
+	plugins/valkey/history.c plugins/valkey/library.c plugins/valkey/library.h \
+	plugins/valkey/envelope.c plugins/valkey/envelope.h
 plugins_valkey_valkey_la_CPPFLAGS = -I$(top_srcdir)/include
 plugins_valkey_valkey_la_CFLAGS = $(AM_CFLAGS) $(HIREDIS_CFLAGS) -pthread
 plugins_valkey_valkey_la_LIBADD = $(HIREDIS_LIBS) -lpthread
@@ -27,8 +29,9 @@ plugins/valkey/fanout-valkey.5: plugins/valkey/fanout-valkey.5.in plugins/valkey
 if HAVE_CMOCKA
 check_PROGRAMS += tests/plugin/test_valkey
 TESTS += tests/plugin/test_valkey
-tests_plugin_test_valkey_SOURCES = tests/plugin/test_valkey.c
+tests_plugin_test_valkey_SOURCES = tests/plugin/test_valkey.c plugins/valkey/envelope.c
 tests_plugin_test_valkey_CPPFLAGS = -I$(top_srcdir)/include -I$(top_srcdir)/tests/plugin \
+	-I$(top_srcdir)/plugins/valkey \
 	-DVALKEY_SO='"$(abs_top_builddir)/plugins/valkey/.libs/valkey.so"'
 tests_plugin_test_valkey_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(HIREDIS_CFLAGS) -pthread
 tests_plugin_test_valkey_LDADD = $(MOCKHOST_LIBS) $(CMOCKA_LIBS) $(HIREDIS_LIBS)

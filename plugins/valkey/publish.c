@@ -1,14 +1,20 @@
 /*
- * publish.c — client publishes through the valkey backend: PUBLISH on the
- * command connection, answered with host->published(token, ok) when the
- * broker replies; at once with ok = 0 while the command connection is not
- * ready; refused with FANOUT_EUNAVAIL over max_pending in flight.
+ * publish.c — client publishes through the valkey backend. Positioned
+ * (history_size > 0): FCALL fanout_publish on the command connection, which
+ * assigns the position, appends to the history and publishes (history.c),
+ * answered with host->published_at(token, ok, epoch, offset). Otherwise a
+ * plain PUBLISH answered with host->published(token, ok). Either way: at
+ * once with ok = 0 while the command connection is not ready; refused with
+ * FANOUT_EUNAVAIL over max_pending in flight.
  *
  * Runs on the host's loop thread. Allocates one struct pub_req per
- * in-flight PUBLISH (capped by max_pending), freed in its reply callback,
- * which hiredis also runs with a NULL reply when the context goes away.
+ * in-flight PUBLISH, or one struct fcall per FCALL (history.c), capped by
+ * max_pending and freed after the reply, which hiredis also delivers as
+ * NULL when the context goes away.
  */
 #include "vk.h"
+
+#include "envelope.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +43,53 @@ static void on_publish_reply(redisAsyncContext *ac, void *r, void *priv)
 	free(req);
 }
 
+static void on_fcall_publish(struct vk *vk, struct fcall *f, redisReply *r)
+{
+	char epoch[VK_EPOCH_MAX + 1];
+	uint64_t off = 0;
+	const char *why;
+	int st = hist_parse_pos(r, epoch, &off, &why);
+
+	vk->pending--;
+	if (st < 0 || off == 0) {
+		count(vk, "publish_errors", 1);
+		if (r && !vk->stopping) {
+			char msg[300];
+			snprintf(msg, sizeof(msg), "FCALL fanout_publish refused: %s",
+				 st < 0 ? why : "offset 0");
+			vk_log_failure(vk, vk->conn[CMD].last_logged,
+				       sizeof(vk->conn[CMD].last_logged), FANOUT_LOG_WARN, msg);
+		}
+		if (!vk->stopping)
+			vk->host->published_at(vk->b, f->token, 0, NULL, 0);
+		return;
+	}
+	if (!vk->stopping)
+		vk->host->published_at(vk->b, f->token, 1, epoch, off);
+}
+
+/* FCALL fanout_publish 1 <prefix><channel> <data> <size> <ttl> <meta ttl> */
+static int publish_positioned(struct vk *vk, const char *channel, const void *data, size_t len,
+			      uint64_t token)
+{
+	struct fcall *f = fcall_new(vk, on_fcall_publish);
+	const char *args[] = {data ? data : ""};
+	int rc;
+
+	if (!f)
+		return FANOUT_ENOMEM;
+	f->token = token;
+	rc = fcall_channel(vk, f, "fanout_publish", channel, 1, args, &len);
+	if (rc < 0) {
+		fcall_abandon(f);
+		count(vk, "publish_errors", 1);
+		vk->host->published_at(vk->b, token, 0, NULL, 0);
+		return 0;
+	}
+	vk->pending++;
+	return 0;
+}
+
 int pub_publish(void *state, const char *channel, const void *data, size_t len, uint64_t token)
 {
 	struct vk *vk = state;
@@ -57,6 +110,8 @@ int pub_publish(void *state, const char *channel, const void *data, size_t len, 
 		vk->host->published(vk->b, token, 0);
 		return 0;
 	}
+	if (vk->positioned)
+		return publish_positioned(vk, channel, data, len, token);
 	req = calloc(1, sizeof(*req));
 	full = malloc(vk->prefix_len + cl + 1);
 	if (!req || !full) {

@@ -14,10 +14,72 @@
  */
 #include "vk.h"
 
+#include "envelope.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* ---- messages held while a channel waits for its top ---- */
+
+static void held_drop(struct vk *vk, struct chan *c)
+{
+	struct held *h = c->held;
+
+	while (h) {
+		struct held *n = h->next;
+		vk->held_bytes -= h->len;
+		free(h);
+		h = n;
+	}
+	c->held = NULL;
+	c->held_tail = &c->held;
+}
+
+static void hold(struct vk *vk, struct chan *c, const struct vk_pos *pos, const char *data,
+		 size_t len)
+{
+	struct held *h;
+
+	if (vk->held_bytes + len > MAX_HELD_BYTES || !(h = malloc(sizeof(*h) + len))) {
+		/* The hub sees the offset jump after the top and repairs it. */
+		count(vk, "held_overflow", 1);
+		return;
+	}
+	h->next = NULL;
+	h->positioned = pos != NULL;
+	h->offset = pos ? pos->offset : 0;
+	snprintf(h->epoch, sizeof(h->epoch), "%s", pos ? pos->epoch : "");
+	h->len = len;
+	memcpy(h->data, data, len);
+	*c->held_tail = h;
+	c->held_tail = &h->next;
+	vk->held_bytes += len;
+}
+
+/*
+ * Hand one message to the host, positioned when it carries a position and
+ * this backend keeps positions (else the envelope is just stripped). After
+ * subscribed_at(top) a message at or below top is dropped: the top covers
+ * it. Such messages arrive after the top's reply when they were published
+ * between the SUBSCRIBE and the top read (two connections, read in any
+ * order); once a newer one passed, the floor is cleared (one connection
+ * delivers in publish order).
+ */
+static void emit(struct vk *vk, struct chan *c, const char *name, const struct vk_pos *pos,
+		 const char *data, size_t len)
+{
+	if (pos && c && c->floor_set) {
+		if (strcmp(pos->epoch, c->floor_epoch) == 0 && pos->offset <= c->floor)
+			return;
+		c->floor_set = false;
+	}
+	if (pos && vk->positioned)
+		vk->host->deliver_at(vk->b, name, pos->epoch, pos->offset, data, len);
+	else
+		vk->host->deliver(vk->b, name, data, len);
+}
 
 /* ---- channel table ---- */
 
@@ -76,6 +138,7 @@ static struct chan *chan_add(struct vk *vk, const char *name)
 		free(c);
 		return NULL;
 	}
+	c->held_tail = &c->held;
 	h = hash(name) & (vk->tab_size - 1);
 	c->next = vk->tab[h];
 	vk->tab[h] = c;
@@ -89,6 +152,7 @@ static void chan_del(struct vk *vk, struct chan *dead)
 	     pc = &(*pc)->next) {
 		if (*pc == dead) {
 			*pc = dead->next;
+			held_drop(vk, dead);
 			free(dead->name);
 			free(dead);
 			vk->nchan--;
@@ -156,9 +220,119 @@ static void on_confirm_timeout(struct fanout_timer *t, void *arg)
 		vk->host->timer_arm(vk->t_confirm, vk->probe_timeout_ms / 2 + 1);
 }
 
+/* ---- answering a subscribe ---- */
+
+/* A positioned channel could not read its top: the subscribe fails. May free c. */
+static void answer_fail(struct vk *vk, struct chan *c)
+{
+	c->top_pending = false;
+	c->top_wait = false;
+	held_drop(vk, c);
+	count(vk, "subscribe_errors", 1);
+	if (c->wanted && !c->answered) {
+		c->answered = true;
+		c->wanted = false;
+		if (c->confirmed) {
+			c->confirmed = false;
+			c->unsub_queued = true;
+			vk->host->timer_arm(vk->t_flush, 0);
+		}
+		vk->host->subscribed(vk->b, c->name, 0);
+	}
+	chan_maybe_free(vk, c);
+}
+
+static void ask_top(struct vk *vk, struct chan *c)
+{
+	int rc = hist_sub_top(vk, c->name, ++c->top_seq);
+
+	if (rc == FANOUT_EUNAVAIL)
+		c->top_wait = true; /* asked again by subs_cmd_ready() */
+	else if (rc < 0)
+		answer_fail(vk, c);
+}
+
+/*
+ * The broker confirmed the subscription of a wanted channel: tell the host.
+ * A positioned channel first reads its top (after the confirmation, so
+ * every newer message reaches deliver_at()); messages arriving meanwhile
+ * are held and released behind subscribed_at(). May free c.
+ */
+static void answer_ok(struct vk *vk, struct chan *c)
+{
+	if (!vk->positioned) {
+		c->answered = true;
+		vk->host->subscribed(vk->b, c->name, 1);
+		return;
+	}
+	if (c->top_pending)
+		return;
+	c->top_pending = true;
+	c->top_wait = false;
+	ask_top(vk, c);
+}
+
+void subs_top_done(struct vk *vk, const char *channel, uint64_t seq, int status, const char *epoch,
+		   uint64_t top)
+{
+	struct chan *c = chan_find(vk, channel);
+	struct held *h;
+
+	if (!c || !c->top_pending || c->top_seq != seq)
+		return; /* stale: unsubscribed, reconnected or asked again since */
+	if (status == FANOUT_EUNAVAIL) {
+		c->top_wait = true; /* the command connection went away */
+		return;
+	}
+	if (status < 0) {
+		answer_fail(vk, c);
+		return;
+	}
+	c->top_pending = false;
+	h = c->held;
+	c->held = NULL;
+	c->held_tail = &c->held;
+	c->floor_set = true;
+	snprintf(c->floor_epoch, sizeof(c->floor_epoch), "%s", epoch);
+	c->floor = top;
+	if (c->wanted && !c->answered) {
+		c->answered = true;
+		vk->host->subscribed_at(vk->b, channel, 1, epoch, top, FANOUT_POS_CONTIGUOUS);
+	}
+	/* Release what arrived meanwhile, minus what the top already covers.
+	 * (The host may have called unsubscribe() from subscribed_at(): then
+	 * c is still there, its UNSUBSCRIBE queued, and these go to nobody.) */
+	while (h) {
+		struct held *n = h->next;
+		struct vk_pos pos;
+		vk->held_bytes -= h->len;
+		snprintf(pos.epoch, sizeof(pos.epoch), "%s", h->epoch);
+		pos.offset = h->offset;
+		emit(vk, c, channel, h->positioned ? &pos : NULL, h->data, h->len);
+		free(h);
+		h = n;
+	}
+}
+
+/* The command connection is ready (again): read the tops that waited for it. */
+void subs_cmd_ready(struct vk *vk)
+{
+	FOR_EACH_CHAN(vk, c, n)
+	{
+		if (c->top_pending && c->top_wait) {
+			c->top_wait = false;
+			ask_top(vk, c);
+		}
+	}
+}
+
 static void on_message(struct vk *vk, redisReply *ch, redisReply *payload)
 {
-	const char *name;
+	const char *name, *data;
+	size_t len;
+	struct vk_pos pos;
+	struct chan *c;
+	enum vk_env_result r;
 
 	if (ch->len < vk->prefix_len || memcmp(ch->str, vk->prefix, vk->prefix_len) != 0)
 		return;
@@ -169,13 +343,24 @@ static void on_message(struct vk *vk, redisReply *ch, redisReply *payload)
 	name = ch->str + vk->prefix_len;
 	if (strlen(name) != ch->len - vk->prefix_len)
 		return; /* a NUL inside the channel name: not one of ours */
-	{
-		struct chan *c = chan_find(vk, name);
-		if (!c || !c->wanted)
-			return; /* late message for a channel we are leaving */
-	}
+	c = chan_find(vk, name);
+	if (!c || !c->wanted)
+		return; /* late message for a channel we are leaving */
 	count(vk, "messages", 1);
-	vk->host->deliver(vk->b, name, payload->str, payload->len);
+	r = vk_envelope_parse(payload->str, payload->len, &pos, &data, &len);
+	if (r == VK_ENV_BAD) {
+		/* Delivered whole and unpositioned: nothing is lost. */
+		count(vk, "bad_envelopes", 1);
+		vk_log_failure(vk, vk->conn[SUB].last_logged, sizeof(vk->conn[SUB].last_logged),
+			       FANOUT_LOG_WARN,
+			       "a message starts like a position envelope but is malformed: "
+			       "delivered unpositioned");
+	}
+	if (c->top_pending) {
+		hold(vk, c, r == VK_ENV_POSITIONED ? &pos : NULL, data, len);
+		return;
+	}
+	emit(vk, c, name, r == VK_ENV_POSITIONED ? &pos : NULL, data, len);
 }
 
 static void maybe_finish_resubscribe(struct vk *vk)
@@ -237,10 +422,8 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
 		c->sub_sent = false;
 		if (c->wanted) {
 			c->confirmed = true;
-			if (!c->answered) {
-				c->answered = true;
-				vk->host->subscribed(vk->b, c->name, 1);
-			}
+			if (!c->answered)
+				answer_ok(vk, c); /* may free c: not used below */
 		} else {
 			/* Demand left while the SUBSCRIBE was in flight. */
 			c->unsub_queued = true;
@@ -396,7 +579,8 @@ int subs_subscribe(void *state, const char *channel)
 	if (!c && !(c = chan_add(vk, channel)))
 		return FANOUT_ENOMEM;
 	if (c->wanted && c->confirmed) {
-		vk->host->subscribed(vk->b, channel, 1);
+		c->answered = false;
+		answer_ok(vk, c);
 		return 0;
 	}
 	c->wanted = true;
@@ -405,8 +589,7 @@ int subs_subscribe(void *state, const char *channel)
 		/* Left and came back within one loop turn: still subscribed. */
 		c->unsub_queued = false;
 		if (c->confirmed) {
-			c->answered = true;
-			vk->host->subscribed(vk->b, channel, 1);
+			answer_ok(vk, c);
 			return 0;
 		}
 	}
@@ -425,6 +608,12 @@ int subs_unsubscribe(void *state, const char *channel)
 		return 0;
 	c->wanted = false;
 	c->sub_queued = false;
+	if (c->top_pending) {
+		c->top_pending = false;
+		c->top_wait = false;
+		c->top_seq++;
+		held_drop(vk, c);
+	}
 	if (c->confirmed) {
 		c->confirmed = false;
 		c->unsub_queued = true;
@@ -446,6 +635,13 @@ void subs_lost(struct vk *vk)
 	{
 		/* What was subscribed or in flight is void on a new connection. */
 		c->confirmed = false;
+		if (c->top_pending) {
+			/* Read again after the new confirmation. */
+			c->top_pending = false;
+			c->top_wait = false;
+			c->top_seq++;
+			held_drop(vk, c);
+		}
 		c->sub_sent = false;
 		c->unsub_inflight = 0;
 		c->unsub_queued = false;

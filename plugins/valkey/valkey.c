@@ -4,7 +4,8 @@
  * life (init, start, stop, destroy) and the up/down state it reports; the
  * rest lives beside it, one concern per file (see vk.h): conn.c (the two
  * broker connections), subs.c (channels and SUBSCRIBE demand), probe.c
- * (liveness), publish.c (client publishes), url.c (the url option).
+ * (liveness), publish.c (client publishes), url.c (the url option),
+ * history.c + envelope.c (positions and history, history_size > 0).
  *
  * Threads: everything runs on the host's loop thread, except a short-lived
  * resolver thread per connect attempt (conn.c). stop() joins it.
@@ -15,13 +16,17 @@
  */
 #include "vk.h"
 
+#include "library.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#define VK_VERSION "0.1.0"
+#define VK_VERSION "0.2.0"
+#define VK_STR_(x) #x
+#define VK_STR(x)  VK_STR_(x)
 
 /* ---- options (order = index into values[]) ---- */
 
@@ -39,6 +44,9 @@ enum {
 	O_PROBE_INTERVAL,
 	O_PROBE_TIMEOUT,
 	O_MAX_PENDING,
+	O_HISTORY_SIZE,
+	O_HISTORY_TTL,
+	O_HISTORY_META_TTL,
 	O_COUNT
 };
 
@@ -61,8 +69,15 @@ static const struct fanout_option vk_options[] = {
 		      "publish a probe through the broker this often (0: off)"),
     FANOUT_OPTION_INT("probe_timeout_ms", "3000", 10, 3600000,
 		      "a probe not back by then marks the subscriber connection dead"),
-    FANOUT_OPTION_INT("max_pending", "10000", 1, 100000000,
-		      "cap on in-flight publishes; over it publish() fails at once"),
+    FANOUT_OPTION_INT(
+	"max_pending", "10000", 1, 100000000,
+	"cap on in-flight publishes, top and history calls; over it they fail at once"),
+    FANOUT_OPTION_INT("history_size", VK_STR(VK_HISTORY_SIZE_DEFAULT), 0, 10000000,
+		      "messages kept per channel for recovery (0: no history, no positions)"),
+    FANOUT_OPTION_INT("history_ttl_s", VK_STR(VK_HISTORY_TTL_DEFAULT), 0, 315360000,
+		      "a channel's history expires this long after its last publish (0: never)"),
+    FANOUT_OPTION_INT("history_meta_ttl_s", VK_STR(VK_HISTORY_META_TTL_DEFAULT), 0, 315360000,
+		      "a channel's epoch and offset expire this long after last use (0: never)"),
     FANOUT_OPTION_END,
 };
 
@@ -102,6 +117,20 @@ void vk_update_state(struct vk *vk, const char *reason)
 		vk->host->log(vk->b, FANOUT_LOG_WARN, "down: %s", reason);
 		vk->host->backend_state(vk->b, FANOUT_DOWN, reason);
 	}
+}
+
+/* The broker's name of a client channel: channel_prefix + channel (malloc). */
+char *vk_broker_name(struct vk *vk, const char *channel, size_t *len)
+{
+	size_t cl = strlen(channel);
+	char *full = malloc(vk->prefix_len + cl + 1);
+
+	if (!full)
+		return NULL;
+	memcpy(full, vk->prefix, vk->prefix_len);
+	memcpy(full + vk->prefix_len, channel, cl + 1);
+	*len = vk->prefix_len + cl;
+	return full;
 }
 
 /* ---- life ---- */
@@ -179,6 +208,32 @@ static int vk_init(const struct fanout_host *host, struct fanout_backend *b,
 		rc = FANOUT_EINVAL;
 		goto fail;
 	}
+	vk->history_size = v[O_HISTORY_SIZE].num;
+	vk->history_ttl_s = v[O_HISTORY_TTL].num;
+	vk->history_meta_ttl_s = v[O_HISTORY_META_TTL].num;
+	/* Positions need the ABI 1.1 host calls (always there on a host that
+	 * loaded this plugin; checked like count()). */
+	vk->positioned = vk->history_size > 0 &&
+			 host->struct_size >= offsetof(struct fanout_host, history_done) +
+						  sizeof(host->history_done);
+	if (vk->positioned && vk->history_meta_ttl_s &&
+	    (!vk->history_ttl_s || vk->history_meta_ttl_s < vk->history_ttl_s)) {
+		snprintf(err, sizeof(err),
+			 "history_meta_ttl_s (%lld) must be 0 or at least history_ttl_s (%lld, 0 = "
+			 "never): the position would expire before the history",
+			 vk->history_meta_ttl_s, vk->history_ttl_s);
+		rc = FANOUT_EINVAL;
+		goto fail;
+	}
+	if (vk->positioned && strpbrk(vk->prefix, "{}")) {
+		snprintf(err, sizeof(err),
+			 "channel_prefix may not contain { or }: history keys use the broker "
+			 "channel as their hash tag");
+		rc = FANOUT_EINVAL;
+		goto fail;
+	}
+	if (vk->positioned && hist_init(vk, "PUBLISH") < 0)
+		goto fail;
 
 	/* Per-instance probe channel: instance id + random, so two fanoutd
 	 * sharing an instance name never answer each other's probes. */
@@ -268,6 +323,7 @@ static void vk_destroy(void *state)
 	}
 	free(vk->prefix);
 	free(vk->probe_chan);
+	hist_free(vk);
 	free(vk);
 }
 
@@ -282,6 +338,8 @@ FANOUT_PLUGIN_EXPORT const struct fanout_plugin FANOUT_PLUGIN_SYMBOL = {
     .subscribe = subs_subscribe,
     .unsubscribe = subs_unsubscribe,
     .publish = pub_publish,
+    .top = hist_top,
+    .history = hist_history,
     .stop = vk_stop,
     .destroy = vk_destroy,
 };

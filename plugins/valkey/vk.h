@@ -8,7 +8,9 @@
  * (hiredis on the host loop: connect, resolve, handshake, backoff), subs.c
  * (channel table, SUBSCRIBE/UNSUBSCRIBE demand, incoming messages,
  * resubscribe after a reconnect), probe.c (the liveness probe), publish.c
- * (client publishes), url.c (the url option).
+ * (client publishes), url.c (the url option), history.c (positions and
+ * history through the broker's "fanout" functions), envelope.c (the
+ * position envelope of live messages).
  */
 #ifndef FANOUT_VALKEY_VK_H
 #define FANOUT_VALKEY_VK_H
@@ -28,6 +30,10 @@
 #define PROBE_TAG "__fanout_probe:"
 #define MAX_BATCH 512 /* channels per SUBSCRIBE / UNSUBSCRIBE command */
 #define MAX_ADDRS 8
+/* Cap on the payload bytes held back while channels wait for their top; past
+ * it further messages are dropped (counted as held_overflow): the hub sees
+ * the offset jump and repairs it from history. */
+#define MAX_HELD_BYTES (8u << 20)
 
 enum conn_kind { SUB = 0, CMD = 1 };
 
@@ -75,14 +81,48 @@ struct conn {
 struct chan {
 	char *name; /* client-visible name */
 	struct chan *next;
-	bool wanted;		 /* a local client wants it */
-	bool confirmed;		 /* subscribe confirmed on the current connection */
-	bool sub_queued;	 /* SUBSCRIBE to send on the next flush */
-	bool unsub_queued;	 /* UNSUBSCRIBE to send on the next flush */
+	bool wanted;	   /* a local client wants it */
+	bool confirmed;	   /* subscribe confirmed on the current connection */
+	bool sub_queued;   /* SUBSCRIBE to send on the next flush */
+	bool unsub_queued; /* UNSUBSCRIBE to send on the next flush */
+	bool top_pending;  /* confirmed; waiting for its top before subscribed_at() */
+	bool top_wait;	   /* top_pending, to ask once the command connection is ready */
+	uint64_t top_seq;  /* tells the answer to the current top read from stale ones */
+	struct held *held; /* messages that arrived while top_pending, oldest first */
+	struct held **held_tail;
+	bool floor_set; /* drop positioned messages up to floor (see emit()) */
+	char floor_epoch[65];
+	uint64_t floor;
 	bool sub_sent;		 /* SUBSCRIBE sent, reply not yet seen */
 	bool answered;		 /* host->subscribed() called for the current demand */
 	unsigned unsub_inflight; /* UNSUBSCRIBEs sent, replies not yet seen */
 	uint64_t sent_ms;
+};
+
+/* A message held back while its channel waits for its top (subs.c). */
+struct held {
+	struct held *next;
+	bool positioned;
+	uint64_t offset;
+	char epoch[65];
+	size_t len;
+	char data[];
+};
+
+struct fcall;
+typedef void (*fcall_done_fn)(struct vk *vk, struct fcall *f, redisReply *reply);
+
+/* One FCALL in flight (history.c): its formatted command, kept for one retry. */
+struct fcall {
+	struct vk *vk;
+	fcall_done_fn done; /* reply NULL: the connection went away */
+	char *cmd;
+	int cmdlen;
+	bool retried;
+	uint64_t token; /* publish / top / history token */
+	uint64_t after; /* history: the offset asked after */
+	char *channel;	/* subscribe top: the client channel */
+	uint64_t seq;	/* subscribe top: chan->top_seq when asked */
 };
 
 struct pub_req {
@@ -108,6 +148,10 @@ struct vk {
 	unsigned connect_timeout_ms, reconnect_min_ms, reconnect_max_ms;
 	unsigned probe_interval_ms, probe_timeout_ms;
 	size_t max_pending;
+	long long history_size, history_ttl_s, history_meta_ttl_s;
+	char hsize[24], httl[24], hmttl[24]; /* the same as FCALL arguments */
+	bool positioned;		     /* history_size > 0 and the host knows ABI 1.1 */
+	char *lib;			     /* the fanout functions library (history.c) */
 
 	struct conn conn[2];
 
@@ -131,9 +175,10 @@ struct vk {
 	/* state */
 	bool started, stopping;
 	bool up;
-	bool was_up;	  /* the subscriber was ready once: later readiness is a reconnect */
-	bool gap_pending; /* send gap when the resubscribe completes */
-	size_t pending;	  /* in-flight client publishes */
+	bool was_up;	   /* the subscriber was ready once: later readiness is a reconnect */
+	bool gap_pending;  /* send gap when the resubscribe completes */
+	size_t pending;	   /* in-flight client publishes, top() and history() calls */
+	size_t held_bytes; /* payload bytes held while channels wait for their top */
 	unsigned seed;
 };
 
@@ -160,6 +205,8 @@ void vk_log_failure(struct vk *vk, char *last, size_t lastsz, enum fanout_log_le
 		    const char *what);
 void vk_update_state(struct vk *vk, const char *reason);
 
+char *vk_broker_name(struct vk *vk, const char *channel, size_t *len);
+
 /* conn.c */
 int conn_init(struct vk *vk, struct conn *cn, enum conn_kind kind);
 void conn_start(struct conn *cn);
@@ -176,6 +223,25 @@ void subs_ready(struct vk *vk);
 void subs_lost(struct vk *vk);
 int subs_subscribe(void *state, const char *channel);
 int subs_unsubscribe(void *state, const char *channel);
+void subs_top_done(struct vk *vk, const char *channel, uint64_t seq, int status, const char *epoch,
+		   uint64_t top);
+void subs_cmd_ready(struct vk *vk);
+
+/* history.c */
+int hist_init(struct vk *vk, const char *pub_cmd);
+void hist_free(struct vk *vk);
+struct fcall *fcall_new(struct vk *vk, fcall_done_fn done);
+int fcall_send(struct conn *cn, struct fcall *f, int argc, const char **argv, const size_t *argl);
+void fcall_abandon(struct fcall *f);
+/* FCALL fn 1 <prefix><channel> args... <history_size> <ttl> <meta ttl> on the
+ * command connection (at most 5 args). 0, or a FANOUT_E* (f not sent). */
+int fcall_channel(struct vk *vk, struct fcall *f, const char *fn, const char *channel, int nargs,
+		  const char *const *args, const size_t *argl);
+int hist_parse_pos(const redisReply *r, char *epoch, uint64_t *top, const char **errstr);
+int hist_sub_top(struct vk *vk, const char *channel, uint64_t seq);
+int hist_top(void *state, const char *channel, uint64_t token);
+int hist_history(void *state, const char *channel, const char *epoch, uint64_t after, uint64_t max,
+		 uint64_t token);
 
 /* probe.c */
 int probe_init(struct vk *vk);

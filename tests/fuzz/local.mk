@@ -14,7 +14,7 @@
 # and `make fuzz [FUZZ_SECONDS=20]` runs each one for that long on a copy of
 # its corpus and fails if a crash is found (tests/fuzz/run-fuzz.sh).
 
-FUZZ_NAMES = protocol json query config filetail token wsframe
+FUZZ_NAMES = protocol json query config filetail token wsframe envelope
 FUZZ_SECONDS = 20
 
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/fuzz_common.h tests/fuzz/replay-corpus.sh \
@@ -72,6 +72,14 @@ tests_fuzz_replay_filetail_SOURCES = tests/fuzz/fuzz_filetail.c tests/fuzz/repla
 tests_fuzz_replay_filetail_CPPFLAGS = $(REPLAY_CPPFLAGS) -I$(top_srcdir)/plugins/filetail
 tests_fuzz_replay_filetail_LDADD = $(JANSSON_LIBS)
 
+# fuzz_envelope.c and corpus/envelope/ belong to the valkey backend.
+check_PROGRAMS += tests/fuzz/replay_envelope
+TESTS += tests/fuzz/corpus_envelope.sh
+EXTRA_DIST += tests/fuzz/corpus_envelope.sh
+tests_fuzz_replay_envelope_SOURCES = tests/fuzz/fuzz_envelope.c tests/fuzz/replay.c \
+	plugins/valkey/envelope.c
+tests_fuzz_replay_envelope_CPPFLAGS = $(REPLAY_CPPFLAGS) -I$(top_srcdir)/plugins/valkey
+
 if FUZZ
 FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer -g
@@ -82,7 +90,8 @@ FUZZ_CORE_SOURCES = core/protocol.c core/json.c core/buf.c core/config.c core/co
 FUZZ_LIBS = $(INIH_LIBS) $(JANSSON_LIBS) $(JWT_LIBS) $(CRYPTO_LIBS)
 
 noinst_PROGRAMS += tests/fuzz/fuzz_protocol tests/fuzz/fuzz_json tests/fuzz/fuzz_query \
-	tests/fuzz/fuzz_config tests/fuzz/fuzz_filetail tests/fuzz/fuzz_token tests/fuzz/fuzz_wsframe
+	tests/fuzz/fuzz_config tests/fuzz/fuzz_filetail tests/fuzz/fuzz_token tests/fuzz/fuzz_wsframe \
+	tests/fuzz/fuzz_envelope
 
 tests_fuzz_fuzz_token_SOURCES = tests/fuzz/fuzz_token.c $(FUZZ_CORE_SOURCES)
 tests_fuzz_fuzz_token_CPPFLAGS = $(REPLAY_CPPFLAGS) $(JWT_CFLAGS) $(CRYPTO_CFLAGS)
@@ -95,6 +104,11 @@ tests_fuzz_fuzz_wsframe_CPPFLAGS = $(REPLAY_CPPFLAGS)
 tests_fuzz_fuzz_wsframe_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
 tests_fuzz_fuzz_wsframe_LDFLAGS = $(FUZZ_FLAGS)
 tests_fuzz_fuzz_wsframe_LDADD = $(FUZZ_LIBS)
+
+tests_fuzz_fuzz_envelope_SOURCES = tests/fuzz/fuzz_envelope.c plugins/valkey/envelope.c
+tests_fuzz_fuzz_envelope_CPPFLAGS = $(REPLAY_CPPFLAGS) -I$(top_srcdir)/plugins/valkey
+tests_fuzz_fuzz_envelope_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
+tests_fuzz_fuzz_envelope_LDFLAGS = $(FUZZ_FLAGS)
 
 tests_fuzz_fuzz_filetail_SOURCES = tests/fuzz/fuzz_filetail.c plugins/filetail/line.c
 tests_fuzz_fuzz_filetail_CPPFLAGS = $(REPLAY_CPPFLAGS) -I$(top_srcdir)/plugins/filetail
@@ -127,7 +141,8 @@ tests_fuzz_fuzz_config_LDFLAGS = $(FUZZ_FLAGS)
 tests_fuzz_fuzz_config_LDADD = $(FUZZ_LIBS)
 
 fuzz: tests/fuzz/fuzz_protocol tests/fuzz/fuzz_json tests/fuzz/fuzz_query tests/fuzz/fuzz_config \
-		tests/fuzz/fuzz_filetail tests/fuzz/fuzz_token tests/fuzz/fuzz_wsframe
+		tests/fuzz/fuzz_filetail tests/fuzz/fuzz_token tests/fuzz/fuzz_wsframe \
+		tests/fuzz/fuzz_envelope
 	$(AM_V_at)$(SHELL) $(top_srcdir)/tests/fuzz/run-fuzz.sh '$(top_srcdir)' '$(FUZZ_SECONDS)' \
 		$(FUZZ_NAMES)
 else

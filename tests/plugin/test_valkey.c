@@ -27,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "envelope.h"
 #include "mockhost.h"
 
 #ifndef VALKEY_SO
@@ -37,6 +38,7 @@ struct broker {
 	pid_t pid;
 	int port;
 	char pass[64]; /* requirepass, "" for none */
+	char dir[64];  /* persistence (appendonly, fsync always) in this dir; "" for none */
 };
 
 static const struct fanout_plugin *plugin;
@@ -159,7 +161,11 @@ static void broker_start_on(struct broker *b, int port, const char *pass)
 	if (b->pid == 0) {
 		int nul = open("/dev/null", O_RDWR);
 		dup2(nul, 1);
-		if (pass && *pass)
+		if (b->dir[0])
+			execl(srv, srv, "--port", portstr, "--bind", "127.0.0.1", "--save", "",
+			      "--appendonly", "yes", "--appendfsync", "always", "--dir", b->dir,
+			      (char *)NULL);
+		else if (pass && *pass)
 			execl(srv, srv, "--port", portstr, "--bind", "127.0.0.1", "--save", "",
 			      "--appendonly", "no", "--requirepass", pass, (char *)NULL);
 		else
@@ -674,6 +680,528 @@ static void test_bad_hostname(void **unused)
 	fx_free(&f);
 }
 
+/* ---- positions and history ---- */
+
+static long long key_ttl(struct broker *b, const char *key)
+{
+	redisReply *r = broker_cmd(b, "TTL %s", key);
+	long long t = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -3;
+
+	if (r)
+		freeReplyObject(r);
+	return t;
+}
+
+static int key_exists(struct broker *b, const char *key)
+{
+	redisReply *r = broker_cmd(b, "EXISTS %s", key);
+	int e = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
+
+	if (r)
+		freeReplyObject(r);
+	return e;
+}
+
+struct key_arg {
+	struct broker *b;
+	const char *key;
+};
+
+static int pred_key_gone(struct mockhost *m, void *arg)
+{
+	struct key_arg *a = arg;
+
+	(void)m;
+	return key_exists(a->b, a->key) == 0;
+}
+
+/* FCALL fanout_publish from outside (a third-party publisher): the offset, or -1. */
+static long long fcall_publish(struct broker *b, const char *ch, const char *data, char *epoch)
+{
+	redisReply *r = broker_cmd(b, "FCALL fanout_publish 1 %s %s", ch, data);
+	long long off = -1;
+
+	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	    r->element[0]->type == REDIS_REPLY_STRING &&
+	    r->element[1]->type == REDIS_REPLY_INTEGER) {
+		off = r->element[1]->integer;
+		if (epoch)
+			snprintf(epoch, VK_EPOCH_MAX + 1, "%s", r->element[0]->str);
+	}
+	if (r)
+		freeReplyObject(r);
+	return off;
+}
+
+/* The last subscribed record for channel (NULL if none). */
+static const struct mock_sub *sub_of(struct mockhost *m, const char *ch)
+{
+	const struct mock_sub *found = NULL;
+
+	for (size_t i = 0; i < mockhost_n_subscribed(m); i++)
+		if (strcmp(mockhost_subscribed(m, i)->channel, ch) == 0)
+			found = mockhost_subscribed(m, i);
+	return found;
+}
+
+/* top(channel) through the plugin: waits for top_done and returns it. */
+static const struct mock_pos *op_top(struct fx *f, const char *ch, uint64_t token)
+{
+	size_t want = mockhost_n_tops(f->m) + 1;
+
+	assert_int_equal(plugin->top(f->st, ch, token), 0);
+	assert_true(mockhost_run_until(f->m, mockhost_pred_n_tops, &want, 3000));
+	assert_int_equal(mockhost_top(f->m, want - 1)->token, token);
+	return mockhost_top(f->m, want - 1);
+}
+
+/* history() through the plugin: waits for history_done, returns it and the
+ * index of its first item in *first (items of one answer are consecutive). */
+static const struct mock_pos *op_history(struct fx *f, const char *ch, const char *epoch,
+					 uint64_t after, uint64_t max, uint64_t token,
+					 size_t *first, size_t *nitems)
+{
+	size_t want = mockhost_n_histories(f->m) + 1, i0 = mockhost_n_items(f->m);
+
+	assert_int_equal(plugin->history(f->st, ch, epoch, after, max, token), 0);
+	assert_true(mockhost_run_until(f->m, mockhost_pred_n_histories, &want, 3000));
+	assert_int_equal(mockhost_history(f->m, want - 1)->token, token);
+	*first = i0;
+	*nitems = mockhost_n_items(f->m) - i0;
+	for (size_t i = i0; i < mockhost_n_items(f->m); i++)
+		assert_int_equal(mockhost_item(f->m, i)->token, token);
+	return mockhost_history(f->m, want - 1);
+}
+
+/* Publish n messages "<tag>1".."<tag>n" through the plugin and wait for them. */
+static void publish_n(struct fx *f, const char *ch, const char *tag, int n)
+{
+	size_t want = mockhost_n_published(f->m) + (size_t)n;
+	char buf[32];
+
+	for (int i = 1; i <= n; i++) {
+		snprintf(buf, sizeof(buf), "%s%d", tag, i);
+		assert_int_equal(plugin->publish(f->st, ch, buf, strlen(buf), (uint64_t)i), 0);
+	}
+	assert_true(mockhost_run_until(f->m, mockhost_pred_n_published, &want, 3000));
+	for (size_t i = want - (size_t)n; i < want; i++)
+		assert_int_equal(mockhost_published(f->m, i)->ok, 1);
+}
+
+static void test_positions(void **unused)
+{
+	struct fx f = {0};
+	const struct mock_sub *s;
+	const struct mock_pos *t;
+	char epoch[VK_EPOCH_MAX + 1], e2[VK_EPOCH_MAX + 1];
+	size_t want = 3;
+
+	(void)unused;
+	broker_start(&f.br, NULL);
+	fx_start(&f, NULL);
+	fx_up_and_sub(&f, "p1");
+	s = sub_of(f.m, "p1");
+	assert_non_null(s->epoch);
+	assert_true(vk_epoch_valid(s->epoch, strlen(s->epoch)));
+	assert_int_equal(s->top, 0);
+	assert_int_equal(s->flags, FANOUT_POS_CONTIGUOUS);
+	snprintf(epoch, sizeof(epoch), "%s", s->epoch);
+	/* Client publishes get consecutive positions in that epoch. */
+	publish_n(&f, "p1", "m", 3);
+	for (size_t i = 0; i < 3; i++) {
+		assert_string_equal(mockhost_published(f.m, i)->epoch, epoch);
+		assert_int_equal(mockhost_published(f.m, i)->offset, i + 1);
+	}
+	assert_true(mockhost_run_until(f.m, mockhost_pred_n_delivered, &want, 3000));
+	for (size_t i = 0; i < 3; i++) {
+		char buf[8];
+		snprintf(buf, sizeof(buf), "m%zu", i + 1);
+		assert_string_equal(mockhost_delivered(f.m, i)->epoch, epoch);
+		assert_int_equal(mockhost_delivered(f.m, i)->offset, i + 1);
+		assert_string_equal(mockhost_delivered(f.m, i)->data, buf);
+	}
+	/* The third-party command continues the sequence; a plain PUBLISH is
+	 * delivered unpositioned. */
+	assert_int_equal(fcall_publish(&f.br, "p1", "third", e2), 4);
+	assert_string_equal(e2, epoch);
+	assert_int_equal(publish(&f.br, "p1", "plain", 5), 1);
+	want = 5;
+	assert_true(mockhost_run_until(f.m, mockhost_pred_n_delivered, &want, 3000));
+	assert_int_equal(mockhost_delivered(f.m, 3)->offset, 4);
+	assert_string_equal(mockhost_delivered(f.m, 3)->data, "third");
+	assert_null(mockhost_delivered(f.m, 4)->epoch);
+	assert_string_equal(mockhost_delivered(f.m, 4)->data, "plain");
+	/* top() */
+	t = op_top(&f, "p1", 77);
+	assert_int_equal(t->status, FANOUT_OK);
+	assert_string_equal(t->epoch, epoch);
+	assert_int_equal(t->top, 4);
+	/* A channel published before anyone subscribed: its top, not 0. */
+	assert_int_equal(fcall_publish(&f.br, "p2", "a", NULL), 1);
+	assert_int_equal(fcall_publish(&f.br, "p2", "b", NULL), 2);
+	fx_up_and_sub(&f, "p2");
+	assert_int_equal(sub_of(f.m, "p2")->top, 2);
+	/* Keys are hash-tagged by channel and expire as configured. */
+	assert_true(key_ttl(&f.br, "fanout:h:{p1}") > 0 && key_ttl(&f.br, "fanout:h:{p1}") <= 300);
+	assert_true(key_ttl(&f.br, "fanout:m:{p1}") > 300 &&
+		    key_ttl(&f.br, "fanout:m:{p1}") <= 604800);
+	fx_free(&f);
+}
+
+static void test_history(void **unused)
+{
+	struct fx f = {0};
+	const char *extra[] = {"history_size", "3", NULL};
+	const struct mock_pos *h;
+	char epoch[VK_EPOCH_MAX + 1];
+	size_t first, n;
+
+	(void)unused;
+	broker_start(&f.br, NULL);
+	fx_start(&f, extra);
+	fx_up_and_sub(&f, "h1");
+	snprintf(epoch, sizeof(epoch), "%s", sub_of(f.m, "h1")->epoch);
+	publish_n(&f, "h1", "m", 5);
+	/* Capped at 3: offsets 1 and 2 are gone. */
+	h = op_history(&f, "h1", epoch, 0, 10, 1, &first, &n);
+	assert_int_equal(h->status, FANOUT_ETRUNCATED);
+	assert_string_equal(h->epoch, epoch);
+	assert_int_equal(h->top, 5);
+	assert_int_equal(n, 0);
+	h = op_history(&f, "h1", epoch, 2, 10, 2, &first, &n);
+	assert_int_equal(h->status, FANOUT_OK);
+	assert_int_equal(h->top, 5);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < 3; i++) {
+		char buf[8];
+		snprintf(buf, sizeof(buf), "m%zu", i + 3);
+		assert_int_equal(mockhost_item(f.m, first + i)->offset, i + 3);
+		assert_string_equal(mockhost_item(f.m, first + i)->data, buf);
+	}
+	/* At most max, oldest first. */
+	h = op_history(&f, "h1", epoch, 3, 1, 3, &first, &n);
+	assert_int_equal(h->status, FANOUT_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(mockhost_item(f.m, first)->offset, 4);
+	/* Up to date: nothing to give. */
+	h = op_history(&f, "h1", epoch, 5, 10, 4, &first, &n);
+	assert_int_equal(h->status, FANOUT_OK);
+	assert_int_equal(n, 0);
+	/* Another epoch (or a malformed one): EEPOCH with the current position. */
+	h = op_history(&f, "h1", "stale", 1, 10, 5, &first, &n);
+	assert_int_equal(h->status, FANOUT_EEPOCH);
+	assert_string_equal(h->epoch, epoch);
+	assert_int_equal(h->top, 5);
+	h = op_history(&f, "h1", "bad:epoch", 1, 10, 6, &first, &n);
+	assert_int_equal(h->status, FANOUT_EEPOCH);
+	/* A position past the top of the current epoch means the broker lost
+	 * writes: a new epoch starts, so offsets are never reused. */
+	h = op_history(&f, "h1", epoch, 9, 10, 7, &first, &n);
+	assert_int_equal(h->status, FANOUT_EEPOCH);
+	assert_string_not_equal(h->epoch, epoch);
+	assert_int_equal(h->top, 0);
+	assert_string_equal(op_top(&f, "h1", 8)->epoch, h->epoch);
+	fx_free(&f);
+}
+
+static void test_history_expiry(void **unused)
+{
+	struct fx f = {0};
+	const char *extra[] = {"history_ttl_s", "60", "history_meta_ttl_s", "120", NULL};
+	const struct mock_pos *h;
+	char epoch[VK_EPOCH_MAX + 1];
+	size_t first, n;
+	struct key_arg ka = {&f.br, "fanout:h:{x1}"};
+
+	(void)unused;
+	broker_start(&f.br, NULL);
+	fx_start(&f, extra);
+	fx_up_and_sub(&f, "x1");
+	snprintf(epoch, sizeof(epoch), "%s", sub_of(f.m, "x1")->epoch);
+	publish_n(&f, "x1", "m", 2);
+	assert_true(key_ttl(&f.br, "fanout:h:{x1}") > 0 && key_ttl(&f.br, "fanout:h:{x1}") <= 60);
+	assert_true(key_ttl(&f.br, "fanout:m:{x1}") > 60 && key_ttl(&f.br, "fanout:m:{x1}") <= 120);
+	/* The history expires (made to happen now): the position stays, the
+	 * messages are gone. */
+	freeReplyObject(broker_cmd(&f.br, "PEXPIRE fanout:h:{x1} 1"));
+	assert_true(mockhost_run_until(f.m, pred_key_gone, &ka, 3000));
+	h = op_history(&f, "x1", epoch, 0, 10, 1, &first, &n);
+	assert_int_equal(h->status, FANOUT_ETRUNCATED);
+	assert_int_equal(h->top, 2);
+	publish_n(&f, "x1", "n", 1);
+	assert_int_equal(mockhost_published(f.m, 2)->offset, 3);
+	h = op_history(&f, "x1", epoch, 2, 10, 2, &first, &n);
+	assert_int_equal(h->status, FANOUT_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(mockhost_item(f.m, first)->data, "n1");
+	/* The position expires too: a new epoch from 0. */
+	ka.key = "fanout:m:{x1}";
+	freeReplyObject(broker_cmd(&f.br, "PEXPIRE fanout:m:{x1} 1"));
+	assert_true(mockhost_run_until(f.m, pred_key_gone, &ka, 3000));
+	h = op_top(&f, "x1", 3);
+	assert_int_equal(h->status, FANOUT_OK);
+	assert_string_not_equal(h->epoch, epoch);
+	assert_int_equal(h->top, 0);
+	fx_free(&f);
+}
+
+static void test_flushall_and_reload(void **unused)
+{
+	struct fx f = {0};
+	const struct mock_pos *t;
+	char epoch[VK_EPOCH_MAX + 1], e2[VK_EPOCH_MAX + 1];
+	size_t want = 3;
+
+	(void)unused;
+	broker_start(&f.br, NULL);
+	fx_start(&f, NULL);
+	fx_up_and_sub(&f, "f1");
+	snprintf(epoch, sizeof(epoch), "%s", sub_of(f.m, "f1")->epoch);
+	publish_n(&f, "f1", "m", 2);
+	/* The broker's data is wiped: a new epoch. */
+	freeReplyObject(broker_cmd(&f.br, "FLUSHALL"));
+	t = op_top(&f, "f1", 9);
+	assert_int_equal(t->status, FANOUT_OK);
+	assert_string_not_equal(t->epoch, epoch);
+	assert_int_equal(t->top, 0);
+	snprintf(e2, sizeof(e2), "%s", t->epoch);
+	publish_n(&f, "f1", "n", 1);
+	assert_string_equal(mockhost_published(f.m, 2)->epoch, e2);
+	assert_int_equal(mockhost_published(f.m, 2)->offset, 1);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_n_delivered, &want, 3000));
+	assert_string_equal(mockhost_delivered(f.m, 2)->epoch, e2);
+	assert_int_equal(mockhost_delivered(f.m, 2)->offset, 1);
+	/* The functions are gone (FUNCTION FLUSH, as after a restart without
+	 * persistence): the next call reloads them and is retried once. */
+	freeReplyObject(broker_cmd(&f.br, "FUNCTION FLUSH"));
+	publish_n(&f, "f1", "o", 1);
+	assert_int_equal(mockhost_published(f.m, 3)->offset, 2);
+	assert_int_equal(mockhost_count(f.m, "function_reloads"), 1);
+	freeReplyObject(broker_cmd(&f.br, "FUNCTION FLUSH"));
+	t = op_top(&f, "f1", 10);
+	assert_int_equal(t->status, FANOUT_OK);
+	assert_int_equal(t->top, 2);
+	assert_int_equal(mockhost_count(f.m, "function_reloads"), 2);
+	fx_free(&f);
+}
+
+/* Broker restart with (dir set: append-only file, fsync always) or without
+ * persistence: positions survive, or a new epoch starts. */
+static void restart_positions(int persist)
+{
+	struct fx f = {0};
+	const struct mock_pos *t, *h;
+	char epoch[VK_EPOCH_MAX + 1], dir[] = "/tmp/fanout-vk-XXXXXX";
+	size_t gaps = 1, first, n, want;
+	int port;
+
+	if (persist) {
+		assert_non_null(mkdtemp(dir));
+		snprintf(f.br.dir, sizeof(f.br.dir), "%s", dir);
+	}
+	broker_start(&f.br, NULL);
+	fx_start(&f, NULL);
+	fx_up_and_sub(&f, "rp");
+	snprintf(epoch, sizeof(epoch), "%s", sub_of(f.m, "rp")->epoch);
+	publish_n(&f, "rp", "m", 3);
+	port = f.br.port;
+	broker_kill(&f.br, SIGKILL);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_down, NULL, 3000));
+	broker_start_on(&f.br, port, NULL);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_up, NULL, 10000));
+	assert_true(mockhost_run_until(f.m, mockhost_pred_n_gaps, &gaps, 10000));
+	t = op_top(&f, "rp", 1);
+	assert_int_equal(t->status, FANOUT_OK);
+	if (persist) {
+		assert_string_equal(t->epoch, epoch);
+		assert_int_equal(t->top, 3);
+		h = op_history(&f, "rp", epoch, 0, 10, 2, &first, &n);
+		assert_int_equal(h->status, FANOUT_OK);
+		assert_int_equal(n, 3);
+		assert_string_equal(mockhost_item(f.m, first + 2)->data, "m3");
+	} else {
+		assert_string_not_equal(t->epoch, epoch);
+		assert_int_equal(t->top, 0);
+		h = op_history(&f, "rp", epoch, 3, 10, 2, &first, &n);
+		assert_int_equal(h->status, FANOUT_EEPOCH);
+		assert_string_equal(h->epoch, t->epoch);
+	}
+	/* Live positioned messages continue from there. */
+	want = mockhost_n_delivered(f.m) + 1;
+	publish_n(&f, "rp", "n", 1);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_n_delivered, &want, 3000));
+	assert_int_equal(mockhost_delivered(f.m, want - 1)->offset, persist ? 4 : 1);
+	fx_free(&f);
+	if (persist) {
+		char cmd[128];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		assert_int_equal(system(cmd), 0);
+	}
+}
+
+static void test_restart_persistent(void **unused)
+{
+	(void)unused;
+	restart_positions(1);
+}
+
+static void test_restart_volatile(void **unused)
+{
+	(void)unused;
+	restart_positions(0);
+}
+
+/* Stop a forked publisher. */
+static void child_stop(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	live_set(pid, 0);
+}
+
+/*
+ * Messages published while a subscription's top is read are held back and
+ * released behind subscribed_at() minus those the top covers: the first
+ * message after subscribed_at(top) is top + 1 and none is missed.
+ */
+static void test_hold_until_top(void **unused)
+{
+	struct fx f = {0};
+	const struct mock_sub *s;
+	pid_t pub;
+	size_t want = 100, nd;
+	uint64_t top, final;
+
+	(void)unused;
+	broker_start(&f.br, NULL);
+	fx_start(&f, NULL);
+	fx_up_and_sub(&f, NULL);
+	pub = fork();
+	assert_true(pub >= 0);
+	if (pub == 0) {
+		/* A third-party publisher as fast as it goes, pipelined. */
+		redisContext *c = broker_ctx(&f.br);
+		for (unsigned i = 0; c && !c->err; i++) {
+			redisReply *r;
+			for (int k = 0; k < 8; k++)
+				redisAppendCommand(c, "FCALL fanout_publish 1 hold %u", i * 8 + k);
+			for (int k = 0; k < 8; k++) {
+				if (redisGetReply(c, (void **)&r) != REDIS_OK)
+					_exit(0);
+				freeReplyObject(r);
+			}
+		}
+		_exit(0);
+	}
+	live_set(0, pub);
+	/* Let it run, then subscribe in the middle of the stream. */
+	while (fcall_publish(&f.br, "hold-probe", "x", NULL) > 0 &&
+	       key_ttl(&f.br, "fanout:h:{hold}") < 0)
+		usleep(1000);
+	assert_int_equal(plugin->subscribe(f.st, "hold"), 0);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_subscribed, "hold", 5000));
+	s = sub_of(f.m, "hold");
+	top = s->top;
+	assert_true(top > 0);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_n_delivered, &want, 5000));
+	child_stop(pub);
+	/* Commands the publisher had in flight may still run: wait until the
+	 * top stands still and everything up to it arrived. */
+	final = 0;
+	for (;;) {
+		redisReply *r = broker_cmd(&f.br, "FCALL fanout_top 1 hold");
+		uint64_t now;
+		assert_non_null(r);
+		now = (uint64_t)r->element[1]->integer;
+		freeReplyObject(r);
+		if (now == final)
+			break;
+		final = now;
+		want = (size_t)(final - top);
+		assert_true(mockhost_run_until(f.m, mockhost_pred_n_delivered, &want, 5000));
+		mockhost_run(f.m, 20);
+	}
+	nd = mockhost_n_delivered(f.m);
+	assert_int_equal(nd, final - top);
+	for (size_t i = 0; i < nd; i++)
+		assert_int_equal(mockhost_delivered(f.m, i)->offset, top + 1 + i);
+	print_message("# subscribed at top %llu; %llu held back or live after it, in order\n",
+		      (unsigned long long)top, (unsigned long long)(final - top));
+	fx_free(&f);
+}
+
+/* history_size = 0: plain pub/sub, no functions, no positions. */
+static void test_plain_mode(void **unused)
+{
+	struct fx f = {0};
+	const char *extra[] = {"history_size", "0", NULL};
+	size_t want = 1;
+	redisReply *r;
+
+	(void)unused;
+	broker_start(&f.br, NULL);
+	fx_start(&f, extra);
+	fx_up_and_sub(&f, "pl");
+	assert_null(sub_of(f.m, "pl")->epoch);
+	assert_int_equal(plugin->publish(f.st, "pl", "x", 1, 5), 0);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_n_published, &want, 3000));
+	assert_int_equal(mockhost_published(f.m, 0)->ok, 1);
+	assert_null(mockhost_published(f.m, 0)->epoch);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_n_delivered, &want, 3000));
+	assert_null(mockhost_delivered(f.m, 0)->epoch);
+	assert_int_equal(plugin->top(f.st, "pl", 1), FANOUT_ENOTSUP);
+	r = broker_cmd(&f.br, "FUNCTION LIST");
+	assert_non_null(r);
+	assert_int_equal(r->elements, 0); /* nothing loaded */
+	freeReplyObject(r);
+	fx_free(&f);
+}
+
+static void test_envelope(void **unused)
+{
+	struct vk_pos p;
+	const char *d;
+	size_t n;
+	static const char good[] = "\0fo1:abc-_Z9:42\npay\0load";
+	static const struct {
+		const char *s;
+		size_t n;
+	} bad[] = {
+	    {"\0fo1:", 5},	   {"\0fo1::1\nx", 9},	 {"\0fo1:e:0\nx", 10},
+	    {"\0fo1:e:01\nx", 11}, {"\0fo1:e:1x\n", 10}, {"\0fo1:e:1", 8},
+	    {"\0fo1:e!:1\n", 10},  {"\0fo1:e:-1\n", 10}, {"\0fo1:e:18446744073709551616\n", 29},
+	};
+
+	(void)unused;
+	assert_int_equal(vk_envelope_parse(good, sizeof(good) - 1, &p, &d, &n), VK_ENV_POSITIONED);
+	assert_string_equal(p.epoch, "abc-_Z9");
+	assert_int_equal(p.offset, 42);
+	assert_int_equal(n, 8);
+	assert_memory_equal(d, "pay\0load", 8);
+	assert_int_equal(vk_envelope_parse("\0fo1:e:18446744073709551615\n", 28, &p, &d, &n),
+			 VK_ENV_POSITIONED);
+	assert_true(p.offset == UINT64_MAX);
+	assert_int_equal(n, 0);
+	assert_int_equal(vk_envelope_parse("{\"a\":1}", 7, &p, &d, &n), VK_ENV_PLAIN);
+	assert_int_equal(n, 7);
+	assert_int_equal(vk_envelope_parse("", 0, &p, &d, &n), VK_ENV_PLAIN);
+	assert_int_equal(vk_envelope_parse("\0fo2:e:1\n", 9, &p, &d, &n), VK_ENV_PLAIN);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(vk_envelope_parse(bad[i].s, bad[i].n, &p, &d, &n), VK_ENV_BAD);
+		assert_ptr_equal(d, bad[i].s);
+		assert_int_equal(n, bad[i].n);
+	}
+	{
+		char e[80] = "\0fo1:";
+		memset(e + 5, 'a', 65);
+		memcpy(e + 70, ":1\n", 3);
+		assert_int_equal(vk_envelope_parse(e, 73, &p, &d, &n), VK_ENV_BAD);
+		memcpy(e + 69, ":1\n", 3); /* 64 bytes: the longest epoch */
+		assert_int_equal(vk_envelope_parse(e, 72, &p, &d, &n), VK_ENV_POSITIONED);
+		assert_int_equal(strlen(p.epoch), 64);
+	}
+}
+
 static void test_config_errors(void **unused)
 {
 	struct mockhost *m = mockhost_new();
@@ -683,6 +1211,8 @@ static void test_config_errors(void **unused)
 	    {"url", "redis://h:99999/0", NULL},
 	    {"url", "unix://relative", NULL},
 	    {"username", "u", NULL}, /* without a password */
+	    {"channel_prefix", "{app}:", NULL},
+	    {"history_meta_ttl_s", "10", NULL}, /* shorter than history_ttl_s */
 	};
 
 	(void)unused;
@@ -721,14 +1251,31 @@ static int group_teardown(void **unused)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_config_errors),  cmocka_unit_test(test_subscribe_deliver),
-	    cmocka_unit_test(test_prefix),	   cmocka_unit_test(test_big_payload),
-	    cmocka_unit_test(test_burst_in_order), cmocka_unit_test(test_demand_numsub_batch),
-	    cmocka_unit_test(test_publish),	   cmocka_unit_test(test_broker_restart),
-	    cmocka_unit_test(test_client_kill),	   cmocka_unit_test(test_sigstop_probe),
-	    cmocka_unit_test(test_auth_right),	   cmocka_unit_test(test_auth_url_and_db),
-	    cmocka_unit_test(test_auth_wrong),	   cmocka_unit_test(test_unreachable_then_up),
-	    cmocka_unit_test(test_hostname),	   cmocka_unit_test(test_bad_hostname),
+	    cmocka_unit_test(test_config_errors),
+	    cmocka_unit_test(test_subscribe_deliver),
+	    cmocka_unit_test(test_prefix),
+	    cmocka_unit_test(test_big_payload),
+	    cmocka_unit_test(test_burst_in_order),
+	    cmocka_unit_test(test_demand_numsub_batch),
+	    cmocka_unit_test(test_publish),
+	    cmocka_unit_test(test_broker_restart),
+	    cmocka_unit_test(test_client_kill),
+	    cmocka_unit_test(test_sigstop_probe),
+	    cmocka_unit_test(test_auth_right),
+	    cmocka_unit_test(test_auth_url_and_db),
+	    cmocka_unit_test(test_auth_wrong),
+	    cmocka_unit_test(test_unreachable_then_up),
+	    cmocka_unit_test(test_hostname),
+	    cmocka_unit_test(test_bad_hostname),
+	    cmocka_unit_test(test_envelope),
+	    cmocka_unit_test(test_positions),
+	    cmocka_unit_test(test_history),
+	    cmocka_unit_test(test_history_expiry),
+	    cmocka_unit_test(test_flushall_and_reload),
+	    cmocka_unit_test(test_restart_persistent),
+	    cmocka_unit_test(test_restart_volatile),
+	    cmocka_unit_test(test_hold_until_top),
+	    cmocka_unit_test(test_plain_mode),
 	};
 
 	return cmocka_run_group_tests_name("valkey backend", tests, group_setup, group_teardown);
