@@ -1,7 +1,7 @@
 # conf/cluster.mk — the multi-instance cluster (issue 4): the nginx load
 # balancer configs, the compose demo (compose.yaml, Dockerfile), the
 # loopback demo (scripts/demo.sh), the fresh-machine package list
-# (scripts/install-deps.sh) and their tests. Included from Makefile.am.
+# (scripts/install-deps.sh). Included from Makefile.am.
 #
 # Nothing here is installed: conf/nginx.conf and compose.yaml are used from
 # the source tree (or copied into the images by the Dockerfile).
@@ -16,14 +16,7 @@ EXTRA_DIST += \
 	scripts/demo.sh \
 	scripts/install-deps.sh
 
-CLUSTER_TESTS = \
-	tests/integration/config_validate.sh \
-	tests/integration/cluster_demo.sh \
-	tests/integration/cluster_delivery.mjs \
-	tests/integration/cluster_drain.mjs \
-	tests/integration/cluster_metrics.mjs
-TESTS += $(CLUSTER_TESTS)
-EXTRA_DIST += $(CLUSTER_TESTS) tests/integration/cluster_env.mjs
+# Their tests: tests/integration/local.mk (cluster_*, config_validate.sh).
 
 # `make demo` runs the loopback cluster from this build tree; stop it with
 # Ctrl-C. DEMO_ARGS passes options, e.g. make demo DEMO_ARGS='--port 9000'.

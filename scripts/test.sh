@@ -2,20 +2,28 @@
 # scripts/test.sh — run every test of fanout, the way CI does:
 #   1. a normal build and `make check` (unit, loader, plugin, integration,
 #      browser tests, fuzz corpus replay),
-#   2. the same suite built with clang -fsanitize=address,undefined,
-#   3. libFuzzer harnesses over the project's parsers for a bounded time,
-#   4. `make distcheck` (the tarball builds, installs and uninstalls; its
-#      test run is skipped: steps 1-2 ran the suite).
+#   2. the C tests of that build under valgrind (`make check-valgrind`),
+#   3. the same suite built with clang -fsanitize=address,undefined,
+#   4. libFuzzer harnesses over the project's parsers for a bounded time,
+#   5. `make distcheck` (the tarball builds, installs and uninstalls; its
+#      test run is skipped: steps 1-3 ran the suite).
 # Ends with one line "N passed, N failed" and exits non-zero on any failure.
 #
 #   scripts/test.sh [--quick]     --quick: step 1 only
+#   scripts/test.sh --valgrind    steps 1 (build only) and 2
 # Env: FUZZ_SECONDS (default 15 per harness), JOBS (default 2).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
 jobs=${JOBS:-2}
 quick=0
-[ "${1:-}" = "--quick" ] && quick=1
+valgrind_only=0
+case "${1:-}" in
+--quick) quick=1 ;;
+--valgrind) valgrind_only=1 ;;
+"") ;;
+*) echo "usage: scripts/test.sh [--quick|--valgrind]" >&2; exit 2 ;;
+esac
 passed=0
 failed=0
 
@@ -56,8 +64,37 @@ suite() { # name, configure args...
 }
 
 [ -x configure ] || { log "autoreconf"; autoreconf -fi >/dev/null || exit 1; }
+[ -d node_modules/ws ] ||
+	echo "note: node_modules missing: the node tests will fail until you run 'npm ci' here"
+
+# The C tests of _build/default under valgrind memcheck.
+valgrind_step() {
+	local dir=$top/_build/default
+	log "valgrind ($dir: make check-valgrind)"
+	rm -f "$dir/test-suite.log"
+	(cd "$dir" && make -j1 check-valgrind >valgrind.out 2>&1)
+	grep -E '^(FAIL|ERROR|XPASS):' "$dir/valgrind.out" | head -50
+	count "$dir"
+	if grep -qE '^(FAIL|ERROR):' "$dir/valgrind.out"; then
+		for l in $(grep -lE '^(not ok|ERROR)|ERROR SUMMARY: [1-9]' "$dir"/tests/*/*.log 2>/dev/null); do
+			echo "--- $l"; tail -60 "$l"
+		done
+	fi
+}
+
+if [ $valgrind_only = 1 ]; then
+	mkdir -p _build/default
+	(cd _build/default && "$top/configure" -q >configure.out 2>&1 && make -j"$jobs" >make.out 2>&1) ||
+		{ tail -40 _build/default/make.out; echo "0 passed, 1 failed"; exit 1; }
+	valgrind_step
+	echo
+	echo "$passed passed, $failed failed"
+	[ "$failed" = 0 ]
+	exit
+fi
 
 suite default
+[ $quick = 0 ] && valgrind_step
 if [ $quick = 0 ]; then
   if command -v clang >/dev/null; then
     suite asan CC=clang --enable-asan

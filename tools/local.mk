@@ -1,5 +1,5 @@
 # tools/ — fanout-cli (sub, pub, push, bench) with its own small WebSocket
-# client (wsc.c), its man page and its integration tests.
+# client (wsc.c) and its man page.
 bin_PROGRAMS += tools/fanout-cli
 tools_fanout_cli_SOURCES = \
 	tools/cli.c tools/cli.h \
@@ -16,10 +16,4 @@ CLEANFILES += tools/fanout-cli.1
 EXTRA_DIST += tools/fanout-cli.1.in
 tools/fanout-cli.1: tools/fanout-cli.1.in Makefile
 	$(AM_V_GEN)$(MKDIR_P) tools && $(do_subst) < $(srcdir)/tools/fanout-cli.1.in > $@
-
-CLI_TESTS = \
-	tests/integration/cli_sub_pub.mjs \
-	tests/integration/cli_push.mjs \
-	tests/integration/cli_bench.mjs
-TESTS += $(CLI_TESTS)
-EXTRA_DIST += $(CLI_TESTS)
+# Its tests: tests/integration/local.mk (cli_*.mjs).

@@ -1,5 +1,6 @@
 # tests/integration/ — real fanoutd processes driven over the network.
-# Other parts add their own integration tests from their local.mk.
+# A backend's own integration tests are registered in its plugin's local.mk
+# (plugins/NAME/local.mk: protocol_NAME, valkey_*, filetail_*, dropin.sh).
 # protocol_suite.mjs is the client-protocol suite, run once per backend by
 # the protocol_<backend>.mjs entries (each backend registers its own in its
 # local.mk; fixtures in tests/lib/backends.mjs).
@@ -12,3 +13,22 @@ EXTRA_DIST += tests/integration/protocol_suite.mjs tests/integration/protocol_lo
 # routes and the upgrade gate; run under ASan too (leaks, UB).
 TESTS += tests/integration/security_http.mjs
 EXTRA_DIST += tests/integration/security_http.mjs
+
+# fanout-cli (tools/).
+CLI_TESTS = \
+	tests/integration/cli_sub_pub.mjs \
+	tests/integration/cli_push.mjs \
+	tests/integration/cli_bench.mjs
+TESTS += $(CLI_TESTS)
+EXTRA_DIST += $(CLI_TESTS)
+
+# The multi-instance cluster: nginx configs, the loopback demo, compose.yaml
+# validation (conf/cluster.mk).
+CLUSTER_TESTS = \
+	tests/integration/config_validate.sh \
+	tests/integration/cluster_demo.sh \
+	tests/integration/cluster_delivery.mjs \
+	tests/integration/cluster_drain.mjs \
+	tests/integration/cluster_metrics.mjs
+TESTS += $(CLUSTER_TESTS)
+EXTRA_DIST += $(CLUSTER_TESTS) tests/integration/cluster_env.mjs

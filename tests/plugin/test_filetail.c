@@ -504,14 +504,17 @@ static void pace_recorded(void **state)
 		int64_t want = (ts[i] - ts[0]) / 2, got = (int64_t)(t[i] - t[0]);
 		print_message("# line %d: recorded +%lld ms, speed 2: due +%lld, measured +%lld\n",
 			      i + 1, (long long)(ts[i] - ts[0]), (long long)want, (long long)got);
-		/* Never early (a ms of clock rounding aside); late only loosely. */
-		assert_true(got >= want - 2);
+		/* Never early; late only loosely. t[0] is when line 1's delivery
+		 * was recorded, which on a slow run (valgrind, a loaded machine)
+		 * is a few ms after the base the backend schedules from: allow
+		 * that much (10 ms) besides clock rounding. */
+		assert_true(got >= want - 10);
 		assert_true(got <= want + 250);
 		/* In order, never two at once. */
 		assert_true(t[i] > t[i - 1]);
 	}
 	/* The whole run keeps the recorded span. */
-	assert_true(t[4] - t[0] >= 650 - 2);
+	assert_true(t[4] - t[0] >= 650 - 10);
 }
 
 /* pace = rate: lines spaced by 1/rate. */
