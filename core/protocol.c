@@ -33,8 +33,6 @@
 
 #include "protocol.h"
 
-#define MSG_CHANNEL "channel must be 1-200 bytes of [A-Za-z0-9_.:/-]"
-
 static void set_err(struct proto_error *err, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -64,6 +62,8 @@ int proto_channel_valid(const char *s, size_t len)
 
 	if (!s || len < 1 || len > PROTO_CHANNEL_MAX)
 		return 0;
+	if (len >= 2 && s[0] == '_' && s[1] == '_')
+		return 0; /* reserved for backends' internal channels */
 	for (size_t i = 0; i < len; i++)
 		if (!ok[(unsigned char)s[i]])
 			return 0;
@@ -271,7 +271,7 @@ int proto_parse(const char *frame, size_t len, struct proto_request *req, struct
 		goto fail;
 	}
 	if (!proto_channel_valid(json_string_value(ch), json_string_length(ch))) {
-		set_err(err, PROTO_E_BAD_CHANNEL, MSG_CHANNEL);
+		set_err(err, PROTO_E_BAD_CHANNEL, PROTO_CHANNEL_RULE);
 		goto fail;
 	}
 	memcpy(req->channel, json_string_value(ch), json_string_length(ch));

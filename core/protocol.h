@@ -14,6 +14,8 @@
 #define PROTO_VERSION	  "0.1.0"
 #define PROTO_CHANNEL_MAX 200 /* bytes */
 #define PROTO_ID_MAX	  128 /* bytes of the id's JSON text */
+/* The text of a bad_channel error. */
+#define PROTO_CHANNEL_RULE "channel must be 1-200 bytes of [A-Za-z0-9_.:/-], not starting with __"
 
 enum proto_type {
 	PROTO_SUBSCRIBE = 1,
@@ -64,7 +66,11 @@ struct proto_error {
 int proto_parse(const char *frame, size_t len, struct proto_request *req, struct proto_error *err);
 void proto_request_clear(struct proto_request *req);
 
-/* 1..200 bytes of [A-Za-z0-9_.:/-]. */
+/*
+ * 1..200 bytes of [A-Za-z0-9_.:/-], not starting with "__": that prefix is
+ * reserved for backends' internal channels (the valkey backend's probe), so
+ * no client can subscribe to, unsubscribe from or publish on one.
+ */
 int proto_channel_valid(const char *s, size_t len);
 
 /*

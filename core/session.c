@@ -291,8 +291,7 @@ static int query_channel(void *arg, const char *channel, size_t len)
 	struct session *s = arg;
 	char name[PROTO_CHANNEL_MAX + 1];
 	if (!proto_channel_valid(channel, len)) {
-		session_send_error(s, "", PROTO_E_BAD_CHANNEL,
-				   "channel must be 1-200 bytes of [A-Za-z0-9_.:/-]");
+		session_send_error(s, "", PROTO_E_BAD_CHANNEL, PROTO_CHANNEL_RULE);
 		return 0;
 	}
 	memcpy(name, channel, len);

@@ -75,7 +75,8 @@ export class FanoutError extends Error {
   }
 }
 
-const CHANNEL_RE = /^[A-Za-z0-9_.:/-]{1,200}$/;
+// 1-200 bytes of [A-Za-z0-9_.:/-]; a leading "__" is reserved for backends.
+const CHANNEL_RE = /^(?!__)[A-Za-z0-9_.:/-]{1,200}$/;
 
 /**
  * A fanout connection that stays up: it reconnects on loss and resubscribes.

@@ -105,6 +105,10 @@ int pub_publish(void *state, const char *channel, const void *data, size_t len, 
 		count(vk, "publish_overflow", 1);
 		return FANOUT_EUNAVAIL;
 	}
+	if (vk_reserved(channel)) {
+		vk->host->published(vk->b, token, 0);
+		return 0;
+	}
 	if (cn->phase != C_READY) {
 		count(vk, "publish_unavailable", 1);
 		vk->host->published(vk->b, token, 0);

@@ -200,6 +200,12 @@ static inline void count(struct vk *vk, const char *ev, uint64_t d)
 		vk->host->count(vk->b, ev, d);
 }
 
+/* A name in the backends' reserved namespace ("__", where the probe lives). */
+static inline bool vk_reserved(const char *channel)
+{
+	return channel[0] == '_' && channel[1] == '_';
+}
+
 /* valkey.c */
 void vk_log_failure(struct vk *vk, char *last, size_t lastsz, enum fanout_log_level lvl,
 		    const char *what);

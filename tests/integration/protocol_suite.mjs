@@ -90,6 +90,9 @@ export async function runProtocolSuite(fx) {
     await ask({ type: 'subscribe', id: 3 }, 'bad_request');
     await ask({ type: 'subscribe', channel: 'spaces are bad', id: 'x4' }, 'bad_channel');
     await ask({ type: 'subscribe', channel: 'a'.repeat(201), id: 5 }, 'bad_channel');
+    await ask({ type: 'subscribe', channel: '__reserved', id: 'r1' }, 'bad_channel'); // backends' namespace
+    await ask({ type: 'unsubscribe', channel: '__reserved', id: 'r2' }, 'bad_channel');
+    await ask({ type: 'publish', channel: '__reserved', data: 1, id: 'r3' }, 'bad_channel');
     await ask({ type: 'subscribe', channel: 'nobody.serves.this', id: 6 }, 'no_backend');
     await ask({ type: 'publish', channel: 'news.x', id: 7 }, 'bad_request'); // no data
     await ask('[1,2,3]', 'bad_json');

@@ -1,10 +1,11 @@
 // valkey_basic.mjs — the valkey backend through the real fanoutd and a real
 // redis-server/valkey-server: redis-cli PUBLISH reaches every subscriber,
 // JSON and non-JSON payloads, a 10,000-message burst in order, and demand-
-// driven SUBSCRIBE/UNSUBSCRIBE seen with PUBSUB NUMSUB.
+// driven SUBSCRIBE/UNSUBSCRIBE seen with PUBSUB NUMSUB, and the backend's
+// probe channel out of clients' reach (the reserved "__" namespace).
 import assert from 'node:assert/strict';
 import { tap } from '../lib/tap.mjs';
-import { startRedis, startFanoutd, wsClient, waitFor, run, REDIS_CLI } from '../lib/harness.mjs';
+import { startRedis, startFanoutd, wsClient, waitFor, run, parseMetrics, REDIS_CLI } from '../lib/harness.mjs';
 
 const t = tap();
 const ini = (r, extra = '') => `[server]
@@ -85,6 +86,43 @@ await t.test('client publish goes through the broker', async () => {
   const m = await waitFor(() => c.frames.find((x) => x.type === 'message' && x.channel === 'echo'), { what: 'echo message' });
   assert.deepEqual(m.data, { hi: 1 });
   await c.close();
+});
+
+// Issue 11, hole 4: a client could subscribe to and unsubscribe from the
+// backend's probe channel, which broke the probe: backend down, a gap to
+// every client, repeatably. Channel names starting with "__" are reserved.
+await t.test('the probe channel is out of reach: refused, the backend stays up, no gap', async () => {
+  const g = await startFanoutd({ ini: ini(r, 'probe_interval_ms = 100\nprobe_timeout_ms = 400'), instance: 'probed', wait: 'ready' });
+  try {
+    const probe = (await r.cli('PUBSUB', 'CHANNELS', '__fanout_probe:probed:*')).trim();
+    assert.match(probe, /^__fanout_probe:probed:[0-9a-f]{16}$/);
+    const bystander = await wsClient(g.ws);
+    await bystander.subscribe('bystander');
+    const c = await wsClient(g.ws);
+    for (let i = 0; i < 3; i++) {
+      for (const type of ['subscribe', 'unsubscribe']) {
+        c.send({ type, channel: probe, id: `${type}${i}` });
+        const e = await c.next((x) => x.id === `${type}${i}`);
+        assert.equal(e.code, 'bad_channel', JSON.stringify(e));
+      }
+    }
+    const q = await wsClient(`${g.ws}?channel=${encodeURIComponent(probe)}`);
+    assert.equal((await q.next('error')).code, 'bad_channel');
+    // Eight probe rounds later (the broker counts PUBLISH calls): still up,
+    // the probe still subscribed, no reconnect, no gap.
+    const publishes = async () => Number(((await r.cli('INFO', 'commandstats')).match(/cmdstat_publish:calls=(\d+)/) || [0, 0])[1]);
+    const p0 = await publishes();
+    await waitFor(async () => (await publishes()) >= p0 + 8, { what: 'eight probe rounds' });
+    assert.equal(await numsub(probe), 1);
+    assert.equal((await g.http('/readyz')).status, 200);
+    const m = parseMetrics((await g.http('/metrics')).body);
+    for (const ev of ['probe_timeouts', 'reconnects', 'subscribe_errors'])
+      assert.equal(m[`fanout_backend_events_total{backend="valkey",event="${ev}"}`] || 0, 0, ev);
+    assert.equal(bystander.frames.filter((x) => x.type === 'gap').length, 0);
+    await Promise.all([bystander.close(), c.close(), q.close()]);
+  } finally {
+    assert.equal(await g.stop(), 0);
+  }
 });
 
 assert.equal(await f.stop(), 0);

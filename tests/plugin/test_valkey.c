@@ -1202,6 +1202,36 @@ static void test_envelope(void **unused)
 	}
 }
 
+/* The backend refuses the reserved namespace itself too (fanoutd already
+ * does): the probe channel stays subscribed, the backend up. */
+static void test_reserved(void **unused)
+{
+	struct fx f = {0};
+	redisReply *r;
+	char probe[128];
+	size_t want = 1;
+
+	(void)unused;
+	broker_start(&f.br, NULL);
+	fx_start(&f, NULL);
+	fx_up_and_sub(&f, NULL);
+	r = broker_cmd(&f.br, "PUBSUB CHANNELS __fanout_probe:*");
+	assert_non_null(r);
+	assert_int_equal(r->elements, 1);
+	snprintf(probe, sizeof(probe), "%s", r->element[0]->str);
+	freeReplyObject(r);
+	assert_int_equal(plugin->subscribe(f.st, probe), 0);
+	assert_int_equal(mockhost_n_subscribed_for(f.m, probe, 0), 1);
+	assert_int_equal(plugin->unsubscribe(f.st, probe), 0);
+	assert_int_equal(plugin->publish(f.st, probe, "1", 1, 3), 0);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_n_published, &want, 3000));
+	assert_int_equal(mockhost_published(f.m, 0)->ok, 0);
+	mockhost_run(f.m, 100);
+	assert_int_equal(numsub(&f.br, probe), 1);
+	assert_true(mockhost_pred_up(f.m, NULL));
+	fx_free(&f);
+}
+
 static void test_config_errors(void **unused)
 {
 	struct mockhost *m = mockhost_new();
@@ -1276,6 +1306,7 @@ int main(void)
 	    cmocka_unit_test(test_restart_volatile),
 	    cmocka_unit_test(test_hold_until_top),
 	    cmocka_unit_test(test_plain_mode),
+	    cmocka_unit_test(test_reserved),
 	};
 
 	return cmocka_run_group_tests_name("valkey backend", tests, group_setup, group_teardown);

@@ -160,6 +160,7 @@ await t.test('a rejected subscribe rejects and forgets the channel', async () =>
   c.connect();
   up();
   await assert.rejects(c.subscribe('bad channel!'), (e) => e.code === 'bad_channel'); // checked locally
+  await assert.rejects(c.subscribe('__reserved'), (e) => e.code === 'bad_channel'); // backends' namespace
   const p = c.subscribe('secret');
   ws().frame({ type: 'error', code: 'forbidden', message: 'no', id: ws().last('subscribe').id });
   await assert.rejects(p, (e) => e.code === 'forbidden');

@@ -304,6 +304,12 @@ static void test_channel_valid(void **state)
 	assert_false(proto_channel_valid("a\0", 2));
 	assert_false(proto_channel_valid("a#", 2));
 	assert_false(proto_channel_valid("\xc3\xa9", 2));
+	/* "__" starts the backends' reserved namespace (the valkey probe). */
+	assert_false(proto_channel_valid("__", 2));
+	assert_false(proto_channel_valid("__fanout_probe:c1:0123456789abcdef", 34));
+	assert_true(proto_channel_valid("_", 1));
+	assert_true(proto_channel_valid("_a_", 3));
+	assert_true(proto_channel_valid("a__", 3));
 	char ch[PROTO_CHANNEL_MAX + 1];
 	memset(ch, 'x', sizeof(ch));
 	assert_true(proto_channel_valid(ch, PROTO_CHANNEL_MAX));
