@@ -148,6 +148,12 @@ static const char *host_name(struct fanout_backend *b)
 	return b->cfg->name;
 }
 
+static const char *const *host_channels(struct fanout_backend *b, size_t *n)
+{
+	*n = b->cfg->n_channels;
+	return (const char *const *)b->cfg->channels;
+}
+
 static uint64_t host_now_ms(struct fanout_backend *b)
 {
 	return loop_now_ms();
@@ -197,6 +203,7 @@ static const struct fanout_host host_table = {
     .top_done = host_top_done,
     .history_item = host_history_item,
     .history_done = host_history_done,
+    .channels = host_channels,
 };
 
 /* ---- loading ---- */

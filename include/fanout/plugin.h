@@ -155,7 +155,7 @@ extern "C" {
 #endif
 
 #define FANOUT_ABI_MAJOR 1
-#define FANOUT_ABI_MINOR 1
+#define FANOUT_ABI_MINOR 2
 
 /* The name of the one exported symbol, as C identifier and as a string. */
 #define FANOUT_PLUGIN_SYMBOL	  fanout_plugin_v1
@@ -470,6 +470,17 @@ struct fanout_host {
 	 */
 	void (*history_done)(struct fanout_backend *b, uint64_t token, int status,
 			     const char *epoch, uint64_t top);
+
+	/* ---- ABI 1.2 ---- */
+
+	/*
+	 * The `channels` globs of this backend's [backend NAME] section (the
+	 * host's key, never passed as an option), in file order; *n receives
+	 * their number (at least 1: the default is "*"). Borrowed, valid until
+	 * destroy() returns. For a backend that maps the channels it serves
+	 * onto broker-side objects, e.g. the subjects of a JetStream stream.
+	 */
+	const char *const *(*channels)(struct fanout_backend *b, size_t *n);
 
 	/* Append new services here and bump FANOUT_ABI_MINOR. */
 };

@@ -22,14 +22,14 @@ const withPlugin = (p, more = '') => `[server]\n\n[backend b]\nplugin = ${p}\n${
 await t.test('a plugin built for another ABI major is refused (exit 4, both versions named)', async () => {
   const r = await fanoutd(withPlugin(bad('major')));
   assert.equal(r.code, 4, r.stderr);
-  assert.match(r.stderr, /bad_major\.so.*ABI 99\.0.*speaks 1\.1/);
+  assert.match(r.stderr, /bad_major\.so.*ABI 99\.0.*speaks 1\.2/);
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
 });
 
 await t.test('a plugin built for a newer ABI minor is refused (exit 4)', async () => {
   const r = await fanoutd(withPlugin(bad('minor')));
   assert.equal(r.code, 4, r.stderr);
-  assert.match(r.stderr, /bad_minor\.so.*ABI 1\.2.*speaks 1\.1/);
+  assert.match(r.stderr, /bad_minor\.so.*ABI 1\.3.*speaks 1\.2/);
 });
 
 await t.test('a .so without the entry symbol is refused (exit 4)', async () => {
@@ -127,7 +127,7 @@ await t.test('a usage error exits 2; --version exits 0', async () => {
   assert.equal(r.code, 2);
   r = await run(FANOUTD, ['--version']);
   assert.equal(r.code, 0);
-  assert.match(r.stdout, /fanoutd 0\.1\.0 \(plugin ABI 1\.1\)/);
+  assert.match(r.stdout, /fanoutd 0\.1\.0 \(plugin ABI 1\.2\)/);
 });
 
 t.done();

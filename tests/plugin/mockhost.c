@@ -74,6 +74,8 @@ struct mockhost {
 	char instance[128];
 	char name[64];
 	int quiet;
+	const char *const *channels; /* channels(): set by the test, default {"*"} */
+	size_t n_channels;
 
 	struct fanout_watch *watches;
 	struct fanout_timer *timers;
@@ -365,6 +367,18 @@ static const char *host_name(struct fanout_backend *b)
 	return b->m->name;
 }
 
+static const char *const *host_channels(struct fanout_backend *b, size_t *n)
+{
+	static const char *const all[] = {"*"};
+
+	if (b->m->channels) {
+		*n = b->m->n_channels;
+		return b->m->channels;
+	}
+	*n = 1;
+	return all;
+}
+
 static uint64_t host_now_ms(struct fanout_backend *b)
 {
 	(void)b;
@@ -436,6 +450,7 @@ struct mockhost *mockhost_new(void)
 	    .top_done = host_top_done,
 	    .history_item = host_history_item,
 	    .history_done = host_history_done,
+	    .channels = host_channels,
 	};
 	return m;
 }
@@ -458,6 +473,12 @@ void mockhost_set_instance(struct mockhost *m, const char *instance)
 void mockhost_set_name(struct mockhost *m, const char *name)
 {
 	snprintf(m->name, sizeof(m->name), "%s", name);
+}
+
+void mockhost_set_channels(struct mockhost *m, const char *const *globs, size_t n)
+{
+	m->channels = n ? globs : NULL;
+	m->n_channels = n;
 }
 
 void mockhost_set_quiet(struct mockhost *m, int quiet)

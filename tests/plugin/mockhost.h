@@ -104,6 +104,8 @@ struct fanout_backend *mockhost_backend(struct mockhost *m);
 void mockhost_set_instance(struct mockhost *m, const char *instance); /* default "mock" */
 void mockhost_set_name(struct mockhost *m, const char *name);	      /* default "test" */
 void mockhost_set_quiet(struct mockhost *m, int quiet); /* 1: do not echo logs to stderr */
+/* What channels() answers (borrowed until mockhost_free; n 0: the default {"*"}). */
+void mockhost_set_channels(struct mockhost *m, const char *const *globs, size_t n);
 
 /*
  * dlopen(path, RTLD_NOW | RTLD_LOCAL) and return its FANOUT_PLUGIN_SYMBOL

@@ -88,10 +88,10 @@ static void t_check_plugin(void **state)
 	assert_int_equal(contract_check_plugin(&good, why, sizeof(why)), 0);
 
 	p.abi_major = FANOUT_ABI_MAJOR + 1;
-	refused(&p, "built for plugin ABI 2.1, this fanoutd speaks 1.1");
+	refused(&p, "built for plugin ABI 2.2, this fanoutd speaks 1.2");
 	p = good;
 	p.abi_minor = FANOUT_ABI_MINOR + 1;
-	refused(&p, "built for plugin ABI 1.2");
+	refused(&p, "built for plugin ABI 1.3");
 	p = good;
 	p.abi_minor = 0; /* older minors load */
 	p.struct_size = CONTRACT_PLUGIN_MIN_SIZE;
