@@ -36,7 +36,7 @@ enum clients_admit clients_add(struct client *c)
 	if (draining)
 		return CLIENTS_DRAINING;
 	if (n_clients > max_clients) {
-		metrics.clients_rejected_max++;
+		metrics.refused[REFUSE_MAX_CLIENTS]++; /* the transport logs it */
 		return CLIENTS_FULL;
 	}
 	return CLIENTS_OK;

@@ -36,6 +36,8 @@
 
 #include "config.h"
 #include "log.h"
+#include "netaddr.h"
+#include "origin.h"
 
 #ifndef FANOUT_WEB_ROOT
 #define FANOUT_WEB_ROOT "/usr/local/share/fanout/web"
@@ -74,7 +76,13 @@ struct skey {
 	size_t off_n; /* K_LIST: the count field */
 	unsigned flags;
 	const char *help;
+	/* optional: check one value (K_STR) or each item (K_LIST); 0 or -1
+	 * with *why */
+	int (*check)(const char *v, const char **why);
 };
+
+static int check_origin(const char *v, const char **why);
+static int check_cidr(const char *v, const char **why);
 
 #define OFF(f) offsetof(struct config, f)
 
@@ -110,7 +118,13 @@ static const struct skey server_keys[] = {
     {"allow_publish", K_BOOL, "false", 0, 1, OFF(allow_publish), 0, 0,
      "whether clients may publish"},
     {"allowed_origins", K_LIST, "*", 0, 0, OFF(allowed_origins), OFF(n_allowed_origins),
-     KF_NONEMPTY, "Origin headers accepted at upgrade; * = any"},
+     KF_NONEMPTY,
+     "Origin headers accepted at upgrade; * = any",
+     check_origin},
+    {"trusted_proxies", K_LIST, "", 0, 0, OFF(trusted_proxies), OFF(n_trusted_proxies), 0,
+     "proxies (addresses or CIDR networks) whose X-Forwarded-For is believed", check_cidr},
+    {"max_connections_per_ip", K_INT, "0", 0, 1000000, OFF(max_connections_per_ip), 0, 0,
+     "open connections per client address; over: closed (429 behind a proxy); 0: off"},
     {"channels", K_LIST, "*", 0, 0, OFF(channels), OFF(n_channels), KF_NONEMPTY,
      "globs of channel names clients may use"},
     {"permessage_deflate", K_BOOL, "false", 0, 1, OFF(permessage_deflate), 0, 0,
@@ -417,6 +431,18 @@ static int parse_bool_checked(const char *v, int *out, const char **why)
 
 /* Set one server key from text. Returns 0, or -1 with *why (a static
  * string, or why_buf). */
+static int check_origin(const char *v, const char **why)
+{
+	struct origin o;
+	return strcmp(v, "*") ? origin_pattern_parse(v, &o, why) : 0;
+}
+
+static int check_cidr(const char *v, const char **why)
+{
+	struct cidr c;
+	return cidr_parse(v, &c, why);
+}
+
 static int set_server(struct config *c, const struct skey *k, const char *v, const char **why)
 {
 	long long n;
@@ -431,6 +457,8 @@ static int set_server(struct config *c, const struct skey *k, const char *v, con
 			*why = "must start with '/'";
 			return -1;
 		}
+		if (k->check && k->check(v, why))
+			return -1;
 		char *s = strdup(v);
 		if (!s)
 			goto oom;
@@ -479,6 +507,13 @@ static int set_server(struct config *c, const struct skey *k, const char *v, con
 			*why = "empty list";
 			return -1;
 		}
+		for (size_t i = 0; k->check && i < cnt; i++)
+			if (k->check(list[i], why)) {
+				snprintf(why_buf, sizeof(why_buf), "\"%.80s\": %s", list[i], *why);
+				*why = why_buf;
+				free_list(list);
+				return -1;
+			}
 		char ***dst = field(c, k->off);
 		free_list(*dst);
 		*dst = list;

@@ -67,7 +67,10 @@ struct config {
 	int allow_publish;	   /* bool */
 	char **allowed_origins;	   /* {"*"} = any */
 	size_t n_allowed_origins;
-	char **channels; /* globs a client may use; {"*"} = any valid name */
+	char **trusted_proxies; /* addresses / CIDR networks whose X-Forwarded-For is believed */
+	size_t n_trusted_proxies;
+	long long max_connections_per_ip; /* 0 = off */
+	char **channels;		  /* globs a client may use; {"*"} = any valid name */
 	size_t n_channels;
 	int permessage_deflate; /* bool, default false */
 	int log_level;		/* enum log_level */

@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "clients.h"
 #include "config.h"
+#include "gate.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -53,42 +54,69 @@ const struct lws_http_mount *http_mounts(const struct config *c)
 	return mounts;
 }
 
-/*
- * Write the whole response — status line, headers and body — in one
- * lws_write (lws keeps any part the socket does not take and sends it on
- * POLLOUT) and complete the transaction at once. A response left waiting for
- * a WRITEABLE callback lets lws parse the next pipelined request into the
- * same connection before this one is done: its body was then overwritten
- * (leaked) and the next response came out without one. Returns what the
- * LWS_CALLBACK_HTTP handler returns: 0 to keep the connection, -1 to close.
- */
-static int respond(struct lws *wsi, int status, const char *ctype, struct buf *body)
+int http_send(struct lws *wsi, int status, const char *ctype, const void *body, size_t len,
+	      unsigned flags)
 {
-	unsigned char hdr[512], *p = hdr, *end = hdr + sizeof(hdr) - 1;
-	int rc = -1;
+	unsigned char hdr[1024], *p = hdr, *end = hdr + sizeof(hdr) - 1;
 
-	if (body->oom ||
-	    lws_add_http_common_headers(wsi, (unsigned)status, ctype, body->len, &p, end) ||
+	if (lws_add_http_common_headers(wsi, (unsigned)status, ctype, len, &p, end) ||
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-					 (const unsigned char *)"no-store", 8, &p, end) ||
-	    lws_finalize_http_header(wsi, &p, end))
-		goto out;
-	size_t hlen = (size_t)(p - hdr), n = hlen + body->len;
+					 (const unsigned char *)"no-store", 8, &p, end))
+		return -1;
+	if ((flags & HTTP_CLOSE) &&
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
+					 5, &p, end))
+		return -1;
+	if (lws_finalize_http_header(wsi, &p, end))
+		return -1;
+	size_t hlen = (size_t)(p - hdr), n = hlen + ((flags & HTTP_HEAD) ? 0 : len);
 	unsigned char *out = malloc(LWS_PRE + n);
 	if (!out)
-		goto out;
+		return -1;
 	memcpy(out + LWS_PRE, hdr, hlen);
-	memcpy(out + LWS_PRE + hlen, buf_data(body), body->len);
+	if (n > hlen)
+		memcpy(out + LWS_PRE + hlen, body, len);
 	int w = lws_write(wsi, out + LWS_PRE, n, LWS_WRITE_HTTP_FINAL);
 	free(out);
-	/* A response the socket did not take whole: lws would parse pipelined
-	 * input while the rest waits (into the finished request's headers),
-	 * so flush it and close instead of keeping the connection. */
-	if (w >= 0 && !lws_partial_buffered(wsi) && !lws_http_transaction_completed(wsi))
-		rc = 0;
-out:
-	buf_free(body);
+	return w < 0 ? -1 : 0;
+}
+
+int http_error(struct lws *wsi, int status, const char *message, unsigned flags)
+{
+	struct buf b;
+	buf_init(&b, 0);
+	buf_puts(&b, "{\"error\":");
+	json_append_string(&b, message, strlen(message), NULL);
+	buf_puts(&b, "}\n");
+	int rc =
+	    b.oom ? -1 : http_send(wsi, status, "application/json", buf_data(&b), b.len, flags);
+	buf_free(&b);
 	return rc;
+}
+
+/*
+ * Complete the transaction of a response written whole by http_send().
+ * A response left waiting for a WRITEABLE callback lets lws parse the next
+ * pipelined request into the same connection before this one is done (its
+ * body was then overwritten — leaked — and the next response came out
+ * without one), so every answer is written in one piece in the HTTP
+ * callback. A response the socket did not take whole is flushed and the
+ * connection closed: lws would parse pipelined input into the finished
+ * request's headers while the rest waits. Returns what the LWS_CALLBACK_HTTP
+ * handler returns: 0 to keep the connection, -1 to close it.
+ */
+static int finish(struct lws *wsi, int sent)
+{
+	if (sent < 0 || lws_partial_buffered(wsi))
+		return -1;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int respond(struct lws *wsi, int status, const char *ctype, struct buf *body)
+{
+	int rc = body->oom ? -1 : http_send(wsi, status, ctype, buf_data(body), body->len, 0);
+	buf_free(body);
+	return finish(wsi, rc);
 }
 
 static int on_http(struct lws *wsi)
@@ -99,9 +127,7 @@ static int on_http(struct lws *wsi)
 	struct buf body;
 
 	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0)
-		return lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, NULL) ? -1
-		       : lws_http_transaction_completed(wsi)			  ? -1
-										  : 0;
+		return finish(wsi, http_error(wsi, 404, "not found", 0));
 	buf_init(&body, 0);
 	if (!strcmp(uri, "/healthz")) {
 		buf_puts(&body, "{\"status\":\"ok\"}\n");
@@ -136,8 +162,8 @@ static int on_http(struct lws *wsi)
 		else
 			metrics_render(&body, clients_draining());
 	} else {
-		status = 404;
-		buf_puts(&body, "{\"error\":\"not found\"}\n");
+		buf_free(&body);
+		return finish(wsi, http_error(wsi, 404, "not found", 0));
 	}
 	return respond(wsi, status, ctype, &body);
 }
@@ -145,9 +171,16 @@ static int on_http(struct lws *wsi)
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 			 size_t len)
 {
-	if (reason == LWS_CALLBACK_HTTP)
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
 		return on_http(wsi);
-	return 0;
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return gate_upgrade(wsi);
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return 1; /* never a WebSocket */
+	default:
+		return 0;
+	}
 }
 
 const struct lws_protocols http_protocol = {

@@ -20,6 +20,11 @@ core_libfanoutcore_a_SOURCES = \
 	core/hub.c core/hub.h \
 	core/session.c core/session.h \
 	core/http.c core/http.h \
+	core/netaddr.c core/netaddr.h \
+	core/origin.c core/origin.h \
+	core/conn.c core/conn.h \
+	core/refuse.c core/refuse.h \
+	core/gate.c core/gate.h \
 	core/server.c core/server.h \
 	core/workers.c core/workers.h
 core_libfanoutcore_a_CPPFLAGS = $(AM_CPPFLAGS) $(LWS_CFLAGS) $(JANSSON_CFLAGS) $(INIH_CFLAGS) \

@@ -275,6 +275,8 @@ static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	struct fanout_watch *w;
 
 	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return 1; /* never a WebSocket (the upgrade gate refuses first) */
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		dispatch_begin();
 		post_drain();

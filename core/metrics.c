@@ -18,6 +18,16 @@ static const char *const err_codes[ME__COUNT] = {
     PROTO_E_FORBIDDEN, PROTO_E_TOO_MANY_SUBS, PROTO_E_NO_BACKEND,   PROTO_E_BACKEND_UNAVAIL,
 };
 
+static const char *const refuse_names[REFUSE__COUNT] = {
+    "max_clients", "origin",  "path",	      "subprotocol", "per_ip",	"token",
+    "bad_request", "headers", "url_too_long", "method",	     "api_key", "timeout",
+};
+
+const char *refuse_reason_name(enum refuse_reason r)
+{
+	return r < REFUSE__COUNT ? refuse_names[r] : "?";
+}
+
 int metric_err_index(const char *code)
 {
 	for (int i = 0; i < ME__COUNT; i++)
@@ -43,12 +53,11 @@ void metrics_render_core(struct buf *o)
 	one(o, "fanout_clients", "gauge", "Connected WebSocket clients.", m->clients);
 	one(o, "fanout_clients_accepted_total", "counter", "WebSocket clients accepted.",
 	    m->clients_accepted_total);
-	head(o, "fanout_clients_rejected_total", "counter",
-	     "Clients closed right after the upgrade, by reason.");
-	buf_printf(o, "fanout_clients_rejected_total{reason=\"max_clients\"} %lld\n",
-		   m->clients_rejected_max);
-	buf_printf(o, "fanout_clients_rejected_total{reason=\"origin\"} %lld\n",
-		   m->clients_rejected_origin);
+	head(o, "fanout_refused_total", "counter",
+	     "Connections and requests refused before or right after the upgrade, by reason.");
+	for (int i = 0; i < REFUSE__COUNT; i++)
+		buf_printf(o, "fanout_refused_total{reason=\"%s\"} %lld\n", refuse_names[i],
+			   m->refused[i]);
 	one(o, "fanout_clients_closed_too_big_total", "counter",
 	    "Clients closed 1009 for a frame over max_message_bytes.", m->clients_closed_too_big);
 	one(o, "fanout_slow_client_disconnects_total", "counter",

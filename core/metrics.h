@@ -20,11 +20,30 @@ enum metric_err {
 	ME__COUNT
 };
 
+/* Why a connection or request was refused before (or right after) the
+ * upgrade; each is a fanout_refused_total{reason=...} series. */
+enum refuse_reason {
+	REFUSE_MAX_CLIENTS, /* close 1013 at max_clients */
+	REFUSE_ORIGIN,	    /* 403: Origin absent from allowed_origins or unparsable */
+	REFUSE_PATH,	    /* 404: upgrade to a path that is no WebSocket endpoint */
+	REFUSE_SUBPROTOCOL, /* 400: a Sec-WebSocket-Protocol the endpoint does not speak */
+	REFUSE_PER_IP,	    /* TCP close / 429 at max_connections_per_ip */
+	REFUSE_TOKEN,	    /* 401: no or bad token (sec-auth) */
+	REFUSE_BAD_REQUEST, /* 400: malformed request or upgrade */
+	REFUSE_HEADERS,	    /* 431: request head over the limit */
+	REFUSE_URL,	    /* 414: URL over the limit */
+	REFUSE_METHOD,	    /* 405 */
+	REFUSE_API_KEY,	    /* 401: /api/publish without the right key */
+	REFUSE_TIMEOUT,	    /* handshake or idle timeout */
+	REFUSE__COUNT
+};
+
+/* The label value of a reason ("origin", "per_ip", ...). */
+const char *refuse_reason_name(enum refuse_reason r);
+
 struct metrics {
 	long long clients;		   /* gauge: connected ws sessions */
 	long long clients_accepted_total;  /* ws sessions established */
-	long long clients_rejected_max;	   /* closed 1013 at max_clients */
-	long long clients_rejected_origin; /* closed 1008 */
 	long long clients_closed_too_big;  /* closed 1009 */
 	long long slow_client_disconnects; /* closed 4001 */
 	long long subscriptions;	   /* gauge */
@@ -40,9 +59,10 @@ struct metrics {
 	long long queue_bytes;		   /* gauge: bytes queued over all sessions */
 	long long deliveries;		   /* frames queued to subscribers */
 	long long publish_ok, publish_failed;
-	long long gaps;		      /* gap notices queued */
-	long long channel_limit_hits; /* subscribe refused at max_channels */
-	long long errors[ME__COUNT];  /* protocol errors by code */
+	long long gaps;			  /* gap notices queued */
+	long long channel_limit_hits;	  /* subscribe refused at max_channels */
+	long long errors[ME__COUNT];	  /* protocol errors by code */
+	long long refused[REFUSE__COUNT]; /* refusals by reason */
 };
 
 extern struct metrics metrics;

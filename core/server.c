@@ -22,6 +22,8 @@
 
 #define LOG_TAG "server"
 #include "clients.h"
+#include "conn.h"
+#include "gate.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"
@@ -41,10 +43,19 @@ static void accept_resume(struct fanout_timer *t, void *arg)
 		loop_watch_set(accept_watch, FANOUT_FD_READ);
 }
 
+/* The conn being adopted, and whether lws already released it (an
+ * adoption that fails after the wsi existed ends in WSI_DESTROY). */
+static struct conn *adopting;
+static int adopting_released;
+
 static void on_accept(struct fanout_watch *w, int lfd, unsigned ev, void *arg)
 {
+	int admin = arg != NULL;
+
 	for (int i = 0; i < 64 && !clients_draining(); i++) {
-		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 			    errno == ENOMEM) {
@@ -59,11 +70,62 @@ static void on_accept(struct fanout_watch *w, int lfd, unsigned ev, void *arg)
 			}
 			return;
 		}
+		struct conn *c = conn_accept((struct sockaddr *)&ss, admin);
+		if (!c) { /* over max_connections_per_ip (counted, logged) */
+			close(fd);
+			continue;
+		}
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (!lws_adopt_socket_vhost(srv.vh, fd))
-			log_warn("could not adopt a connection");
+		lws_adopt_desc_t info;
+		memset(&info, 0, sizeof(info));
+		info.vh = srv.vh;
+		info.type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP | LWS_ADOPT_ALLOW_SSL;
+		info.fd.sockfd = fd;
+		info.opaque = c;
+		adopting = c;
+		adopting_released = 0;
+		if (!lws_adopt_descriptor_vhost_via_info(&info)) {
+			log_warn("could not adopt a connection from %s", c->ip);
+			if (!adopting_released)
+				conn_release(c);
+		}
+		adopting = NULL;
 	}
+}
+
+/*
+ * protocols[0]: lws binds every new connection here first and after each
+ * keep-alive transaction, and sends it every wsi's WSI_DESTROY. It releases
+ * the connection's conn, sends any upgrade through the gate, never takes a
+ * WebSocket itself (a client could name it in Sec-WebSocket-Protocol) and
+ * leaves the rest to lws's stock HTTP handling.
+ */
+static int base_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+			 size_t len)
+{
+	switch (reason) {
+	case LWS_CALLBACK_WSI_DESTROY: {
+		const struct lws_protocols *p = lws_get_protocol(wsi);
+		if (p && p->name && !strcmp(p->name, loop_protocol.name))
+			break; /* a loop watch: its opaque data is not a conn */
+		struct conn *c = conn_of(wsi);
+		if (c) {
+			lws_set_opaque_user_data(wsi, NULL);
+			if (c == adopting)
+				adopting_released = 1;
+			conn_release(c);
+		}
+		break;
+	}
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return gate_upgrade(wsi);
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return 1;
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
 static void finish(void)
@@ -154,13 +216,15 @@ int server_init(const struct config *c, int listen_fd, long long max_clients)
 	srv.started_ms = loop_now_ms();
 	clients_init(max_clients, sessions_drained);
 	session_init(c);
+	if (conn_init(c) || gate_init(c))
+		return -1;
 
 	int lws_levels = LLL_ERR | LLL_WARN;
 	if (c->log_level >= LOG_LVL_DEBUG)
 		lws_levels |= LLL_NOTICE;
 	lws_set_log_level(lws_levels, lws_log_emit);
 
-	protocols[0] = (struct lws_protocols){"http", lws_callback_http_dummy, 0, 0, 0, NULL, 0};
+	protocols[0] = (struct lws_protocols){"fanout-base", base_callback, 0, 0, 0, NULL, 0};
 	protocols[1] = session_protocol;
 	protocols[2] = http_protocol;
 	protocols[3] = loop_protocol;
@@ -236,6 +300,8 @@ void server_free(void)
 	if (srv.ctx)
 		lws_context_destroy(srv.ctx);
 	srv.ctx = NULL;
+	gate_free();
+	conn_free_all();
 	if (signal_fd >= 0)
 		close(signal_fd);
 	signal_fd = -1;

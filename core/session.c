@@ -12,7 +12,6 @@
  * doubling, so steady-state delivery allocates nothing per subscriber);
  * frees everything on LWS_CALLBACK_CLOSED.
  */
-#include <fnmatch.h>
 #include <libwebsockets.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +20,8 @@
 
 #define LOG_TAG "session"
 #include "clients.h"
+#include "conn.h"
+#include "gate.h"
 #include "hub.h"
 #include "log.h"
 #include "loop.h"
@@ -28,6 +29,7 @@
 #include "msg.h"
 #include "outq.h"
 #include "protocol.h"
+#include "refuse.h"
 #include "session.h"
 
 static uint64_t serials;
@@ -56,6 +58,14 @@ int session_add_proto(const char *path, const struct session_proto *proto)
 		return -1;
 	protos[n_protos].path = path;
 	protos[n_protos++].proto = proto;
+	return 0;
+}
+
+int session_has_path(const char *path)
+{
+	for (size_t i = 0; i < n_protos; i++)
+		if (!strcmp(path, protos[i].path))
+			return 1;
 	return 0;
 }
 
@@ -149,8 +159,9 @@ void session_enqueue_pair(struct session *s, struct msg *head, struct msg *m)
 	size_t len = (head ? head->len : 0) + m->len;
 	if ((long long)(s->q.bytes + len) > cfg->client_queue_bytes) {
 		metrics.slow_client_disconnects++;
-		log_info("client #%llu is too slow (%zu bytes queued): closing 4001",
-			 (unsigned long long)s->serial, s->q.bytes);
+		struct conn *c = conn_of(s->wsi);
+		log_info("client #%llu (%s) is too slow (%zu bytes queued): closing 4001",
+			 (unsigned long long)s->serial, c ? c->ip : "-", s->q.bytes);
 		session_close(s, 4001, "slow consumer", 0);
 		return;
 	}
@@ -270,22 +281,6 @@ static void handle_request(struct session *s, const char *p, size_t len)
 	proto_request_clear(&req);
 }
 
-static int origin_allowed(struct lws *wsi)
-{
-	const struct config *c = cfg;
-	char origin[256];
-
-	for (size_t i = 0; i < c->n_allowed_origins; i++)
-		if (!strcmp(c->allowed_origins[i], "*"))
-			return 1;
-	if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0)
-		return 1; /* not a browser: no Origin to check */
-	for (size_t i = 0; i < c->n_allowed_origins; i++)
-		if (!fnmatch(c->allowed_origins[i], origin, 0))
-			return 1;
-	return 0;
-}
-
 static int query_channel(void *arg, const char *channel, size_t len)
 {
 	struct session *s = arg;
@@ -362,17 +357,17 @@ static int on_established(struct session *s, struct lws *wsi)
 	case CLIENTS_DRAINING:
 		session_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down", 0);
 		return 0;
-	case CLIENTS_FULL:
+	case CLIENTS_FULL: {
+		struct conn *c = conn_of(wsi);
+		refuse_log(REFUSE_MAX_CLIENTS, c ? c->ip : "-", "max_clients reached: close 1013");
 		session_close(s, 1013, "server full", 0);
 		return 0;
+	}
 	case CLIENTS_OK:
 		break;
 	}
-	if (!origin_allowed(wsi)) {
-		metrics.clients_rejected_origin++;
-		session_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "origin not allowed", 0);
-		return 0;
-	}
+	struct conn *c = conn_of(wsi);
+	log_debug("client #%llu connected from %s", (unsigned long long)s->serial, c ? c->ip : "-");
 	s->opened = 1;
 	if (s->proto->open(s))
 		session_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory", 0);
@@ -562,6 +557,8 @@ static int session_callback(struct lws *wsi, enum lws_callback_reasons reason, v
 	struct session *s = user;
 
 	switch (reason) {
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return gate_upgrade(wsi);
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		return proto_for(wsi) ? 0 : 1;
 	case LWS_CALLBACK_ESTABLISHED:

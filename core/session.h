@@ -71,6 +71,8 @@ extern const struct lws_protocols session_protocol;
 /* Before the first client: c for its keys; the native protocol answers at
  * c->ws_path. */
 void session_init(const struct config *c);
+/* 1 when path (no query) is the upgrade path of a registered protocol. */
+int session_has_path(const char *path);
 /* Speak proto to upgrades at path (kept by reference). 0 or -1 (full). */
 int session_add_proto(const char *path, const struct session_proto *proto);
 

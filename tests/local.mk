@@ -61,6 +61,7 @@ check-valgrind:
 include tests/unit/config.mk
 include tests/unit/protocol.mk
 include tests/unit/core.mk
+include tests/unit/security.mk
 include tests/unit/auth.mk
 include tests/unit/contract.mk
 include tests/unit/transports.mk

@@ -106,7 +106,7 @@ export function startProcess(cmd, args, { env, cwd } = {}) {
 /** GET a path; resolves {status, body, headers}. */
 export function httpGet(port, p, { host = '127.0.0.1', headers = {} } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host, port, path: p, headers, timeout: 5000 }, (res) => {
+    const req = http.get({ host, port, path: p, headers, timeout: 5000, agent: false }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d) => (body += d));

@@ -1,0 +1,191 @@
+/*
+ * gate.c — owns the upgrade gate (see gate.h for the order of its checks):
+ * the parsed allowed_origins patterns and the one function every WebSocket
+ * upgrade goes through, whichever lws protocol the client's
+ * Sec-WebSocket-Protocol would have selected. Before it, an upgrade naming
+ * "http" (or any internal protocol) on any path was accepted with no path or
+ * Origin check and never counted as a client; the Origin was copied into a
+ * fixed buffer (a long legal one failed open), matched with fnmatch and two
+ * Origin headers were joined into one string.
+ *
+ * Loop thread only. Allocates the pattern array at init and one copy of an
+ * Origin header per check (freed before returning).
+ */
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define LOG_TAG "gate"
+#include "config.h"
+#include "conn.h"
+#include "gate.h"
+#include "http.h"
+#include "log.h"
+#include "netaddr.h"
+#include "origin.h"
+#include "refuse.h"
+#include "session.h"
+
+/* Longer Origin headers are refused unparsed (a valid one is far shorter:
+ * scheme + "://" + 255-byte host + ":65535"). */
+#define ORIGIN_HEADER_MAX 512
+/* X-Forwarded-For read at most this long (the rightmost hops matter). */
+#define XFF_MAX 2048
+
+static const struct config *cfg;
+static struct origin *patterns;
+static size_t n_patterns;
+static int any_origin;
+
+int gate_init(const struct config *c)
+{
+	const char *why;
+
+	gate_free();
+	cfg = c;
+	patterns = calloc(c->n_allowed_origins ? c->n_allowed_origins : 1, sizeof(*patterns));
+	if (!patterns)
+		return -1;
+	for (size_t i = 0; i < c->n_allowed_origins; i++) {
+		if (!strcmp(c->allowed_origins[i], "*")) {
+			any_origin = 1;
+			continue;
+		}
+		if (origin_pattern_parse(c->allowed_origins[i], &patterns[n_patterns], &why)) {
+			log_err("allowed_origins: %s: %s", c->allowed_origins[i], why);
+			return -1;
+		}
+		n_patterns++;
+	}
+	return 0;
+}
+
+void gate_free(void)
+{
+	free(patterns);
+	patterns = NULL;
+	n_patterns = 0;
+	any_origin = 0;
+}
+
+int gate_is_endpoint(const char *path)
+{
+	return session_has_path(path);
+}
+
+/* Whether fragment idx of header h exists (lws joins repeated headers as
+ * fragments; an empty one has length 0 but still exists). */
+static int hdr_frag(struct lws *wsi, enum lws_token_indexes h, int idx)
+{
+	char b[2];
+	return lws_hdr_fragment_length(wsi, h, idx) > 0 ||
+	       lws_hdr_copy_fragment(wsi, b, sizeof(b), h, idx) == 0;
+}
+
+static int refused(struct lws *wsi, const struct conn *c, enum refuse_reason r, int status,
+		   const char *message, const char *detail)
+{
+	refuse(r, c ? c->ip : "-", "upgrade: %s%s%s", message, detail ? ": " : "",
+	       detail ? detail : "");
+	return http_error(wsi, status, message, HTTP_CLOSE) ? -1 : 1;
+}
+
+/* 0: no Origin, or an allowed one; -1: refuse (why says which). */
+static int check_origin(struct lws *wsi, const char **why)
+{
+	if (!hdr_frag(wsi, WSI_TOKEN_ORIGIN, 0))
+		return 0; /* not a browser */
+	if (any_origin)
+		return 0;
+	/* lws keeps each repeated header as one more fragment */
+	if (hdr_frag(wsi, WSI_TOKEN_ORIGIN, 1)) {
+		*why = "more than one Origin header";
+		return -1;
+	}
+	int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+	if (n <= 0 || n > ORIGIN_HEADER_MAX) {
+		*why = n <= 0 ? "empty Origin" : "Origin too long";
+		return -1;
+	}
+	char *v = malloc((size_t)n + 1);
+	if (!v) {
+		*why = "out of memory";
+		return -1;
+	}
+	struct origin o;
+	int ok =
+	    lws_hdr_copy(wsi, v, n + 1, WSI_TOKEN_ORIGIN) == n && !origin_parse(v, (size_t)n, &o);
+	free(v);
+	if (!ok) {
+		*why = "Origin is not scheme://host[:port]";
+		return -1;
+	}
+	for (size_t i = 0; i < n_patterns; i++)
+		if (origin_match(&patterns[i], &o))
+			return 0;
+	*why = "Origin not in allowed_origins";
+	return -1;
+}
+
+/* The client behind trusted proxies, counted against the per-IP cap. */
+static int check_client(struct lws *wsi, struct conn *c)
+{
+	size_t n_trusted;
+	const struct cidr *trusted = conn_trusted(&n_trusted);
+	if (!c || !c->proxied)
+		return 0;
+	char xff[XFF_MAX + 1];
+	int n = lws_hdr_total_length(wsi, WSI_TOKEN_X_FORWARDED_FOR);
+	if (n <= 0)
+		return 0;
+	/* keep the rightmost XFF_MAX bytes: the hops our proxies added */
+	char *all = malloc((size_t)n + 1);
+	if (!all)
+		return -1;
+	int got = lws_hdr_copy(wsi, all, n + 1, WSI_TOKEN_X_FORWARDED_FOR);
+	size_t len = got > 0 ? (size_t)got : 0, skip = len > XFF_MAX ? len - XFF_MAX : 0;
+	memcpy(xff, all + skip, len - skip);
+	free(all);
+	struct netaddr client;
+	netaddr_client(&c->peer, trusted, n_trusted, xff, len - skip, &client);
+	return conn_set_client(c, &client);
+}
+
+int gate_upgrade(struct lws *wsi)
+{
+	struct conn *c = conn_of(wsi);
+	char *uri = NULL;
+	int uri_len = 0;
+	const char *why = NULL;
+
+	if (c && c->admin)
+		return refused(wsi, c, REFUSE_PATH, 404, "no WebSocket endpoint on the admin port",
+			       NULL);
+	char up[16];
+	if (lws_hdr_copy(wsi, up, sizeof(up), WSI_TOKEN_UPGRADE) <= 0 ||
+	    strcasecmp(up, "websocket"))
+		return refused(wsi, c, REFUSE_BAD_REQUEST, 400,
+			       "only WebSocket upgrades are served", NULL);
+	int meth = lws_http_get_uri_and_method(wsi, &uri, &uri_len);
+	if (meth != LWSHUMETH_GET)
+		return refused(wsi, c, REFUSE_METHOD, 405, "an upgrade must be a GET", NULL);
+	/* the path without the query (lws keeps the arguments apart) */
+	char path[256];
+	if (uri_len <= 0 || (size_t)uri_len >= sizeof(path))
+		return refused(wsi, c, REFUSE_PATH, 404, "not a WebSocket endpoint", NULL);
+	memcpy(path, uri, (size_t)uri_len);
+	path[uri_len] = '\0';
+	if (!gate_is_endpoint(path))
+		return refused(wsi, c, REFUSE_PATH, 404, "not a WebSocket endpoint", path);
+	if (hdr_frag(wsi, WSI_TOKEN_PROTOCOL, 0))
+		return refused(wsi, c, REFUSE_SUBPROTOCOL, 400,
+			       "Sec-WebSocket-Protocol is not supported on this endpoint", NULL);
+	if (check_client(wsi, c))
+		return refused(wsi, c, REFUSE_PER_IP, 429, "too many connections from this address",
+			       NULL);
+	if (check_origin(wsi, &why))
+		return refused(wsi, c, REFUSE_ORIGIN, 403, "origin not allowed", why);
+	/* 5. token: sec-auth's check (401, REFUSE_TOKEN) goes here. */
+	return 0;
+}

@@ -1,0 +1,41 @@
+/*
+ * gate.h — the one check every WebSocket upgrade passes before lws answers
+ * 101, whatever protocol name or path the client asked for (called from
+ * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE of every lws protocol fanoutd
+ * registers). In order:
+ *
+ *   1. the connection:  not the admin listener (404)
+ *   2. the request:     Upgrade: websocket (400; no h2c), GET (405), a path that is a WebSocket endpoint —
+ *                       ws_path or another transport's path
+ *                       (session_add_proto()) (404), no Sec-WebSocket-Protocol (the
+ *                       endpoints speak none; a name could select one of
+ *                       lws's internal protocols) (400)
+ *   3. the client:      its address behind trusted proxies, counted against
+ *                       max_connections_per_ip (429)
+ *   4. the Origin:      absent, or parsed and listed in allowed_origins (403)
+ *   5. the token:       [auth] (401) — sec-auth's step plugs in here
+ *
+ * A refusal is an HTTP answer with a JSON body {"error": "..."}, counted in
+ * fanout_refused_total{reason} and logged with the client's address.
+ */
+#ifndef FANOUT_GATE_H
+#define FANOUT_GATE_H
+
+struct lws;
+struct config;
+
+/* Parse allowed_origins (config.c has checked every entry); 0 or -1. */
+int gate_init(const struct config *c);
+void gate_free(void);
+
+/*
+ * Check the upgrade request on wsi. Returns 0 to let it upgrade, or 1 when
+ * it was refused and the answer is written (what CONFIRM_UPGRADE returns so
+ * lws completes the transaction), or -1 to hang up.
+ */
+int gate_upgrade(struct lws *wsi);
+
+/* 1 when path (no query) is a WebSocket endpoint of this server. */
+int gate_is_endpoint(const char *path);
+
+#endif
