@@ -24,7 +24,8 @@ struct ev {
 static int on_data(void *arg, int op, int z, const uint8_t *p, size_t len, int last)
 {
 	struct ev *e = arg;
-	memcpy(e->msg + e->msg_len, p, len);
+	if (len) /* p may be NULL for an empty frame */
+		memcpy(e->msg + e->msg_len, p, len);
 	e->msg_len += len;
 	if (last) {
 		e->n += (size_t)snprintf(e->log + e->n, sizeof(e->log) - e->n, "%s%s:%zu;",
