@@ -1,7 +1,7 @@
 /*
  * cli.c — fanout-cli's entry point: the global --help/--version, dispatch to
  * the subcommands (sub.c: sub and pub; push.c; bench.c) and the helpers they
- * share (number parsing, clocks, signals, backoff, Valkey URLs, the
+ * share (number parsing, clocks, signals, backoff, the
  * one-connection loop, json_span). Single-threaded; nothing here allocates
  * beyond the stack.
  */
@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -167,78 +166,6 @@ int64_t backoff_ms(int attempt, int64_t base_ms, int64_t max_ms)
 	if (cap > max_ms)
 		cap = max_ms;
 	return (int64_t)((double)random() / ((double)RAND_MAX + 1.0) * (double)(cap + 1));
-}
-
-int redis_addr_parse(const char *url, struct redis_addr *a, char *err, size_t errlen)
-{
-	const char *p, *at, *hostp, *slash, *colon;
-	size_t n;
-
-	memset(a, 0, sizeof(*a));
-	a->port = 6379;
-	if (!strncasecmp(url, "unix://", 7)) {
-		if (strlen(url + 7) == 0 || strlen(url + 7) >= sizeof(a->unix_path)) {
-			snprintf(err, errlen, "%s: bad unix socket path", url);
-			return -1;
-		}
-		strcpy(a->unix_path, url + 7);
-		return 0;
-	}
-	if (!strncasecmp(url, "redis://", 8))
-		p = url + 8;
-	else if (!strncasecmp(url, "valkey://", 9))
-		p = url + 9;
-	else {
-		snprintf(err, errlen, "%s: expected redis://host:port/db or unix:///path", url);
-		return -1;
-	}
-	at = strrchr(p, '@');
-	hostp = p;
-	if (at) {
-		const char *c = memchr(p, ':', (size_t)(at - p));
-		if (c) {
-			n = (size_t)(c - p);
-			if (n >= sizeof(a->user) || (size_t)(at - c - 1) >= sizeof(a->password))
-				goto bad;
-			memcpy(a->user, p, n);
-			memcpy(a->password, c + 1, (size_t)(at - c - 1));
-		} else {
-			/* redis://secret@host: a lone value is the password */
-			if ((size_t)(at - p) >= sizeof(a->password))
-				goto bad;
-			memcpy(a->password, p, (size_t)(at - p));
-		}
-		hostp = at + 1;
-	}
-	slash = strchr(hostp, '/');
-	n = slash ? (size_t)(slash - hostp) : strlen(hostp);
-	colon = memchr(hostp, ':', n);
-	if (colon) {
-		char port[8];
-		int64_t v;
-		size_t pl = (size_t)(hostp + n - colon - 1);
-		if (pl == 0 || pl >= sizeof(port))
-			goto bad;
-		memcpy(port, colon + 1, pl);
-		port[pl] = '\0';
-		if (parse_i64(port, 1, 65535, &v))
-			goto bad;
-		a->port = (int)v;
-		n = (size_t)(colon - hostp);
-	}
-	if (n == 0 || n >= sizeof(a->host))
-		goto bad;
-	memcpy(a->host, hostp, n);
-	if (slash && slash[1]) {
-		int64_t db;
-		if (parse_i64(slash + 1, 0, 1 << 20, &db))
-			goto bad;
-		a->db = (int)db;
-	}
-	return 0;
-bad:
-	snprintf(err, errlen, "%s: expected redis://[[user]:password@]host[:port][/db]", url);
-	return -1;
 }
 
 int wsc_run_one(struct wsc *c, int64_t deadline_ms, wsc_cb cb, void *arg, volatile int *done)

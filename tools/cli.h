@@ -1,8 +1,8 @@
 /*
  * cli.h — what fanout-cli's subcommands share: entry points, option and
- * number parsing, clocks, the Valkey URL, a one-connection poll loop over
- * wsc, and a raw JSON span finder (so payloads are printed byte for byte,
- * never re-serialised).
+ * number parsing, clocks, the Valkey URL (redis_addr.h, the parser the
+ * valkey backend uses), a one-connection poll loop over wsc, and a raw JSON
+ * span finder (so payloads are printed byte for byte, never re-serialised).
  */
 #ifndef FANOUT_CLI_H
 #define FANOUT_CLI_H
@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "redis_addr.h"
 #include "wsc.h"
 
 /* Exit codes of every subcommand. */
@@ -46,16 +47,8 @@ void install_stop_signals(void);
 /* Full-jitter exponential backoff: uniform in [0, min(max, base * 2^attempt)]. */
 int64_t backoff_ms(int attempt, int64_t base_ms, int64_t max_ms);
 
-/* Valkey/Redis address: redis://[[user]:password@]host[:port][/db] or unix:///path. */
-struct redis_addr {
-	char host[256];
-	int port;
-	char unix_path[256];
-	char user[128];
-	char password[256];
-	int db;
-};
-int redis_addr_parse(const char *url, struct redis_addr *a, char *err, size_t errlen);
+/* Valkey/Redis addresses: struct redis_addr and redis_addr_parse(), the
+ * parser the valkey backend uses too (plugins/valkey/redis_addr.h). */
 
 /*
  * Drive one connection with poll() until *done becomes non-zero, the

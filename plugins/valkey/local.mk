@@ -9,7 +9,7 @@ plugins_valkey_valkey_la_SOURCES = \
 	plugins/valkey/subs.c \
 	plugins/valkey/probe.c \
 	plugins/valkey/publish.c \
-	plugins/valkey/url.c \
+	plugins/valkey/redis_addr.c plugins/valkey/redis_addr.h \
 	plugins/valkey/history.c plugins/valkey/library.c plugins/valkey/library.h \
 	plugins/valkey/envelope.c plugins/valkey/envelope.h
 plugins_valkey_valkey_la_CPPFLAGS = -I$(top_srcdir)/include
@@ -36,6 +36,14 @@ tests_plugin_test_valkey_CPPFLAGS = -I$(top_srcdir)/include -I$(top_srcdir)/test
 tests_plugin_test_valkey_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(HIREDIS_CFLAGS) -pthread
 tests_plugin_test_valkey_LDADD = $(MOCKHOST_LIBS) $(CMOCKA_LIBS) $(HIREDIS_LIBS)
 tests_plugin_test_valkey_DEPENDENCIES = tests/plugin/libmockhost.a plugins/valkey/valkey.la
+
+# The one Redis URL parser (the backend's url option and fanout-cli --redis).
+check_PROGRAMS += tests/unit/test_redis_addr
+TESTS += tests/unit/test_redis_addr
+tests_unit_test_redis_addr_SOURCES = tests/unit/test_redis_addr.c plugins/valkey/redis_addr.c
+tests_unit_test_redis_addr_CPPFLAGS = -I$(top_srcdir)/plugins/valkey
+tests_unit_test_redis_addr_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_redis_addr_LDADD = $(CMOCKA_LIBS)
 endif
 
 VALKEY_NODE_TESTS = \

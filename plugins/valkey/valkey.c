@@ -4,7 +4,8 @@
  * life (init, start, stop, destroy) and the up/down state it reports; the
  * rest lives beside it, one concern per file (see vk.h): conn.c (the two
  * broker connections), subs.c (channels and SUBSCRIBE demand), probe.c
- * (liveness), publish.c (client publishes), url.c (the url option),
+ * (liveness), publish.c (client publishes), redis_addr.c (the url option,
+ * the parser shared with fanout-cli),
  * history.c + envelope.c (positions and history, history_size > 0).
  *
  * Threads: everything runs on the host's loop thread, except a short-lived
@@ -17,6 +18,7 @@
 #include "vk.h"
 
 #include "library.h"
+#include "redis_addr.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +135,28 @@ char *vk_broker_name(struct vk *vk, const char *channel, size_t *len)
 	return full;
 }
 
+/* The url option, parsed by fanout's one URL parser (redis_addr.c). */
+static int apply_url(struct vk *vk, const char *url, char *err, size_t errlen)
+{
+	struct redis_addr a;
+	char why[256];
+	int rc = 0;
+
+	if (redis_addr_parse(url, &a, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "url: %s", why);
+		return FANOUT_EINVAL;
+	}
+	vk->port = a.port;
+	vk->db = a.db;
+	if ((a.unix_path[0] && !(vk->unix_path = strdup(a.unix_path))) ||
+	    (a.host[0] && !(vk->host_name = strdup(a.host))) ||
+	    (a.user[0] && !(vk->username = strdup(a.user))) ||
+	    (a.password[0] && !(vk->password = strdup(a.password))))
+		rc = FANOUT_ENOMEM;
+	memset(a.password, 0, sizeof(a.password));
+	return rc;
+}
+
 /* ---- life ---- */
 
 static void vk_destroy(void *state);
@@ -153,8 +177,8 @@ static int vk_init(const struct fanout_host *host, struct fanout_backend *b,
 	vk->port = 6379;
 	vk->has_count =
 	    host->struct_size >= offsetof(struct fanout_host, count) + sizeof(host->count);
-	rc = vk_url_parse(vk, v[O_URL].str ? v[O_URL].str : "redis://127.0.0.1:6379/0", err,
-			  sizeof(err));
+	rc = apply_url(vk, v[O_URL].str ? v[O_URL].str : "redis://127.0.0.1:6379/0", err,
+		       sizeof(err));
 	if (rc < 0)
 		goto fail;
 	rc = FANOUT_ENOMEM;

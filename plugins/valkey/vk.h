@@ -8,7 +8,8 @@
  * (hiredis on the host loop: connect, resolve, handshake, backoff), subs.c
  * (channel table, SUBSCRIBE/UNSUBSCRIBE demand, incoming messages,
  * resubscribe after a reconnect), probe.c (the liveness probe), publish.c
- * (client publishes), url.c (the url option), history.c (positions and
+ * (client publishes), redis_addr.c (the url option's parser, shared with
+ * fanout-cli), history.c (positions and
  * history through the broker's "fanout" functions), envelope.c (the
  * position envelope of live messages).
  */
@@ -256,8 +257,5 @@ void probe_receive(struct vk *vk, const redisReply *payload);
 
 /* publish.c */
 int pub_publish(void *state, const char *channel, const void *data, size_t len, uint64_t token);
-
-/* url.c */
-int vk_url_parse(struct vk *vk, const char *url, char *err, size_t errlen);
 
 #endif /* FANOUT_VALKEY_VK_H */

@@ -14,7 +14,7 @@
 # and `make fuzz [FUZZ_SECONDS=20]` runs each one for that long on a copy of
 # its corpus and fails if a crash is found (tests/fuzz/run-fuzz.sh).
 
-FUZZ_NAMES = protocol json query config filetail token wsframe envelope
+FUZZ_NAMES = protocol json query config filetail token wsframe envelope redis_addr
 FUZZ_SECONDS = 20
 
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/fuzz_common.h tests/fuzz/replay-corpus.sh \
@@ -80,6 +80,14 @@ tests_fuzz_replay_envelope_SOURCES = tests/fuzz/fuzz_envelope.c tests/fuzz/repla
 	plugins/valkey/envelope.c
 tests_fuzz_replay_envelope_CPPFLAGS = $(REPLAY_CPPFLAGS) -I$(top_srcdir)/plugins/valkey
 
+# fuzz_redis_addr.c and corpus/redis_addr/: the one Redis URL parser.
+check_PROGRAMS += tests/fuzz/replay_redis_addr
+TESTS += tests/fuzz/corpus_redis_addr.sh
+EXTRA_DIST += tests/fuzz/corpus_redis_addr.sh tests/fuzz/redis_addr.dict
+tests_fuzz_replay_redis_addr_SOURCES = tests/fuzz/fuzz_redis_addr.c tests/fuzz/replay.c \
+	plugins/valkey/redis_addr.c
+tests_fuzz_replay_redis_addr_CPPFLAGS = $(REPLAY_CPPFLAGS) -I$(top_srcdir)/plugins/valkey
+
 if FUZZ
 FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer -g
@@ -91,7 +99,7 @@ FUZZ_LIBS = $(INIH_LIBS) $(JANSSON_LIBS) $(JWT_LIBS) $(CRYPTO_LIBS)
 
 noinst_PROGRAMS += tests/fuzz/fuzz_protocol tests/fuzz/fuzz_json tests/fuzz/fuzz_query \
 	tests/fuzz/fuzz_config tests/fuzz/fuzz_filetail tests/fuzz/fuzz_token tests/fuzz/fuzz_wsframe \
-	tests/fuzz/fuzz_envelope
+	tests/fuzz/fuzz_envelope tests/fuzz/fuzz_redis_addr
 
 tests_fuzz_fuzz_token_SOURCES = tests/fuzz/fuzz_token.c $(FUZZ_CORE_SOURCES)
 tests_fuzz_fuzz_token_CPPFLAGS = $(REPLAY_CPPFLAGS) $(JWT_CFLAGS) $(CRYPTO_CFLAGS)
@@ -109,6 +117,11 @@ tests_fuzz_fuzz_envelope_SOURCES = tests/fuzz/fuzz_envelope.c plugins/valkey/env
 tests_fuzz_fuzz_envelope_CPPFLAGS = $(REPLAY_CPPFLAGS) -I$(top_srcdir)/plugins/valkey
 tests_fuzz_fuzz_envelope_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
 tests_fuzz_fuzz_envelope_LDFLAGS = $(FUZZ_FLAGS)
+
+tests_fuzz_fuzz_redis_addr_SOURCES = tests/fuzz/fuzz_redis_addr.c plugins/valkey/redis_addr.c
+tests_fuzz_fuzz_redis_addr_CPPFLAGS = $(REPLAY_CPPFLAGS) -I$(top_srcdir)/plugins/valkey
+tests_fuzz_fuzz_redis_addr_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
+tests_fuzz_fuzz_redis_addr_LDFLAGS = $(FUZZ_FLAGS)
 
 tests_fuzz_fuzz_filetail_SOURCES = tests/fuzz/fuzz_filetail.c plugins/filetail/line.c
 tests_fuzz_fuzz_filetail_CPPFLAGS = $(REPLAY_CPPFLAGS) -I$(top_srcdir)/plugins/filetail
@@ -142,7 +155,7 @@ tests_fuzz_fuzz_config_LDADD = $(FUZZ_LIBS)
 
 fuzz: tests/fuzz/fuzz_protocol tests/fuzz/fuzz_json tests/fuzz/fuzz_query tests/fuzz/fuzz_config \
 		tests/fuzz/fuzz_filetail tests/fuzz/fuzz_token tests/fuzz/fuzz_wsframe \
-		tests/fuzz/fuzz_envelope
+		tests/fuzz/fuzz_envelope tests/fuzz/fuzz_redis_addr
 	$(AM_V_at)$(SHELL) $(top_srcdir)/tests/fuzz/run-fuzz.sh '$(top_srcdir)' '$(FUZZ_SECONDS)' \
 		$(FUZZ_NAMES)
 else
