@@ -31,6 +31,7 @@ enum clients_admit clients_add(struct client *c)
 	head = c;
 	n_clients++;
 	n_kind[c->kind]++;
+	metrics.transport_clients[c->kind]++;
 	metrics.clients++;
 	metrics.clients_accepted_total++;
 	if (draining)
@@ -53,6 +54,7 @@ void clients_remove(struct client *c)
 	c->prev = c->next = NULL;
 	n_clients--;
 	n_kind[c->kind]--;
+	metrics.transport_clients[c->kind]--;
 	metrics.clients--;
 	if (draining && n_clients == 0 && on_drained)
 		on_drained();

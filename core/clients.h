@@ -13,7 +13,7 @@
 
 struct config;
 
-/* Transports, for per-transport metrics. */
+/* Transports, for per-transport metrics (metrics.transport_clients[]). */
 enum client_kind { CLIENT_WS, CLIENT_TRPC, CLIENT_SSE, CLIENT__KINDS };
 
 struct client {

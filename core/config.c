@@ -38,6 +38,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "origin.h"
+#include "trpc_proto.h"
 
 #ifndef FANOUT_WEB_ROOT
 #define FANOUT_WEB_ROOT "/usr/local/share/fanout/web"
@@ -63,7 +64,7 @@ enum ktype {
 };
 
 #define KF_NONEMPTY 1u /* K_STR/K_LIST: may not be empty */
-#define KF_SLASH    2u /* K_STR: must start with '/' */
+#define KF_SLASH    2u /* K_STR: must start with '/' (when not empty) */
 #define KF_SUFFIX   4u /* K_INT: accepts k/m/g (x1024) */
 #define KF_SECRET   8u /* K_STR: printed as *** by config_dump() */
 
@@ -93,6 +94,8 @@ static const struct skey server_keys[] = {
      "instance id sent to clients; default: the host name"},
     {"ws_path", K_STR, "/ws", 0, 0, OFF(ws_path), 0, KF_NONEMPTY | KF_SLASH,
      "URL path of the WebSocket endpoint"},
+    {"trpc_path", K_STR, "/trpc", 0, 0, OFF(trpc_path), 0, KF_SLASH,
+     "URL path of the tRPC WebSocket endpoint; empty: off"},
     {"web_root", K_STR, FANOUT_WEB_ROOT, 0, 0, OFF(web_root), 0, 0,
      "directory of static files; empty: serve none"},
     {"plugin_dir", K_STR, FANOUT_PLUGIN_DIR, 0, 0, OFF(plugin_dir), 0, KF_NONEMPTY,
@@ -346,7 +349,7 @@ fail:
 
 /* ---- loader state and error reporting ---------------------------------- */
 
-enum sect { SEC_NONE, SEC_SERVER, SEC_BACKEND, SEC_SKIP };
+enum sect { SEC_NONE, SEC_SERVER, SEC_BACKEND, SEC_SKIP, SEC_TRPC };
 
 /* Where a key was set: > 0 a file line, 0 nowhere, -1 a -o override. */
 #define SET_BY_OVERRIDE (-1)
@@ -453,7 +456,7 @@ static int set_server(struct config *c, const struct skey *k, const char *v, con
 			*why = "may not be empty";
 			return -1;
 		}
-		if ((k->flags & KF_SLASH) && v[0] != '/') {
+		if ((k->flags & KF_SLASH) && *v && v[0] != '/') {
 			*why = "must start with '/'";
 			return -1;
 		}
@@ -622,6 +625,47 @@ static struct cfg_backend *add_backend(struct ld *l, const char *name, int line)
 	return b;
 }
 
+/*
+ * key = val in a list of key = value lines (*kv, *n; file order): replaced
+ * when the key is there, appended otherwise. A second file line for one key
+ * is a duplicate: returns 1 with *first the line that set it. 0, or -1 when
+ * out of memory.
+ */
+static int kv_set(struct cfg_kv **kv, size_t *n, const char *key, const char *val, int line,
+		  int set_by, int *first)
+{
+	for (size_t i = 0; i < *n; i++) {
+		struct cfg_kv *e = &(*kv)[i];
+		if (strcmp(e->key, key))
+			continue;
+		if (set_by > 0 && e->line > 0) {
+			*first = e->line;
+			return 1;
+		}
+		char *s = strdup(val);
+		if (!s)
+			return -1;
+		free(e->value);
+		e->value = s;
+		e->line = line;
+		return 0;
+	}
+	struct cfg_kv *nkv = realloc(*kv, (*n + 1) * sizeof(*nkv));
+	if (!nkv)
+		return -1;
+	*kv = nkv;
+	nkv[*n].key = strdup(key);
+	nkv[*n].value = strdup(val);
+	nkv[*n].line = line;
+	if (!nkv[*n].key || !nkv[*n].value) {
+		free(nkv[*n].key);
+		free(nkv[*n].value);
+		return -1;
+	}
+	(*n)++;
+	return 0;
+}
+
 /* Set key = value in backend b; set_by as in key_line[]. */
 static void set_backend_key(struct ld *l, struct cfg_backend *b, const char *key, const char *val,
 			    int set_by)
@@ -664,38 +708,53 @@ static void set_backend_key(struct ld *l, struct cfg_backend *b, const char *key
 		*seen = set_by;
 		return;
 	}
-	for (size_t i = 0; i < b->n_kv; i++) {
-		if (strcmp(b->kv[i].key, key))
-			continue;
-		if (set_by > 0 && b->kv[i].line > 0) {
-			err(l, line, "backend", key, b->name,
-			    "duplicate key (first set on line %d)", b->kv[i].line);
-			return;
-		}
-		char *s = strdup(val);
-		if (!s)
-			goto oom;
-		free(b->kv[i].value);
-		b->kv[i].value = s;
-		b->kv[i].line = line;
+	int first;
+	int r = kv_set(&b->kv, &b->n_kv, key, val, line, set_by, &first);
+	if (r > 0)
+		err(l, line, "backend", key, b->name, "duplicate key (first set on line %d)",
+		    first);
+	if (r >= 0)
 		return;
-	}
-	struct cfg_kv *nkv = realloc(b->kv, (b->n_kv + 1) * sizeof(*nkv));
-	if (!nkv)
-		goto oom;
-	b->kv = nkv;
-	nkv[b->n_kv].key = strdup(key);
-	nkv[b->n_kv].value = strdup(val);
-	nkv[b->n_kv].line = line;
-	if (!nkv[b->n_kv].key || !nkv[b->n_kv].value) {
-		free(nkv[b->n_kv].key);
-		free(nkv[b->n_kv].value);
-		goto oom;
-	}
-	b->n_kv++;
-	return;
 oom:
 	err(l, line, "backend", key, b->name, "out of memory");
+}
+
+/* [trpc] path = template: a tRPC procedure path (names of [A-Za-z0-9_$-]
+ * joined by '.', as tRPC routers nest) and its channel template. */
+static void set_trpc_key(struct ld *l, const char *key, const char *val, int set_by)
+{
+	struct config *c = l->c;
+	int line = where(set_by);
+	const char *why;
+	size_t n = strlen(key);
+
+	if (!n || n > TRPC_PATH_MAX ||
+	    strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_$-.") !=
+		n ||
+	    key[0] == '.' || key[n - 1] == '.' || strstr(key, "..")) {
+		err(l, line, "trpc", key, NULL,
+		    "a procedure path is names of [A-Za-z0-9_$-] joined by '.' (at most %d bytes)",
+		    TRPC_PATH_MAX);
+		return;
+	}
+	if (trpc_template_check(val, &why)) {
+		err(l, line, "trpc", key, NULL, "%s", why);
+		return;
+	}
+	int first;
+	int r = kv_set(&c->trpc, &c->n_trpc, key, val, line, set_by, &first);
+	if (r > 0)
+		err(l, line, "trpc", key, NULL, "duplicate key (first set on line %d)", first);
+	else if (r < 0)
+		err(l, line, "trpc", key, NULL, "out of memory");
+}
+
+const char *config_trpc_channel(const struct config *c, const char *path)
+{
+	for (size_t i = 0; i < c->n_trpc; i++)
+		if (!strcmp(c->trpc[i].key, path))
+			return c->trpc[i].value;
+	return NULL;
 }
 
 static void set_server_key(struct ld *l, const char *key, const char *val, int set_by)
@@ -762,6 +821,10 @@ static void do_section(struct ld *l, struct cur *cur, char *s, int line)
 	}
 	*end = 0;
 	body = trim(s + 1);
+	if (!strcmp(body, "trpc")) {
+		cur->sect = SEC_TRPC;
+		return;
+	}
 	if (!strcmp(body, "server")) {
 		cur->sect = SEC_SERVER;
 		return;
@@ -913,6 +976,8 @@ static int handler(void *user, const char *section, const char *name, const char
 	}
 	if (b)
 		set_backend_key(l, b, name, v, line);
+	else if (r->cur.sect == SEC_TRPC)
+		set_trpc_key(l, name, v, line);
 	else
 		set_server_key(l, name, v, line);
 	free(v);
@@ -977,6 +1042,11 @@ static void do_override(struct ld *l, const char *arg)
 			err(l, 0, "server", key, NULL, "%s", why);
 		else
 			set_server_key(l, key, v, SET_BY_OVERRIDE);
+	} else if (!strcmp(sect, "trpc")) {
+		if (!v)
+			err(l, 0, "trpc", key, NULL, "%s", why);
+		else
+			set_trpc_key(l, key, v, SET_BY_OVERRIDE);
 	} else if (!strcmp(sect, "backend")) {
 		char *name = key;
 		key = strchr(name, '.');
@@ -1034,6 +1104,21 @@ static void validate(struct ld *l)
 		    "%lld is less than 2 x max_payload_bytes (%lld)", c->client_queue_bytes,
 		    2 * c->max_payload_bytes);
 	}
+	/* The endpoints' paths must differ (an empty one is off). */
+	const char *paths[] = {"ws_path", "trpc_path"};
+	for (int i = 1; i < 2; i++)
+		for (int j = 0; j < i; j++) {
+			size_t ki = 0, kj = 0;
+			const struct skey *a = find_key(paths[i], &ki),
+					  *b = find_key(paths[j], &kj);
+			const char *va = *(char **)field(c, a->off),
+				   *vb = *(char **)field(c, b->off);
+			if (va && vb && *va && !strcmp(va, vb)) {
+				int by = l->key_line[ki] ? l->key_line[ki] : l->key_line[kj];
+				err(l, by ? where(by) : -1, "server", paths[i], NULL,
+				    "\"%s\" is also %s", va, paths[j]);
+			}
+		}
 	if (!c->n_backends)
 		err(l, -1, NULL, NULL, NULL,
 		    "no [backend] section (at least one [backend NAME] with a plugin is required)");
@@ -1103,6 +1188,11 @@ void config_free(struct config *c)
 		free(b->kv);
 	}
 	free(c->backends);
+	for (size_t i = 0; i < c->n_trpc; i++) {
+		free(c->trpc[i].key);
+		free(c->trpc[i].value);
+	}
+	free(c->trpc);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -1269,4 +1359,8 @@ void config_dump_full(const struct config *c, const struct fanout_plugin *const 
 	}
 	for (size_t i = 0; i < c->n_backends; i++)
 		dump_backend(&c->backends[i], plugins ? plugins[i] : NULL, verbose, out);
+	if (c->n_trpc)
+		fputs("\n[trpc]\n", out);
+	for (size_t i = 0; i < c->n_trpc; i++)
+		fprintf(out, "%s = %s\n", c->trpc[i].key, c->trpc[i].value);
 }

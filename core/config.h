@@ -53,6 +53,7 @@ struct config {
 	int listen_port;   /* parsed */
 	char *instance;	   /* default: gethostname() */
 	char *ws_path;	   /* default "/ws"; must start with '/' */
+	char *trpc_path;   /* default "/trpc"; "" = no tRPC endpoint */
 	char *web_root;	   /* default FANOUT_WEB_ROOT; "" = serve no static files */
 	char *plugin_dir;  /* default FANOUT_PLUGIN_DIR */
 	int workers;	   /* 1..64; 0 means "auto" (one per CPU) */
@@ -77,6 +78,11 @@ struct config {
 
 	struct cfg_backend *backends; /* in file order */
 	size_t n_backends;
+
+	/* [trpc]: tRPC procedure path -> channel template (trpc_proto.h), in
+	 * file order; line as in cfg_kv. */
+	struct cfg_kv *trpc;
+	size_t n_trpc;
 };
 
 /*
@@ -114,6 +120,9 @@ void config_dump_full(const struct config *c, const struct fanout_plugin *const 
 int config_backend_values(const struct config *c, const struct cfg_backend *b,
 			  const struct fanout_option *opts, struct fanout_value **values,
 			  FILE *errf);
+
+/* The channel template of tRPC procedure path ([trpc]), or NULL. */
+const char *config_trpc_channel(const struct config *c, const char *path);
 
 /* The backend whose `channels` globs match channel first, or NULL. */
 const struct cfg_backend *config_route(const struct config *c, const char *channel);

@@ -9,6 +9,7 @@ core_libfanoutcore_a_SOURCES = \
 	core/contract.c core/contract.h \
 	core/json.c \
 	core/protocol.c core/protocol.h \
+	core/trpc_proto.c core/trpc_proto.h \
 	core/msg.c core/msg.h \
 	core/outq.c core/outq.h \
 	core/clients.c core/clients.h \
@@ -19,6 +20,7 @@ core_libfanoutcore_a_SOURCES = \
 	core/plugin_host.c core/plugin_host.h \
 	core/hub.c core/hub.h \
 	core/session.c core/session.h \
+	core/trpc.c core/trpc.h \
 	core/http.c core/http.h \
 	core/netaddr.c core/netaddr.h \
 	core/origin.c core/origin.h \

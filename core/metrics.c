@@ -10,6 +10,7 @@
 #include "msg.h"
 #include "plugin_host.h"
 #include "protocol.h"
+#include "trpc_proto.h"
 
 struct metrics metrics;
 
@@ -50,8 +51,8 @@ void metrics_render_core(struct buf *o)
 {
 	const struct metrics *m = &metrics;
 
-	one(o, "fanout_clients", "gauge", "Connected WebSocket clients.", m->clients);
-	one(o, "fanout_clients_accepted_total", "counter", "WebSocket clients accepted.",
+	one(o, "fanout_clients", "gauge", "Connected clients (every transport).", m->clients);
+	one(o, "fanout_clients_accepted_total", "counter", "Clients accepted (every transport).",
 	    m->clients_accepted_total);
 	head(o, "fanout_refused_total", "counter",
 	     "Connections and requests refused before or right after the upgrade, by reason.");
@@ -99,6 +100,15 @@ void metrics_render_core(struct buf *o)
 			   m->errors[i]);
 	one(o, "fanout_channel_limit_hits_total", "counter", "Subscribes refused at max_channels.",
 	    m->channel_limit_hits);
+	head(o, "fanout_transport_clients", "gauge", "Connected clients by transport.");
+	static const char *const transports[] = {"ws", "trpc", "sse"};
+	for (int i = 0; i < 3; i++)
+		buf_printf(o, "fanout_transport_clients{transport=\"%s\"} %lld\n", transports[i],
+			   m->transport_clients[i]);
+	head(o, "fanout_trpc_errors_total", "counter", "tRPC error frames sent, by tRPC code.");
+	for (int i = 0; i < TRPC__CODES; i++)
+		buf_printf(o, "fanout_trpc_errors_total{code=\"%s\"} %lld\n", trpc_code_name(i),
+			   m->trpc_errors[i]);
 }
 
 void metrics_render(struct buf *o, int draining)

@@ -70,9 +70,7 @@ int proto_channel_valid(const char *s, size_t len)
 	return 1;
 }
 
-/* The id's compact JSON text into out (PROTO_ID_MAX + 1 bytes). 0, or -1
- * when it is not a string or number or is too long. */
-static int id_text(const json_t *id, char *out)
+int proto_id_text(const json_t *id, char *out)
 {
 	char tmp[64];
 	int n = -1;
@@ -236,7 +234,7 @@ int proto_parse(const char *frame, size_t len, struct proto_request *req, struct
 
 	json_t *id = json_object_get(root, "id");
 	if (id) {
-		if (id_text(id, req->id)) {
+		if (proto_id_text(id, req->id)) {
 			set_err(err, PROTO_E_BAD_REQUEST,
 				"id must be a string or number of at most %d bytes", PROTO_ID_MAX);
 			goto fail;

@@ -125,6 +125,13 @@ static inline int utf8_stream_complete(const struct utf8_stream *st)
  * sets *replaced (may be NULL). */
 int json_append_string(struct buf *out, const char *s, size_t len, int *replaced);
 
+/* A request id (a jansson string or number) as compact JSON text into out
+ * (PROTO_ID_MAX + 1 bytes): strings re-escaped, integers in decimal, reals
+ * in the shortest form that reads back the same. 0, or -1 when it is not a
+ * string or number or is longer than PROTO_ID_MAX. */
+struct json_t;
+int proto_id_text(const struct json_t *id, char *out);
+
 /* ---- reading the server's own frames (other transports rewrap them) ---- */
 
 /*

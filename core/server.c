@@ -29,6 +29,7 @@
 #include "loop.h"
 #include "server.h"
 #include "session.h"
+#include "trpc.h"
 
 struct server srv = {.listen_fd = -1};
 
@@ -261,6 +262,8 @@ int server_init(const struct config *c, int listen_fd, long long max_clients)
 	}
 	loop_init(srv.ctx, srv.vh);
 	loop_set_after_dispatch(session_flush_pending);
+	if (*c->trpc_path && (trpc_init(c) || session_add_proto(c->trpc_path, &trpc_proto)))
+		return -1;
 
 	grace_timer = loop_timer_add((fanout_timer_cb)grace_over, NULL);
 	accept_pause_timer = loop_timer_add(accept_resume, NULL);
@@ -297,6 +300,7 @@ void server_free(void)
 	grace_timer = NULL;
 	loop_timer_remove(accept_pause_timer);
 	accept_pause_timer = NULL;
+	trpc_free();
 	if (srv.ctx)
 		lws_context_destroy(srv.ctx);
 	srv.ctx = NULL;

@@ -69,6 +69,11 @@ int session_has_path(const char *path)
 	return 0;
 }
 
+int session_query_arg(struct session *s, int n, char *out, size_t len)
+{
+	return lws_hdr_copy_fragment(s->wsi, out, (int)len, WSI_TOKEN_HTTP_URI_ARGS, n);
+}
+
 /* The protocol the upgrade's path asks for, or NULL. */
 static const struct session_proto *proto_for(struct lws *wsi)
 {

@@ -76,6 +76,10 @@ int session_has_path(const char *path);
 /* Speak proto to upgrades at path (kept by reference). 0 or -1 (full). */
 int session_add_proto(const char *path, const struct session_proto *proto);
 
+/* The n-th argument of the upgrade URL's query ("name=value", as sent)
+ * into out[len]; its length, or < 0 past the last one. */
+int session_query_arg(struct session *s, int n, char *out, size_t len);
+
 /* Queue a frame (takes its own reference). Applies client_queue_bytes:
  * over it the session is closed 4001 and its queue dropped. */
 void session_enqueue(struct session *s, struct msg *m);

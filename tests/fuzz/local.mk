@@ -63,6 +63,15 @@ tests_fuzz_replay_wsframe_SOURCES = tests/fuzz/fuzz_wsframe.c tests/fuzz/replay.
 tests_fuzz_replay_wsframe_CPPFLAGS = $(REPLAY_CPPFLAGS)
 tests_fuzz_replay_wsframe_LDADD = $(FANOUT_CORE_LIBS)
 
+# fuzz_trpc.c and corpus/trpc/: the tRPC transport's parsers (core/trpc_proto.c).
+FUZZ_NAMES += trpc
+check_PROGRAMS += tests/fuzz/replay_trpc
+TESTS += tests/fuzz/corpus_trpc.sh
+EXTRA_DIST += tests/fuzz/corpus_trpc.sh
+tests_fuzz_replay_trpc_SOURCES = tests/fuzz/fuzz_trpc.c tests/fuzz/replay.c
+tests_fuzz_replay_trpc_CPPFLAGS = $(REPLAY_CPPFLAGS)
+tests_fuzz_replay_trpc_LDADD = $(FANOUT_CORE_LIBS)
+
 # fuzz_filetail.c and corpus/filetail/ belong to the filetail backend.
 check_PROGRAMS += tests/fuzz/replay_filetail
 TESTS += tests/fuzz/corpus_filetail.sh
@@ -94,7 +103,7 @@ FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 # The core sources a harness may need, compiled into each harness with
 # coverage instrumentation.
 FUZZ_CORE_SOURCES = core/protocol.c core/json.c core/buf.c core/config.c core/contract.c core/log.c \
-	core/auth.c core/ws_frame.c core/origin.c core/netaddr.c
+	core/auth.c core/ws_frame.c core/origin.c core/netaddr.c core/trpc_proto.c
 FUZZ_LIBS = $(INIH_LIBS) $(JANSSON_LIBS) $(JWT_LIBS) $(CRYPTO_LIBS)
 
 noinst_PROGRAMS += tests/fuzz/fuzz_protocol tests/fuzz/fuzz_json tests/fuzz/fuzz_query \
@@ -106,6 +115,13 @@ tests_fuzz_fuzz_token_CPPFLAGS = $(REPLAY_CPPFLAGS) $(JWT_CFLAGS) $(CRYPTO_CFLAG
 tests_fuzz_fuzz_token_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
 tests_fuzz_fuzz_token_LDFLAGS = $(FUZZ_FLAGS)
 tests_fuzz_fuzz_token_LDADD = $(FUZZ_LIBS)
+
+noinst_PROGRAMS += tests/fuzz/fuzz_trpc
+tests_fuzz_fuzz_trpc_SOURCES = tests/fuzz/fuzz_trpc.c $(FUZZ_CORE_SOURCES)
+tests_fuzz_fuzz_trpc_CPPFLAGS = $(REPLAY_CPPFLAGS)
+tests_fuzz_fuzz_trpc_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
+tests_fuzz_fuzz_trpc_LDFLAGS = $(FUZZ_FLAGS)
+tests_fuzz_fuzz_trpc_LDADD = $(FUZZ_LIBS)
 
 tests_fuzz_fuzz_wsframe_SOURCES = tests/fuzz/fuzz_wsframe.c $(FUZZ_CORE_SOURCES)
 tests_fuzz_fuzz_wsframe_CPPFLAGS = $(REPLAY_CPPFLAGS)

@@ -32,3 +32,7 @@ CLUSTER_TESTS = \
 	tests/integration/cluster_metrics.mjs
 TESTS += $(CLUSTER_TESTS)
 EXTRA_DIST += $(CLUSTER_TESTS) tests/integration/cluster_env.mjs
+
+# Transports (issue 12): the tRPC endpoint against the real @trpc/client.
+TESTS += tests/integration/trpc_basic.mjs
+EXTRA_DIST += tests/integration/trpc_basic.mjs
