@@ -9,7 +9,7 @@ tools_fanout_cli_SOURCES = \
 	plugins/valkey/library.c plugins/valkey/library.h \
 	plugins/valkey/redis_addr.c plugins/valkey/redis_addr.h \
 	tools/bench.c
-tools_fanout_cli_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/valkey -DVERSION='"$(VERSION)"' $(HIREDIS_CFLAGS) $(JANSSON_CFLAGS)
+tools_fanout_cli_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/valkey -I$(top_builddir)/plugins/valkey -DVERSION='"$(VERSION)"' $(HIREDIS_CFLAGS) $(JANSSON_CFLAGS)
 tools_fanout_cli_LDADD = $(HIREDIS_LIBS) $(JANSSON_LIBS) -lm
 
 man_MANS += tools/fanout-cli.1

@@ -137,8 +137,7 @@ static int rc_ensure(struct push *p, int64_t deadline_ms)
  * history settings. 0, or -1 with the reason logged. */
 static int load_library(struct push *p)
 {
-	char *lib = vk_library_text("PUBLISH", VK_HISTORY_SIZE_DEFAULT, VK_HISTORY_TTL_DEFAULT,
-				    VK_HISTORY_META_TTL_DEFAULT);
+	char *lib = vk_library_text("PUBLISH", VK_HISTORY_SIZE_DEFAULT, VK_HISTORY_TTL_DEFAULT);
 	redisReply *r;
 	int rc = -1;
 
@@ -175,8 +174,8 @@ static int publish(struct push *p, const char *data, size_t len, int64_t deadlin
 		if (p->plain)
 			r = redisCommand(p->rc, "PUBLISH %s %b", p->channel, data, len);
 		else
-			r = redisCommand(p->rc, "FCALL fanout_publish 1 %s %b", p->channel, data,
-					 len);
+			r = redisCommand(p->rc, "FCALL fanout_publish 1 fanout:{%s} %b", p->channel,
+					 data, len);
 		if (r && r->type == REDIS_REPLY_INTEGER) {
 			p->receivers += r->integer;
 			p->sent++;

@@ -7,16 +7,15 @@
  * history_done()). Positioned publishes (publish.c) go through the same
  * fcall_send().
  *
- * In the broker, channel C (the broker name, channel_prefix included) has
- *   fanout:m:{C}  a hash {e = epoch, o = top offset}, expiring
- *                 history_meta_ttl_s after it was last used;
- *   fanout:h:{C}  a stream of the last history_size messages, entry id
- *                 "OFFSET-0" with field d = payload, expiring history_ttl_s
- *                 after the last publish.
- * Both keys carry the hash tag {C}, so they live in the slot of channel C
- * itself and each call runs on one shard of a cluster. One function call
- * per publish does, atomically: the epoch (created when missing), the next
- * offset, the capped append, the expiry and the pub/sub publish of
+ * In the broker, channel C (the broker name, channel_prefix included) keeps
+ * its position and history in one hash, fanout:{C} (library.lua): e = the
+ * epoch, o = the top offset, and the last history_size payloads under their
+ * offsets; it expires history_ttl_s after the channel was last used. The
+ * hash tag {C} puts it in the slot of channel C itself, so each call runs
+ * on one shard of a cluster, and as the call's one declared key it keeps
+ * every call right while that slot migrates. One function call per publish
+ * does, atomically: the epoch (created when missing), the next offset, the
+ * capped append, the expiry and the pub/sub publish of
  * "\0fo1:EPOCH:OFFSET\n" + payload (envelope.h).
  *
  * Runs on the host's loop thread. Allocates the library text (library.c;
@@ -40,9 +39,7 @@ int hist_init(struct vk *vk, const char *pub_cmd)
 {
 	snprintf(vk->hsize, sizeof(vk->hsize), "%lld", vk->history_size);
 	snprintf(vk->httl, sizeof(vk->httl), "%lld", vk->history_ttl_s);
-	snprintf(vk->hmttl, sizeof(vk->hmttl), "%lld", vk->history_meta_ttl_s);
-	vk->lib =
-	    vk_library_text(pub_cmd, vk->history_size, vk->history_ttl_s, vk->history_meta_ttl_s);
+	vk->lib = vk_library_text(pub_cmd, vk->history_size, vk->history_ttl_s);
 	return vk->lib ? 0 : FANOUT_ENOMEM;
 }
 
@@ -143,15 +140,17 @@ void fcall_abandon(struct fcall *f)
 int fcall_channel(struct vk *vk, struct fcall *f, const char *fn, const char *channel, int nargs,
 		  const char *const *args, const size_t *argl)
 {
-	const char *argv[12];
-	size_t len[12];
+	const char *argv[10];
+	size_t len[10], cl = strlen(channel);
 	int n = 0, rc;
-	char *full = vk_broker_name(vk, channel, &len[3]);
+	char *key = malloc(sizeof("fanout:{}") + vk->prefix_len + cl);
 
-	if (!full || nargs > 5) {
-		free(full);
+	if (!key || nargs > 4) {
+		free(key);
 		return FANOUT_ENOMEM;
 	}
+	/* KEYS[1] = fanout:{<prefix><channel>} */
+	len[3] = (size_t)sprintf(key, "fanout:{%s%s}", vk->prefix, channel);
 	argv[n] = "FCALL";
 	len[n++] = 5;
 	argv[n] = fn;
@@ -159,7 +158,7 @@ int fcall_channel(struct vk *vk, struct fcall *f, const char *fn, const char *ch
 	n++;
 	argv[n] = "1";
 	len[n++] = 1;
-	argv[n++] = full;
+	argv[n++] = key;
 	for (int i = 0; i < nargs; i++) {
 		argv[n] = args[i];
 		len[n++] = argl[i];
@@ -168,10 +167,8 @@ int fcall_channel(struct vk *vk, struct fcall *f, const char *fn, const char *ch
 	len[n++] = strlen(vk->hsize);
 	argv[n] = vk->httl;
 	len[n++] = strlen(vk->httl);
-	argv[n] = vk->hmttl;
-	len[n++] = strlen(vk->hmttl);
 	rc = fcall_send(&vk->conn[CMD], f, n, argv, len);
-	free(full);
+	free(key);
 	return rc;
 }
 

@@ -12,10 +12,19 @@ plugins_valkey_valkey_la_SOURCES = \
 	plugins/valkey/redis_addr.c plugins/valkey/redis_addr.h \
 	plugins/valkey/history.c plugins/valkey/library.c plugins/valkey/library.h \
 	plugins/valkey/envelope.c plugins/valkey/envelope.h
-plugins_valkey_valkey_la_CPPFLAGS = -I$(top_srcdir)/include
+plugins_valkey_valkey_la_CPPFLAGS = -I$(top_srcdir)/include -I$(top_builddir)/plugins/valkey
 plugins_valkey_valkey_la_CFLAGS = $(AM_CFLAGS) $(HIREDIS_CFLAGS) -pthread
 plugins_valkey_valkey_la_LIBADD = $(HIREDIS_LIBS) -lpthread
 plugins_valkey_valkey_la_LDFLAGS = $(FANOUT_PLUGIN_LINK)
+
+# library.lua (the broker's "fanout" functions) as a C string literal for library.c.
+BUILT_SOURCES += plugins/valkey/library_lua.h
+CLEANFILES += plugins/valkey/library_lua.h
+EXTRA_DIST += plugins/valkey/library.lua
+plugins/valkey/library_lua.h: plugins/valkey/library.lua
+	$(AM_V_GEN)$(MKDIR_P) plugins/valkey && \
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' \
+		$(srcdir)/plugins/valkey/library.lua > $@.tmp && mv $@.tmp $@
 
 man_MANS += plugins/valkey/fanout-valkey.5
 CLEANFILES += plugins/valkey/fanout-valkey.5

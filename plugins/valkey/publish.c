@@ -68,7 +68,7 @@ static void on_fcall_publish(struct vk *vk, struct fcall *f, redisReply *r)
 		vk->host->published_at(vk->b, f->token, 1, epoch, off);
 }
 
-/* FCALL fanout_publish 1 <prefix><channel> <data> <size> <ttl> <meta ttl> */
+/* FCALL fanout_publish 1 fanout:{<prefix><channel>} <data> <size> <ttl> */
 static int publish_positioned(struct vk *vk, const char *channel, const void *data, size_t len,
 			      uint64_t token)
 {

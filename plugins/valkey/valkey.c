@@ -48,7 +48,6 @@ enum {
 	O_MAX_PENDING,
 	O_HISTORY_SIZE,
 	O_HISTORY_TTL,
-	O_HISTORY_META_TTL,
 	O_COUNT
 };
 
@@ -74,12 +73,11 @@ static const struct fanout_option vk_options[] = {
     FANOUT_OPTION_INT(
 	"max_pending", "10000", 1, 100000000,
 	"cap on in-flight publishes, top and history calls; over it they fail at once"),
-    FANOUT_OPTION_INT("history_size", VK_STR(VK_HISTORY_SIZE_DEFAULT), 0, 10000000,
+    FANOUT_OPTION_INT("history_size", VK_STR(VK_HISTORY_SIZE_DEFAULT), 0, 100000,
 		      "messages kept per channel for recovery (0: no history, no positions)"),
     FANOUT_OPTION_INT("history_ttl_s", VK_STR(VK_HISTORY_TTL_DEFAULT), 0, 315360000,
-		      "a channel's history expires this long after its last publish (0: never)"),
-    FANOUT_OPTION_INT("history_meta_ttl_s", VK_STR(VK_HISTORY_META_TTL_DEFAULT), 0, 315360000,
-		      "a channel's epoch and offset expire this long after last use (0: never)"),
+		      "a channel's position and history expire this long after its last use "
+		      "(0: never)"),
     FANOUT_OPTION_END,
 };
 
@@ -234,21 +232,11 @@ static int vk_init(const struct fanout_host *host, struct fanout_backend *b,
 	}
 	vk->history_size = v[O_HISTORY_SIZE].num;
 	vk->history_ttl_s = v[O_HISTORY_TTL].num;
-	vk->history_meta_ttl_s = v[O_HISTORY_META_TTL].num;
 	/* Positions need the ABI 1.1 host calls (always there on a host that
 	 * loaded this plugin; checked like count()). */
 	vk->positioned = vk->history_size > 0 &&
 			 host->struct_size >= offsetof(struct fanout_host, history_done) +
 						  sizeof(host->history_done);
-	if (vk->positioned && vk->history_meta_ttl_s &&
-	    (!vk->history_ttl_s || vk->history_meta_ttl_s < vk->history_ttl_s)) {
-		snprintf(err, sizeof(err),
-			 "history_meta_ttl_s (%lld) must be 0 or at least history_ttl_s (%lld, 0 = "
-			 "never): the position would expire before the history",
-			 vk->history_meta_ttl_s, vk->history_ttl_s);
-		rc = FANOUT_EINVAL;
-		goto fail;
-	}
 	if (vk->positioned && strpbrk(vk->prefix, "{}")) {
 		snprintf(err, sizeof(err),
 			 "channel_prefix may not contain { or }: history keys use the broker "

@@ -149,10 +149,10 @@ struct vk {
 	unsigned connect_timeout_ms, reconnect_min_ms, reconnect_max_ms;
 	unsigned probe_interval_ms, probe_timeout_ms;
 	size_t max_pending;
-	long long history_size, history_ttl_s, history_meta_ttl_s;
-	char hsize[24], httl[24], hmttl[24]; /* the same as FCALL arguments */
-	bool positioned;		     /* history_size > 0 and the host knows ABI 1.1 */
-	char *lib;			     /* the fanout functions library (history.c) */
+	long long history_size, history_ttl_s;
+	char hsize[24], httl[24]; /* the same as FCALL arguments */
+	bool positioned;	  /* history_size > 0 and the host knows ABI 1.1 */
+	char *lib;		  /* the fanout functions library (history.c) */
 
 	struct conn conn[2];
 
@@ -240,8 +240,8 @@ void hist_free(struct vk *vk);
 struct fcall *fcall_new(struct vk *vk, fcall_done_fn done);
 int fcall_send(struct conn *cn, struct fcall *f, int argc, const char **argv, const size_t *argl);
 void fcall_abandon(struct fcall *f);
-/* FCALL fn 1 <prefix><channel> args... <history_size> <ttl> <meta ttl> on the
- * command connection (at most 5 args). 0, or a FANOUT_E* (f not sent). */
+/* FCALL fn 1 fanout:{<prefix><channel>} args... <history_size> <ttl> on the
+ * command connection (at most 4 args). 0, or a FANOUT_E* (f not sent). */
 int fcall_channel(struct vk *vk, struct fcall *f, const char *fn, const char *channel, int nargs,
 		  const char *const *args, const size_t *argl);
 int hist_parse_pos(const redisReply *r, char *epoch, uint64_t *top, const char **errstr);

@@ -715,10 +715,20 @@ static int pred_key_gone(struct mockhost *m, void *arg)
 	return key_exists(a->b, a->key) == 0;
 }
 
+static long long hlen(struct broker *b, const char *key)
+{
+	redisReply *r = broker_cmd(b, "HLEN %s", key);
+	long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+
+	if (r)
+		freeReplyObject(r);
+	return n;
+}
+
 /* FCALL fanout_publish from outside (a third-party publisher): the offset, or -1. */
 static long long fcall_publish(struct broker *b, const char *ch, const char *data, char *epoch)
 {
-	redisReply *r = broker_cmd(b, "FCALL fanout_publish 1 %s %s", ch, data);
+	redisReply *r = broker_cmd(b, "FCALL fanout_publish 1 fanout:{%s} %s", ch, data);
 	long long off = -1;
 
 	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
@@ -841,10 +851,8 @@ static void test_positions(void **unused)
 	assert_int_equal(fcall_publish(&f.br, "p2", "b", NULL), 2);
 	fx_up_and_sub(&f, "p2");
 	assert_int_equal(sub_of(f.m, "p2")->top, 2);
-	/* Keys are hash-tagged by channel and expire as configured. */
-	assert_true(key_ttl(&f.br, "fanout:h:{p1}") > 0 && key_ttl(&f.br, "fanout:h:{p1}") <= 300);
-	assert_true(key_ttl(&f.br, "fanout:m:{p1}") > 300 &&
-		    key_ttl(&f.br, "fanout:m:{p1}") <= 604800);
+	/* One key per channel, hash-tagged by it, expiring as configured. */
+	assert_true(key_ttl(&f.br, "fanout:{p1}") > 0 && key_ttl(&f.br, "fanout:{p1}") <= 300);
 	fx_free(&f);
 }
 
@@ -887,6 +895,18 @@ static void test_history(void **unused)
 	h = op_history(&f, "h1", epoch, 5, 10, 4, &first, &n);
 	assert_int_equal(h->status, FANOUT_OK);
 	assert_int_equal(n, 0);
+	/* The channel's hash: e, o, n and the last 3 payloads. */
+	assert_int_equal(hlen(&f.br, "fanout:{h1}"), 3 + 3);
+	/* A smaller history size (another instance's, or a third party's
+	 * argument) trims at once. */
+	freeReplyObject(broker_cmd(&f.br, "FCALL fanout_top 1 fanout:{h1} 1 300"));
+	assert_int_equal(hlen(&f.br, "fanout:{h1}"), 3 + 1);
+	h = op_history(&f, "h1", epoch, 3, 10, 9, &first, &n);
+	assert_int_equal(h->status, FANOUT_ETRUNCATED);
+	h = op_history(&f, "h1", epoch, 4, 10, 10, &first, &n);
+	assert_int_equal(h->status, FANOUT_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(mockhost_item(f.m, first)->data, "m5");
 	/* Another epoch (or a malformed one): EEPOCH with the current position. */
 	h = op_history(&f, "h1", "stale", 1, 10, 5, &first, &n);
 	assert_int_equal(h->status, FANOUT_EEPOCH);
@@ -907,11 +927,11 @@ static void test_history(void **unused)
 static void test_history_expiry(void **unused)
 {
 	struct fx f = {0};
-	const char *extra[] = {"history_ttl_s", "60", "history_meta_ttl_s", "120", NULL};
+	const char *extra[] = {"history_ttl_s", "60", NULL};
 	const struct mock_pos *h;
 	char epoch[VK_EPOCH_MAX + 1];
 	size_t first, n;
-	struct key_arg ka = {&f.br, "fanout:h:{x1}"};
+	struct key_arg ka = {&f.br, "fanout:{x1}"};
 
 	(void)unused;
 	broker_start(&f.br, NULL);
@@ -919,29 +939,21 @@ static void test_history_expiry(void **unused)
 	fx_up_and_sub(&f, "x1");
 	snprintf(epoch, sizeof(epoch), "%s", sub_of(f.m, "x1")->epoch);
 	publish_n(&f, "x1", "m", 2);
-	assert_true(key_ttl(&f.br, "fanout:h:{x1}") > 0 && key_ttl(&f.br, "fanout:h:{x1}") <= 60);
-	assert_true(key_ttl(&f.br, "fanout:m:{x1}") > 60 && key_ttl(&f.br, "fanout:m:{x1}") <= 120);
-	/* The history expires (made to happen now): the position stays, the
-	 * messages are gone. */
-	freeReplyObject(broker_cmd(&f.br, "PEXPIRE fanout:h:{x1} 1"));
+	assert_true(key_ttl(&f.br, "fanout:{x1}") > 50 && key_ttl(&f.br, "fanout:{x1}") <= 60);
+	/* Any use renews the expiry: a top() too (the hub's quiet-channel probe
+	 * keeps a subscribed channel's position alive). */
+	freeReplyObject(broker_cmd(&f.br, "EXPIRE fanout:{x1} 5"));
+	assert_int_equal(op_top(&f, "x1", 1)->top, 2);
+	assert_true(key_ttl(&f.br, "fanout:{x1}") > 50);
+	/* Expired (made to happen now): a new epoch from 0; a resume from the
+	 * old one is told so. */
+	freeReplyObject(broker_cmd(&f.br, "PEXPIRE fanout:{x1} 1"));
 	assert_true(mockhost_run_until(f.m, pred_key_gone, &ka, 3000));
-	h = op_history(&f, "x1", epoch, 0, 10, 1, &first, &n);
-	assert_int_equal(h->status, FANOUT_ETRUNCATED);
-	assert_int_equal(h->top, 2);
-	publish_n(&f, "x1", "n", 1);
-	assert_int_equal(mockhost_published(f.m, 2)->offset, 3);
 	h = op_history(&f, "x1", epoch, 2, 10, 2, &first, &n);
-	assert_int_equal(h->status, FANOUT_OK);
-	assert_int_equal(n, 1);
-	assert_string_equal(mockhost_item(f.m, first)->data, "n1");
-	/* The position expires too: a new epoch from 0. */
-	ka.key = "fanout:m:{x1}";
-	freeReplyObject(broker_cmd(&f.br, "PEXPIRE fanout:m:{x1} 1"));
-	assert_true(mockhost_run_until(f.m, pred_key_gone, &ka, 3000));
-	h = op_top(&f, "x1", 3);
-	assert_int_equal(h->status, FANOUT_OK);
+	assert_int_equal(h->status, FANOUT_EEPOCH);
 	assert_string_not_equal(h->epoch, epoch);
 	assert_int_equal(h->top, 0);
+	assert_int_equal(n, 0);
 	fx_free(&f);
 }
 
@@ -1084,7 +1096,8 @@ static void test_hold_until_top(void **unused)
 		for (unsigned i = 0; c && !c->err; i++) {
 			redisReply *r;
 			for (int k = 0; k < 8; k++)
-				redisAppendCommand(c, "FCALL fanout_publish 1 hold %u", i * 8 + k);
+				redisAppendCommand(c, "FCALL fanout_publish 1 fanout:{hold} %u",
+						   i * 8 + k);
 			for (int k = 0; k < 8; k++) {
 				if (redisGetReply(c, (void **)&r) != REDIS_OK)
 					_exit(0);
@@ -1096,7 +1109,7 @@ static void test_hold_until_top(void **unused)
 	live_set(0, pub);
 	/* Let it run, then subscribe in the middle of the stream. */
 	while (fcall_publish(&f.br, "hold-probe", "x", NULL) > 0 &&
-	       key_ttl(&f.br, "fanout:h:{hold}") < 0)
+	       key_ttl(&f.br, "fanout:{hold}") < 0)
 		usleep(1000);
 	assert_int_equal(plugin->subscribe(f.st, "hold"), 0);
 	assert_true(mockhost_run_until(f.m, mockhost_pred_subscribed, "hold", 5000));
@@ -1109,7 +1122,7 @@ static void test_hold_until_top(void **unused)
 	 * top stands still and everything up to it arrived. */
 	final = 0;
 	for (;;) {
-		redisReply *r = broker_cmd(&f.br, "FCALL fanout_top 1 hold");
+		redisReply *r = broker_cmd(&f.br, "FCALL fanout_top 1 fanout:{hold}");
 		uint64_t now;
 		assert_non_null(r);
 		now = (uint64_t)r->element[1]->integer;
@@ -1237,12 +1250,9 @@ static void test_config_errors(void **unused)
 	struct mockhost *m = mockhost_new();
 	void *st;
 	const char *bad[][3] = {
-	    {"url", "http://x", NULL},
-	    {"url", "redis://h:99999/0", NULL},
-	    {"url", "unix://relative", NULL},
-	    {"username", "u", NULL}, /* without a password */
-	    {"channel_prefix", "{app}:", NULL},
-	    {"history_meta_ttl_s", "10", NULL}, /* shorter than history_ttl_s */
+	    {"url", "http://x", NULL},		{"url", "redis://h:99999/0", NULL},
+	    {"url", "unix://relative", NULL},	{"username", "u", NULL}, /* without a password */
+	    {"channel_prefix", "{app}:", NULL}, {"history_size", "100001", NULL},
 	};
 
 	(void)unused;
