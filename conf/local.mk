@@ -17,7 +17,8 @@ fanoutexamplesdir = $(pkgdatadir)/examples
 dist_fanoutexamples_DATA = \
 	conf/examples/loopback.ini \
 	conf/examples/cluster.ini \
-	conf/examples/routing.ini
+	conf/examples/routing.ini \
+	conf/examples/nats.ini
 
 CLEANFILES += conf/installed/fanout.ini
 EXTRA_DIST += conf/fanout.ini

@@ -11,7 +11,8 @@ set -eu
 
 PKGS="build-essential pkg-config autoconf automake libtool autoconf-archive
 libwebsockets-dev libhiredis-dev libinih-dev libjansson-dev libcmocka-dev libjwt-dev libssl-dev
-redis-server nginx chromium clang libclang-rt-14-dev valgrind curl
+libnats-dev
+redis-server nginx nats-server chromium clang libclang-rt-14-dev valgrind curl
 docker-compose fonts-dejavu-core"
 
 # Node 18+ runs the integration and browser tests. Keep a node that is
@@ -39,7 +40,7 @@ $SUDO apt-get update
 # shellcheck disable=SC2086 # word splitting of the list is intended
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $PKGS
 
-# Installing nginx and redis-server may start their system services where an
+# Installing nginx, redis-server and nats-server may start their system services where an
 # init system runs; the tests and the demo start their own on free loopback
 # ports, so the system ones are not needed.
 echo "install-deps.sh: done. Next: autoreconf -fi && ./configure && make && npm ci && make check"

@@ -32,6 +32,7 @@ AM_TESTS_ENVIRONMENT = \
 	REDIS_SERVER='$(REDIS_SERVER)'; export REDIS_SERVER; \
 	REDIS_CLI='$(REDIS_CLI)'; export REDIS_CLI; \
 	NGINX='$(NGINX)'; export NGINX; \
+	NATS_SERVER='$(NATS_SERVER)'; export NATS_SERVER; \
 	CHROMIUM='$(CHROMIUM)'; export CHROMIUM; \
 	FANOUT_ASAN='$(enable_asan)'; export FANOUT_ASAN; \
 	NODE='$(NODE)'; export NODE; \

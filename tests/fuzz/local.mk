@@ -14,7 +14,7 @@
 # and `make fuzz [FUZZ_SECONDS=20]` runs each one for that long on a copy of
 # its corpus and fails if a crash is found (tests/fuzz/run-fuzz.sh).
 
-FUZZ_NAMES = protocol json query config filetail token wsframe envelope redis_addr
+FUZZ_NAMES = protocol json query config filetail token wsframe envelope redis_addr nats
 FUZZ_SECONDS = 20
 
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/fuzz_common.h tests/fuzz/replay-corpus.sh \
@@ -97,6 +97,14 @@ tests_fuzz_replay_redis_addr_SOURCES = tests/fuzz/fuzz_redis_addr.c tests/fuzz/r
 	plugins/valkey/redis_addr.c
 tests_fuzz_replay_redis_addr_CPPFLAGS = $(REPLAY_CPPFLAGS) -I$(top_srcdir)/plugins/valkey
 
+# fuzz_nats.c and corpus/nats/ belong to the nats backend (plugins/nats/names.c).
+check_PROGRAMS += tests/fuzz/replay_nats
+TESTS += tests/fuzz/corpus_nats.sh
+EXTRA_DIST += tests/fuzz/corpus_nats.sh
+tests_fuzz_replay_nats_SOURCES = tests/fuzz/fuzz_nats.c tests/fuzz/replay.c plugins/nats/names.c
+tests_fuzz_replay_nats_CPPFLAGS = $(REPLAY_CPPFLAGS) -I$(top_srcdir)/plugins/nats
+tests_fuzz_replay_nats_LDADD = $(JANSSON_LIBS)
+
 if FUZZ
 FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer -g
@@ -108,7 +116,7 @@ FUZZ_LIBS = $(INIH_LIBS) $(JANSSON_LIBS) $(JWT_LIBS) $(CRYPTO_LIBS)
 
 noinst_PROGRAMS += tests/fuzz/fuzz_protocol tests/fuzz/fuzz_json tests/fuzz/fuzz_query \
 	tests/fuzz/fuzz_config tests/fuzz/fuzz_filetail tests/fuzz/fuzz_token tests/fuzz/fuzz_wsframe \
-	tests/fuzz/fuzz_envelope tests/fuzz/fuzz_redis_addr
+	tests/fuzz/fuzz_envelope tests/fuzz/fuzz_redis_addr tests/fuzz/fuzz_nats
 
 tests_fuzz_fuzz_token_SOURCES = tests/fuzz/fuzz_token.c $(FUZZ_CORE_SOURCES)
 tests_fuzz_fuzz_token_CPPFLAGS = $(REPLAY_CPPFLAGS) $(JWT_CFLAGS) $(CRYPTO_CFLAGS)
@@ -138,6 +146,12 @@ tests_fuzz_fuzz_redis_addr_SOURCES = tests/fuzz/fuzz_redis_addr.c plugins/valkey
 tests_fuzz_fuzz_redis_addr_CPPFLAGS = $(REPLAY_CPPFLAGS) -I$(top_srcdir)/plugins/valkey
 tests_fuzz_fuzz_redis_addr_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
 tests_fuzz_fuzz_redis_addr_LDFLAGS = $(FUZZ_FLAGS)
+
+tests_fuzz_fuzz_nats_SOURCES = tests/fuzz/fuzz_nats.c plugins/nats/names.c
+tests_fuzz_fuzz_nats_CPPFLAGS = $(REPLAY_CPPFLAGS) -I$(top_srcdir)/plugins/nats
+tests_fuzz_fuzz_nats_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
+tests_fuzz_fuzz_nats_LDFLAGS = $(FUZZ_FLAGS)
+tests_fuzz_fuzz_nats_LDADD = $(JANSSON_LIBS)
 
 tests_fuzz_fuzz_filetail_SOURCES = tests/fuzz/fuzz_filetail.c plugins/filetail/line.c
 tests_fuzz_fuzz_filetail_CPPFLAGS = $(REPLAY_CPPFLAGS) -I$(top_srcdir)/plugins/filetail
@@ -171,7 +185,7 @@ tests_fuzz_fuzz_config_LDADD = $(FUZZ_LIBS)
 
 fuzz: tests/fuzz/fuzz_protocol tests/fuzz/fuzz_json tests/fuzz/fuzz_query tests/fuzz/fuzz_config \
 		tests/fuzz/fuzz_filetail tests/fuzz/fuzz_token tests/fuzz/fuzz_wsframe \
-		tests/fuzz/fuzz_envelope tests/fuzz/fuzz_redis_addr
+		tests/fuzz/fuzz_envelope tests/fuzz/fuzz_redis_addr tests/fuzz/fuzz_nats
 	$(AM_V_at)$(SHELL) $(top_srcdir)/tests/fuzz/run-fuzz.sh '$(top_srcdir)' '$(FUZZ_SECONDS)' \
 		$(FUZZ_NAMES)
 else

@@ -21,6 +21,7 @@
 //                        cannot, and the suite says so in a diagnostic)
 //   stop()               stop the broker
 import { startRedis, pluginPath } from './harness.mjs';
+import { startNats } from './nats.mjs';
 
 export function loopbackBackend() {
   return {
@@ -63,6 +64,48 @@ export function valkeyBackend() {
     async stop() {
       if (r) await r.stop();
       r = null;
+    },
+  };
+}
+
+// nats-server users: `fan` (also every connection without credentials) may
+// do anything; `nosub` may not subscribe to the suite's channels (nor to
+// their JetStream republished copies).
+const NATS_USERS = `authorization {
+  users = [
+    { user: fan, password: fanpw }
+    { user: nosub, password: nosubpw,
+      permissions: { subscribe: { deny: ["news.>", "chat.>", "updates", "x.>", "_fanout.rp.>"] } } }
+  ]
+}
+no_auth_user: fan
+`;
+
+/** The nats backend; js: with JetStream (positions from a stream). */
+export function natsBackend({ js = false } = {}) {
+  let n = null;
+  return {
+    name: js ? 'nats-jetstream' : 'nats',
+    positioned: js,
+    get nats() { return n; },
+    async start() {
+      if (!n) n = await startNats({ js, conf: NATS_USERS });
+      return this;
+    },
+    keys: (extra = '') => `plugin = nats\nurl = nats://127.0.0.1:${n.port}\n${js ? 'jetstream = yes\n' : ''}${extra}\n`,
+    async holdConfirm() {
+      // A stopped server answers no PING: the confirmation (a flush)
+      // waits until SIGCONT.
+      return {
+        keys: '',
+        begin() { n.kill('SIGSTOP'); },
+        end() { n.kill('SIGCONT'); },
+      };
+    },
+    async refuseSubscribe() { return 'user = nosub\npassword = nosubpw'; },
+    async stop() {
+      if (n) await n.stop();
+      n = null;
     },
   };
 }
