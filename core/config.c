@@ -96,6 +96,8 @@ static const struct skey server_keys[] = {
      "URL path of the WebSocket endpoint"},
     {"trpc_path", K_STR, "/trpc", 0, 0, OFF(trpc_path), 0, KF_SLASH,
      "URL path of the tRPC WebSocket endpoint; empty: off"},
+    {"sse_path", K_STR, "/sse", 0, 0, OFF(sse_path), 0, KF_SLASH,
+     "URL path of the Server-Sent Events endpoint; empty: off"},
     {"web_root", K_STR, FANOUT_WEB_ROOT, 0, 0, OFF(web_root), 0, 0,
      "directory of static files; empty: serve none"},
     {"plugin_dir", K_STR, FANOUT_PLUGIN_DIR, 0, 0, OFF(plugin_dir), 0, KF_NONEMPTY,
@@ -121,9 +123,7 @@ static const struct skey server_keys[] = {
     {"allow_publish", K_BOOL, "false", 0, 1, OFF(allow_publish), 0, 0,
      "whether clients may publish"},
     {"allowed_origins", K_LIST, "*", 0, 0, OFF(allowed_origins), OFF(n_allowed_origins),
-     KF_NONEMPTY,
-     "Origin headers accepted at upgrade; * = any",
-     check_origin},
+     KF_NONEMPTY, "Origin headers accepted at upgrade; * = any", check_origin},
     {"trusted_proxies", K_LIST, "", 0, 0, OFF(trusted_proxies), OFF(n_trusted_proxies), 0,
      "proxies (addresses or CIDR networks) whose X-Forwarded-For is believed", check_cidr},
     {"max_connections_per_ip", K_INT, "0", 0, 1000000, OFF(max_connections_per_ip), 0, 0,
@@ -1104,21 +1104,25 @@ static void validate(struct ld *l)
 		    "%lld is less than 2 x max_payload_bytes (%lld)", c->client_queue_bytes,
 		    2 * c->max_payload_bytes);
 	}
-	/* The endpoints' paths must differ (an empty one is off). */
-	const char *paths[] = {"ws_path", "trpc_path"};
-	for (int i = 1; i < 2; i++)
-		for (int j = 0; j < i; j++) {
-			size_t ki = 0, kj = 0;
-			const struct skey *a = find_key(paths[i], &ki),
-					  *b = find_key(paths[j], &kj);
-			const char *va = *(char **)field(c, a->off),
-				   *vb = *(char **)field(c, b->off);
-			if (va && vb && *va && !strcmp(va, vb)) {
-				int by = l->key_line[ki] ? l->key_line[ki] : l->key_line[kj];
+	/* The endpoints' paths: at most 200 bytes, and different (an empty
+	 * one is off). */
+	const char *paths[] = {"ws_path", "trpc_path", "sse_path"};
+	const char *val[3];
+	size_t kidx[3];
+	for (int i = 0; i < 3; i++) {
+		const struct skey *k = find_key(paths[i], &kidx[i]);
+		val[i] = *(char **)field(c, k->off);
+		int by = l->key_line[kidx[i]];
+		if (val[i] && strlen(val[i]) > 200)
+			err(l, by ? where(by) : -1, "server", paths[i], NULL,
+			    "longer than 200 bytes");
+		for (int j = 0; j < i; j++)
+			if (val[i] && val[j] && *val[i] && !strcmp(val[i], val[j])) {
+				by = by ? by : l->key_line[kidx[j]];
 				err(l, by ? where(by) : -1, "server", paths[i], NULL,
-				    "\"%s\" is also %s", va, paths[j]);
+				    "\"%s\" is also %s", val[i], paths[j]);
 			}
-		}
+	}
 	if (!c->n_backends)
 		err(l, -1, NULL, NULL, NULL,
 		    "no [backend] section (at least one [backend NAME] with a plugin is required)");

@@ -54,6 +54,7 @@ struct config {
 	char *instance;	   /* default: gethostname() */
 	char *ws_path;	   /* default "/ws"; must start with '/' */
 	char *trpc_path;   /* default "/trpc"; "" = no tRPC endpoint */
+	char *sse_path;	   /* default "/sse"; "" = no Server-Sent Events */
 	char *web_root;	   /* default FANOUT_WEB_ROOT; "" = serve no static files */
 	char *plugin_dir;  /* default FANOUT_PLUGIN_DIR */
 	int workers;	   /* 1..64; 0 means "auto" (one per CPU) */

@@ -189,3 +189,19 @@ int gate_upgrade(struct lws *wsi)
 	/* 5. token: sec-auth's check (401, REFUSE_TOKEN) goes here. */
 	return 0;
 }
+
+int gate_stream(struct lws *wsi)
+{
+	struct conn *c = conn_of(wsi);
+	const char *why = NULL;
+
+	if (c && c->admin)
+		return refused(wsi, c, REFUSE_PATH, 404, "no event stream on the admin port", NULL);
+	if (check_client(wsi, c))
+		return refused(wsi, c, REFUSE_PER_IP, 429, "too many connections from this address",
+			       NULL);
+	if (check_origin(wsi, &why))
+		return refused(wsi, c, REFUSE_ORIGIN, 403, "origin not allowed", why);
+	/* token: sec-auth's check (401, REFUSE_TOKEN) goes here too. */
+	return 0;
+}

@@ -5,11 +5,10 @@
  * registers). In order:
  *
  *   1. the connection:  not the admin listener (404)
- *   2. the request:     Upgrade: websocket (400; no h2c), GET (405), a path that is a WebSocket endpoint —
- *                       ws_path or another transport's path
- *                       (session_add_proto()) (404), no Sec-WebSocket-Protocol (the
- *                       endpoints speak none; a name could select one of
- *                       lws's internal protocols) (400)
+ *   2. the request:     Upgrade: websocket (400; no h2c), GET (405), a path that is a WebSocket
+ * endpoint — ws_path or another transport's path (session_add_proto()) (404), no
+ * Sec-WebSocket-Protocol (the endpoints speak none; a name could select one of lws's internal
+ * protocols) (400)
  *   3. the client:      its address behind trusted proxies, counted against
  *                       max_connections_per_ip (429)
  *   4. the Origin:      absent, or parsed and listed in allowed_origins (403)
@@ -34,6 +33,14 @@ void gate_free(void);
  * lws completes the transaction), or -1 to hang up.
  */
 int gate_upgrade(struct lws *wsi);
+
+/*
+ * The same checks for a long-lived HTTP stream (Server-Sent Events, sse.c):
+ * steps 1 (admin listener: 404), 3 (client behind trusted proxies, per-IP
+ * cap: 429), 4 (Origin: 403) and 5 (token). Returns as gate_upgrade(), for
+ * the LWS_CALLBACK_HTTP handler.
+ */
+int gate_stream(struct lws *wsi);
 
 /* 1 when path (no query) is a WebSocket endpoint of this server. */
 int gate_is_endpoint(const char *path);

@@ -27,7 +27,7 @@
  * it). */
 #define HTTP_MAX_RESPONSE (1024 * 1024 + 4096)
 
-static struct lws_http_mount mounts[4];
+static struct lws_http_mount mounts[5];
 static const struct config *cfg;
 
 const struct lws_http_mount *http_mounts(const struct config *c)
@@ -42,15 +42,25 @@ const struct lws_http_mount *http_mounts(const struct config *c)
 		mounts[i].origin_protocol = LWSMPRO_CALLBACK;
 		mounts[i].mount_next = &mounts[i + 1];
 	}
-	if (c->web_root && *c->web_root) {
-		mounts[3].mountpoint = "/";
-		mounts[3].mountpoint_len = 1;
-		mounts[3].origin = c->web_root;
-		mounts[3].def = "index.html";
-		mounts[3].origin_protocol = LWSMPRO_FILE;
-	} else {
-		mounts[2].mount_next = NULL;
+	size_t n = 3;
+	if (c->sse_path && *c->sse_path) { /* Server-Sent Events (sse.c) */
+		mounts[n].mountpoint = c->sse_path;
+		mounts[n].mountpoint_len = (unsigned char)strlen(c->sse_path);
+		mounts[n].origin = "fanout-sse"; /* sse.c's lws protocol */
+		mounts[n].origin_protocol = LWSMPRO_CALLBACK;
+		mounts[n - 1].mount_next = &mounts[n];
+		n++;
 	}
+	if (c->web_root && *c->web_root) {
+		mounts[n].mountpoint = "/";
+		mounts[n].mountpoint_len = 1;
+		mounts[n].origin = c->web_root;
+		mounts[n].def = "index.html";
+		mounts[n].origin_protocol = LWSMPRO_FILE;
+		mounts[n - 1].mount_next = &mounts[n];
+		n++;
+	}
+	mounts[n - 1].mount_next = NULL;
 	return mounts;
 }
 

@@ -29,6 +29,7 @@
 #include "loop.h"
 #include "server.h"
 #include "session.h"
+#include "sse.h"
 #include "trpc.h"
 
 struct server srv = {.listen_fd = -1};
@@ -229,6 +230,7 @@ int server_init(const struct config *c, int listen_fd, long long max_clients)
 	protocols[1] = session_protocol;
 	protocols[2] = http_protocol;
 	protocols[3] = loop_protocol;
+	protocols[4] = sse_protocol;
 
 	if (c->ping_interval_s > 0) {
 		retry.secs_since_valid_ping = (uint16_t)c->ping_interval_s;
@@ -263,6 +265,8 @@ int server_init(const struct config *c, int listen_fd, long long max_clients)
 	loop_init(srv.ctx, srv.vh);
 	loop_set_after_dispatch(session_flush_pending);
 	if (*c->trpc_path && (trpc_init(c) || session_add_proto(c->trpc_path, &trpc_proto)))
+		return -1;
+	if (*c->sse_path && sse_init(c))
 		return -1;
 
 	grace_timer = loop_timer_add((fanout_timer_cb)grace_over, NULL);
@@ -301,6 +305,7 @@ void server_free(void)
 	loop_timer_remove(accept_pause_timer);
 	accept_pause_timer = NULL;
 	trpc_free();
+	sse_free();
 	if (srv.ctx)
 		lws_context_destroy(srv.ctx);
 	srv.ctx = NULL;

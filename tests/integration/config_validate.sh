@@ -90,11 +90,18 @@ if [ -x "$NGINX_BIN" ] || command -v "$NGINX_BIN" >/dev/null 2>&1; then
 				grep -qF "$d;" "$f" || { echo "$f: no $d"; exit 1; }
 			done
 		done' _ "$SRC/conf/nginx.conf" "$SRC/conf/nginx-demo.conf.in"
+	check "both configs proxy /trpc and /sse (event streams unbuffered)" sh -c '
+		for f in "$@"; do
+			grep -q "location = /trpc {" "$f" || { echo "$f: no /trpc"; exit 1; }
+			sed -n "/location = \/sse {/,/}/p" "$f" | grep -q "proxy_buffering off;" ||
+				{ echo "$f: /sse without proxy_buffering off"; exit 1; }
+		done' _ "$SRC/conf/nginx.conf" "$SRC/conf/nginx-demo.conf.in"
 else
 	skip "nginx -t accepts conf/nginx.conf" "nginx not installed"
 	skip "no placeholder left" "nginx not installed"
 	skip "nginx -t accepts the demo config" "nginx not installed"
 	skip "proxy headers" "nginx not installed"
+	skip "/trpc and /sse proxied" "nginx not installed"
 fi
 
 # ---- the instances' fanoutd config ---------------------------------------------------

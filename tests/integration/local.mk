@@ -36,3 +36,7 @@ EXTRA_DIST += $(CLUSTER_TESTS) tests/integration/cluster_env.mjs
 # Transports (issue 12): the tRPC endpoint against the real @trpc/client.
 TESTS += tests/integration/trpc_basic.mjs
 EXTRA_DIST += tests/integration/trpc_basic.mjs
+
+# Transports (issue 12): Server-Sent Events over raw HTTP.
+TESTS += tests/integration/sse_basic.mjs
+EXTRA_DIST += tests/integration/sse_basic.mjs

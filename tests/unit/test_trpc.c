@@ -319,6 +319,16 @@ static void config_errors(void **state)
 	assert_int_equal(n, 1);
 	assert_non_null(strstr(errs, ":2: [server] trpc_path: \"/ws\" is also ws_path"));
 	free(errs);
+	n = load(&c, "[server]\nsse_path = /trpc\n" BACKEND, NULL, 0, &errs);
+	assert_int_equal(n, 1);
+	assert_non_null(strstr(errs, ":2: [server] sse_path: \"/trpc\" is also trpc_path"));
+	free(errs);
+	/* empty turns an endpoint off, and two empty ones do not collide */
+	assert_int_equal(load(&c, "[server]\nsse_path =\ntrpc_path =\n" BACKEND, NULL, 0, &errs),
+			 0);
+	free(errs);
+	assert_string_equal(c.sse_path, "");
+	config_free(&c);
 }
 
 int main(void)
