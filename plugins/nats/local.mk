@@ -44,6 +44,11 @@ endif
 
 NATS_NODE_TESTS = \
 	tests/integration/protocol_nats.mjs \
-	tests/integration/protocol_nats_js.mjs
+	tests/integration/protocol_nats_js.mjs \
+	tests/integration/nats_basic.mjs
 TESTS += $(NATS_NODE_TESTS)
-EXTRA_DIST += $(NATS_NODE_TESTS)
+EXTRA_DIST += $(NATS_NODE_TESTS) tests/integration/nats_faults.mjs
+# Broker faults, counting every message (~15 s): once, in the plain suite.
+if !ASAN
+TESTS += tests/integration/nats_faults.mjs
+endif

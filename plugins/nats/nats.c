@@ -310,9 +310,12 @@ static void on_msg(struct nt *nt, struct ev *e, bool *keep)
 
 	if (!c)
 		return;
-	if (c->state == CH_SUBSCRIBING) {
+	/* Hold: before the subscribe is confirmed, and after the link came
+	 * back until the gap went out (so clients see the gap before anything
+	 * newer than the hole). */
+	if (c->state == CH_SUBSCRIBING || nt->relinking) {
 		if (c->held_n >= HELD_MAX) {
-			count(nt, "dropped", 1);
+			count(nt, "dropped", 1); /* covered by the gap that follows */
 			return;
 		}
 		e->next = NULL;
@@ -404,6 +407,9 @@ static void on_state(struct nt *nt, struct ev *e)
 {
 	bool up = e->status == FANOUT_UP;
 
+	if (!up && nt->up)
+		nt->relinking = true;
+
 	if (up != nt->up || !up)
 		nt->host->log(nt->b, up ? FANOUT_LOG_INFO : FANOUT_LOG_WARN, "%s: %s",
 			      up ? "up" : "down", e->data);
@@ -435,6 +441,50 @@ static void on_epoch(struct nt *nt, struct ev *e)
 			      nt->stream, nt->epoch);
 		nt->host->gap(nt->b, NULL, "the broker's history was reset");
 	}
+}
+
+static void collect_held(const char *key, void *val, void *arg)
+{
+	struct chan *c = val;
+	char ***names = arg;
+
+	if (c->state == CH_LIVE && c->held)
+		*(*names)++ = (char *)key;
+}
+
+/* A gap for every channel went out: release what was held meanwhile. */
+static void release_held(struct nt *nt)
+{
+	size_t n = nt->chans.n, k;
+	char **names = calloc(n + 1, sizeof(*names)), **p = names;
+
+	nt->relinking = false;
+	if (!names)
+		return;
+	ntab_each(&nt->chans, collect_held, &p);
+	k = (size_t)(p - names);
+	/* Copies: the host may unsubscribe (and so free keys) while we deliver. */
+	for (size_t i = 0; i < k; i++)
+		names[i] = strdup(names[i]);
+	for (size_t i = 0; i < k; i++) {
+		struct chan *c = names[i] ? ntab_get(&nt->chans, names[i]) : NULL;
+		struct ev *h, *nx;
+		if (!c)
+			continue;
+		h = c->held;
+		c->held = NULL;
+		c->held_tail = &c->held;
+		c->held_n = 0;
+		for (; h; h = nx) {
+			nx = h->next;
+			if (ntab_get(&nt->chans, names[i]) == c && h->sid == c->sid)
+				deliver(nt, c, h);
+			free(h);
+		}
+	}
+	for (size_t i = 0; i < k; i++)
+		free(names[i]);
+	free(names);
 }
 
 static void on_refused(struct nt *nt, struct ev *e)
@@ -503,6 +553,8 @@ static void on_drain(void *arg)
 			break;
 		case EV_GAP:
 			nt->host->gap(nt->b, NULL, e->data);
+			if (nt->relinking)
+				release_held(nt);
 			break;
 		case EV_REFUSED:
 			on_refused(nt, e);

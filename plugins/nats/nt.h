@@ -169,6 +169,7 @@ struct nt {
 	struct fanout_timer *t_sweep; /* fails publishes past their deadline */
 	char epoch[NT_EPOCH_MAX];     /* the stream's current epoch ("" before known) */
 	bool up;
+	bool relinking; /* the link went down after being up: hold messages until the gap */
 	bool stopped;
 
 	/* worker thread */

@@ -57,6 +57,7 @@ struct w {
 	natsInbox *inbox;
 	bool ready;	     /* flushed and (JetStream) stream checked on this link */
 	bool link_check;     /* a link-up check is due */
+	bool gap_due;	     /* reconnected: the gap goes once subscriptions are confirmed */
 	uint64_t retry_at;   /* when to retry a failed check / connect (0: none) */
 	uint64_t confirm_at; /* when to retry pending confirmations (0: none) */
 	unsigned attempt;    /* failed checks in a row */
@@ -522,7 +523,7 @@ static void link_check(struct w *w)
 	w->ready = true;
 	w->last_why[0] = 0;
 	if (nt->was_up)
-		nt_ev_push(nt, nt_ev_new(EV_GAP, NULL, NULL, "reconnected to the broker", 25));
+		w->gap_due = true;
 	nt->was_up = true;
 	{
 		char url[256] = "";
@@ -877,6 +878,13 @@ static void *worker_main(void *arg)
 		if (w.confirm_at && now_ms() >= w.confirm_at)
 			w.confirm_at = 0;
 		finish_batch(&w);
+		/* After a reconnect: the gap once every subscription is
+		 * confirmed again, so messages after it are really live. */
+		if (w.gap_due && w.ready && !w.n_pending) {
+			w.gap_due = false;
+			nt_ev_push(nt,
+				   nt_ev_new(EV_GAP, NULL, NULL, "reconnected to the broker", 25));
+		}
 	}
 	drop_connection(&w);
 	ntab_free(&w.subs, free_wsub);

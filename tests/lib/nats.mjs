@@ -52,7 +52,7 @@ export async function startNats({ js = false, conf = '', port, storeDir } = {}) 
       return s.start();
     },
     async varz() { return JSON.parse((await httpGet(mport, '/varz')).body); },
-    async jsz() { return JSON.parse((await httpGet(mport, '/jsz?streams=true')).body); },
+    async jsz() { return JSON.parse((await httpGet(mport, '/jsz?streams=true&config=true')).body); },
     async subsz() { return JSON.parse((await httpGet(mport, '/subsz?subs=1')).body); },
   };
   return s.start();
@@ -68,8 +68,9 @@ export function rawNats(port, { user, pass } = {}) {
     const sock = net.connect(port, '127.0.0.1');
     let buf = Buffer.alloc(0);
     const pongs = [];
+    let opened = false;
     const c = {
-      msgs: [], errors: [],
+      sock, msgs: [], errors: [], closed: false,
       pub(subject, payload) {
         const b = Buffer.from(payload);
         sock.write(`PUB ${subject} ${b.length}\r\n`);
@@ -98,6 +99,7 @@ export function rawNats(port, { user, pass } = {}) {
           const o = { verbose: false, pedantic: false, lang: 'raw', version: '0', protocol: 1 };
           if (user) { o.user = user; o.pass = pass; }
           sock.write(`CONNECT ${JSON.stringify(o)}\r\n`);
+          opened = true;
           resolve(c);
         } else if (line === 'PING') sock.write('PONG\r\n');
         else if (line === 'PONG') { const r = pongs.shift(); if (r) r(); }
@@ -105,6 +107,9 @@ export function rawNats(port, { user, pass } = {}) {
       }
     };
     sock.on('data', (d) => { buf = Buffer.concat([buf, d]); parse(); });
-    sock.on('error', reject);
+    // After the handshake a dead server just closes the client: pending
+    // PINGs never resolve (what they covered is not known to be accepted).
+    sock.on('error', (e) => { if (!opened) reject(e); });
+    sock.on('close', () => { c.closed = true; if (!opened) reject(new Error('closed before INFO')); });
   });
 }

@@ -1,0 +1,143 @@
+// nats_basic.mjs — the nats backend through real fanoutd processes and a real
+// nats-server: a third-party publisher speaking raw NATS (`PUB subject len`)
+// reaches clients on two instances, in order; subscriptions follow demand
+// (one server subscription per instance, gone with the last client, seen in
+// the server's /subsz); with JetStream the stream gets the subjects derived
+// from the channels globs; bad input is one clear line at start-up or a
+// reason in /readyz.
+import assert from 'node:assert/strict';
+import { tap } from '../lib/tap.mjs';
+import { startFanoutd, wsClient, waitFor, run, FANOUTD, pluginDir, tmpDir, freePort } from '../lib/harness.mjs';
+import { startNats, rawNats } from '../lib/nats.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const t = tap();
+const ini = (n, extra = '', channels = 'news.* updates') => `[server]
+allow_publish = true
+
+[backend nats]
+plugin = nats
+channels = ${channels}
+url = ${n.url}
+${extra}
+`;
+
+const n = await startNats({ js: true });
+const subsFor = async (subject) => {
+  const z = await n.subsz();
+  return (z.subscriptions_list || []).filter((s) => s.subject === subject).length;
+};
+
+await t.test('a raw NATS publisher reaches clients on two instances, in order', async () => {
+  const f1 = await startFanoutd({ ini: ini(n), wait: 'ready' });
+  const f2 = await startFanoutd({ ini: ini(n), wait: 'ready' });
+  const cs = [];
+  for (const f of [f1, f1, f2, f2]) {
+    const c = await wsClient(f.ws);
+    await c.subscribe('news.eu');
+    cs.push(c);
+  }
+  assert.equal(await subsFor('news.eu'), 2, 'one server subscription per instance');
+  const p = await rawNats(n.port);
+  const N = 500;
+  for (let i = 0; i < N; i++) p.pub('news.eu', JSON.stringify({ i }));
+  p.pub('news.other', '"not for them"');
+  await p.ping();
+  p.close();
+  for (const c of cs) {
+    await waitFor(() => c.all((x) => x.type === 'message').length >= N, { what: 'all messages' });
+    const got = c.all((x) => x.type === 'message');
+    assert.equal(got.length, N);
+    got.forEach((m, i) => {
+      assert.equal(m.channel, 'news.eu');
+      assert.deepEqual(m.data, { i });
+    });
+  }
+  for (const c of cs) await c.close();
+  await waitFor(async () => (await subsFor('news.eu')) === 0, { what: 'no subscription after the last client left' });
+  assert.equal(await f1.stop(), 0);
+  assert.equal(await f2.stop(), 0);
+});
+
+await t.test('core NATS: a client publish comes back through the server', async () => {
+  const f = await startFanoutd({ ini: ini(n), wait: 'ready' });
+  const c = await wsClient(f.ws);
+  await c.subscribe('updates');
+  const raw = await rawNats(n.port);
+  raw.sub('updates');
+  await raw.ping();
+  c.send({ type: 'publish', channel: 'updates', data: { hi: 1 }, id: 'p' });
+  const rep = await c.next((x) => x.id === 'p');
+  assert.equal(rep.type, 'published');
+  await waitFor(() => c.frames.find((x) => x.type === 'message'), { what: 'echo' });
+  await waitFor(() => raw.msgs.length === 1, { what: 'a plain NATS subscriber sees it' });
+  assert.equal(raw.msgs[0].data, '{"hi":1}');
+  raw.close();
+  await c.close();
+  assert.equal(await f.stop(), 0);
+});
+
+await t.test('jetstream: the stream takes the subjects derived from channels globs', async () => {
+  const f = await startFanoutd({ ini: ini(n, 'jetstream = yes\nstream = BASIC'), wait: 'ready' });
+  const stream = async () => (await n.jsz()).account_details[0].stream_detail.find((x) => x.name === 'BASIC');
+  let s = await stream();
+  assert.ok(s, 'stream BASIC created');
+  assert.deepEqual([...s.config.subjects].sort(), ['news.>', 'updates']);
+  // A second instance serving more channels adds its subjects.
+  const g = await startFanoutd({
+    ini: ini(n, 'jetstream = yes\nstream = BASIC', 'news.* updates chat.room.*'),
+    wait: 'ready',
+  });
+  const c = await wsClient(g.ws);
+  await c.subscribe('chat.room.1');
+  const raw = await rawNats(n.port);
+  raw.pub('chat.room.1', '"stored"');
+  await raw.ping();
+  raw.close();
+  await c.next('message');
+  s = await stream();
+  assert.deepEqual([...s.config.subjects].sort(), ['chat.room.>', 'news.>', 'updates']);
+  assert.equal(s.config.republish.dest, '_fanout.rp.>');
+  assert.ok(s.state.messages >= 1, JSON.stringify(s.state));
+  await c.close();
+  assert.equal(await f.stop(), 0);
+  assert.equal(await g.stop(), 0);
+});
+
+await t.test('bad input: one clear line at start-up, never a crash', async () => {
+  const dir = tmpDir('fanout-nats-bad-');
+  const check = async (text, re) => {
+    const file = path.join(dir, 'f.ini');
+    fs.writeFileSync(file, text);
+    const r = await run(FANOUTD, ['-c', file, '-o', `server.plugin_dir=${pluginDir()}`,
+      '-o', `server.listen=127.0.0.1:${await freePort()}`]);
+    assert.notEqual(r.code, 0);
+    assert.equal(r.signal, null);
+    assert.match(r.stderr, re);
+  };
+  await check(ini({ url: 'nats://127.0.0.1:99999' }), /url "nats:\/\/127\.0\.0\.1:99999": port must be 1-65535/);
+  await check(ini({ url: 'redis://127.0.0.1:4222' }), /scheme must be nats:\/\/ or tls:\/\//);
+  await check(ini(n, 'jetstream = yes', '*'), /channels glob "\*" cannot be a JetStream stream subject/);
+  await check(ini(n, 'creds_file = /nonexistent/x.creds'), /creds_file \/nonexistent\/x\.creds: No such file/);
+});
+
+await t.test('jetstream = yes against a server without JetStream: /readyz says why', async () => {
+  const plain = await startNats();
+  const f = await startFanoutd({ ini: ini(plain, 'jetstream = yes') });
+  await waitFor(async () => {
+    const r = await f.http('/readyz');
+    return r.status === 503 && /JetStream is not enabled/.test(JSON.parse(r.body).backends.nats.reason);
+  }, { what: '/readyz names the missing JetStream' });
+  const c = await wsClient(f.ws);
+  c.send({ type: 'publish', channel: 'news.x', data: 1, id: 'p' });
+  assert.equal((await c.next('error')).code, 'backend_unavailable');
+  await c.close();
+  assert.equal(await f.stop(), 0);
+  // said once, not once per retry
+  assert.equal(f.log().split('JetStream is not enabled').length - 1, 1, f.log());
+  await plain.stop();
+});
+
+await n.stop();
+t.done();
