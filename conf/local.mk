@@ -22,3 +22,17 @@ dist_fanoutexamples_DATA = \
 
 CLEANFILES += conf/installed/fanout.ini
 EXTRA_DIST += conf/fanout.ini
+
+# fanoutd.service: installed where configure found (or was told) the
+# systemd unit directory; @SYSTEMD_TYPE@ is notify (built with libsystemd)
+# or exec, and the watchdog line is kept only with notify.
+if HAVE_SYSTEMD_UNITDIR
+systemdsystemunit_DATA = conf/fanoutd.service
+endif
+noinst_DATA += conf/fanoutd.service
+conf/fanoutd.service: conf/fanoutd.service.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) conf && $(do_subst) -e 's|@SYSTEMD_TYPE[@]|$(SYSTEMD_TYPE)|g' \
+		-e 's|^@WATCHDOG[@]|$(SYSTEMD_WATCHDOG)|' \
+		< $(srcdir)/conf/fanoutd.service.in > $@.tmp && mv $@.tmp $@
+CLEANFILES += conf/fanoutd.service
+EXTRA_DIST += conf/fanoutd.service.in

@@ -6,6 +6,7 @@ core_libfanoutcore_a_SOURCES = \
 	core/buf.c core/buf.h \
 	core/auth.c core/auth.h \
 	core/config.c core/config.h \
+	core/notify.c core/notify.h \
 	core/contract.c core/contract.h \
 	core/json.c \
 	core/protocol.c core/protocol.h \
@@ -31,14 +32,14 @@ core_libfanoutcore_a_SOURCES = \
 	core/server.c core/server.h \
 	core/workers.c core/workers.h
 core_libfanoutcore_a_CPPFLAGS = $(AM_CPPFLAGS) $(LWS_CFLAGS) $(JANSSON_CFLAGS) $(INIH_CFLAGS) \
-	$(JWT_CFLAGS) $(CRYPTO_CFLAGS)
+	$(JWT_CFLAGS) $(CRYPTO_CFLAGS) $(SYSTEMD_CFLAGS)
 
 sbin_PROGRAMS += core/fanoutd
 core_fanoutd_SOURCES = core/main.c
 core_fanoutd_CPPFLAGS = $(AM_CPPFLAGS) $(LWS_CFLAGS) $(JANSSON_CFLAGS)
 core_fanoutd_LDADD = core/libfanoutcore.a $(LWS_LIBS) $(JANSSON_LIBS) $(INIH_LIBS) $(JWT_LIBS) \
-	$(CRYPTO_LIBS) $(DL_LIBS)
+	$(CRYPTO_LIBS) $(SYSTEMD_LIBS) $(DL_LIBS)
 
 # Link line for anything that uses the core library.
 FANOUT_CORE_LIBS = $(top_builddir)/core/libfanoutcore.a $(LWS_LIBS) $(JANSSON_LIBS) $(INIH_LIBS) \
-	$(JWT_LIBS) $(CRYPTO_LIBS) $(DL_LIBS)
+	$(JWT_LIBS) $(CRYPTO_LIBS) $(SYSTEMD_LIBS) $(DL_LIBS)

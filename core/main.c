@@ -18,6 +18,7 @@
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
+#include "notify.h"
 #include "plugin_host.h"
 #include "protocol.h"
 #include "server.h"
@@ -93,11 +94,13 @@ static int run_server(const struct config *c, int listen_fd, int worker_id)
 	if (rc)
 		goto out;
 	workers_child_start();
+	notify_loop_start(); /* READY=1 once every backend is up (not in a worker) */
 	log_info("fanoutd %s listening on %s (ws %s, instance %s%s)", PROTO_VERSION, c->listen,
 		 c->ws_path, c->instance, worker_id ? ", worker" : "");
 	server_run();
 	log_info("stopped");
 out:
+	notify_loop_stop();
 	plugin_host_stop();
 	loop_shutdown();
 	server_free();
@@ -182,6 +185,7 @@ int main(int argc, char **argv)
 		return rc;
 	}
 
+	notify_init();
 	if (cfg.workers != 1) {
 		rc = workers_run(&cfg, run_server);
 	} else {

@@ -26,6 +26,7 @@
 #include "gate.h"
 #include "http.h"
 #include "log.h"
+#include "notify.h"
 #include "loop.h"
 #include "server.h"
 #include "session.h"
@@ -149,6 +150,7 @@ void server_drain(const char *why)
 		finish();
 		return;
 	}
+	notify_stopping();
 	long long open = clients_drain_all();
 	log_info("%s: draining %lld clients (close 1001, at most %lld ms)", why, open,
 		 srv.cfg->shutdown_grace_ms);

@@ -33,6 +33,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "msg.h"
+#include "notify.h"
 #include "plugin_host.h"
 #include "workers.h"
 
@@ -279,6 +280,39 @@ int workers_ready(struct buf *o)
 
 /* ---- the supervisor ---- */
 
+/*
+ * What the supervisor tells systemd for the group: READY=1 once every
+ * worker is alive and ready, a STATUS= line, and WATCHDOG=1 only while
+ * every worker's loop keeps its slot fresh (a worker restarted less than
+ * 3 s ago is given time) — so a stuck worker loop stops the keep-alives.
+ */
+static void notify_group(const pid_t *pids, const uint64_t *started, uint64_t now)
+{
+	struct slot s;
+	int ready = 1, turning = 1, waiting = -1;
+
+	if (!notify_enabled())
+		return;
+	for (int i = 0; i < shm->n; i++) {
+		int ok = pids[i] > 0 && read_slot(i, &s) && fresh(&s);
+		if (!ok || !s.ready) {
+			ready = 0;
+			if (waiting < 0)
+				waiting = i;
+		}
+		if (pids[i] > 0 && !ok && now - started[i] > 3000)
+			turning = 0;
+	}
+	char status[96];
+	if (ready)
+		snprintf(status, sizeof(status), "serving (%d workers)", shm->n);
+	else
+		snprintf(status, sizeof(status), "waiting: worker %d not ready", waiting);
+	notify_state(ready, status);
+	if (turning)
+		notify_watchdog();
+}
+
 static pid_t pids[WORKERS_MAX];
 static uint64_t started_at[WORKERS_MAX];
 
@@ -301,6 +335,7 @@ static pid_t spawn(const struct config *c, int id, workers_serve_fn serve)
 	}
 	/* the worker */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	notify_disable(); /* the supervisor speaks to systemd for the group */
 	my_id = id;
 	memset(&shm->slot[id], 0, sizeof(shm->slot[id]));
 	char inst[128];
@@ -361,6 +396,7 @@ int workers_run(const struct config *c, workers_serve_fn serve)
 		int sig = sigtimedwait(&set, &si, &ts);
 		if (sig == SIGTERM || sig == SIGINT) {
 			if (!stopping) {
+				notify_stopping();
 				log_info("%s: stopping %d workers",
 					 sig == SIGTERM ? "SIGTERM" : "SIGINT", alive);
 				stopping = 1;
@@ -414,6 +450,8 @@ int workers_run(const struct config *c, workers_serve_fn serve)
 					if (spawn(c, i, serve) > 0)
 						alive++;
 				}
+		if (!stopping)
+			notify_group(pids, started_at, mono_ms());
 		if (stopping && kill_at && mono_ms() > kill_at) {
 			for (int i = 0; i < n; i++)
 				if (pids[i] > 0) {

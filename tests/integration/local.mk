@@ -40,3 +40,13 @@ EXTRA_DIST += tests/integration/trpc_basic.mjs
 # Transports (issue 12): Server-Sent Events over raw HTTP.
 TESTS += tests/integration/sse_basic.mjs
 EXTRA_DIST += tests/integration/sse_basic.mjs
+
+# systemd: the unit (systemd-analyze verify), the notify protocol through a
+# real notify socket (notify-sink), and fanoutd inside the unit's sandbox
+# under strace. Once (plain suite): the sandbox check traces a plain build.
+check_PROGRAMS += tests/integration/notify-sink
+tests_integration_notify_sink_SOURCES = tests/integration/notify_sink.c
+if !ASAN
+TESTS += tests/integration/systemd.mjs
+endif
+EXTRA_DIST += tests/integration/systemd.mjs
