@@ -139,10 +139,15 @@ trap 'exit 143' TERM
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 USED=" "
+# Ports come from below the kernel's ephemeral range: a port in that range
+# can be the local end of some outgoing connection, which no connect() probe
+# sees but which makes bind() fail (EADDRINUSE) on a busy machine.
+EPHEMERAL_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "${EPHEMERAL_LOW:-0}" -gt 12000 ] 2>/dev/null || EPHEMERAL_LOW=32768
 free_port() { # free_port VAR: a free loopback port not handed out before
 	local _fp
 	for _ in $(seq 200); do
-		_fp=$((20000 + RANDOM % 40000))
+		_fp=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
 		case $USED in *" $_fp "*) continue ;; esac
 		if ! port_in_use "$_fp"; then
 			USED="$USED$_fp "
