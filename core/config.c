@@ -84,6 +84,8 @@ struct skey {
 
 static int check_origin(const char *v, const char **why);
 static int check_cidr(const char *v, const char **why);
+static int check_admin_listen(const char *v, const char **why);
+static int check_api_key(const char *v, const char **why);
 
 #define OFF(f) offsetof(struct config, f)
 
@@ -126,6 +128,12 @@ static const struct skey server_keys[] = {
      KF_NONEMPTY, "Origin headers accepted at upgrade; * = any", check_origin},
     {"trusted_proxies", K_LIST, "", 0, 0, OFF(trusted_proxies), OFF(n_trusted_proxies), 0,
      "proxies (addresses or CIDR networks) whose X-Forwarded-For is believed", check_cidr},
+    {"admin_listen", K_STR, "", 0, 0, OFF(admin_listen), 0, 0,
+     "address:port for /metrics (then 404 on listen), /healthz, /readyz; empty: off",
+     check_admin_listen},
+    {"publish_api_key", K_STR, "", 0, 0, OFF(publish_api_key), 0, KF_SECRET,
+     "key of POST /api/publish (Authorization: apikey KEY), >= 16 bytes; empty: off",
+     check_api_key},
     {"max_connections_per_ip", K_INT, "0", 0, 1000000, OFF(max_connections_per_ip), 0, 0,
      "open connections per client address; over: closed (429 behind a proxy); 0: off"},
     {"channels", K_LIST, "*", 0, 0, OFF(channels), OFF(n_channels), KF_NONEMPTY,
@@ -164,14 +172,12 @@ static int parse_port(const char *s, int *port)
 	return 0;
 }
 
+/* A listen host must be a numeric address: start-up resolves nothing (no
+ * DNS before the loop runs), so a name would only fail there. */
 static bool host_ok(const char *h, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)h[i];
-		if (!isalnum(ch) && ch != '.' && ch != '-' && ch != '_')
-			return false;
-	}
-	return true;
+	struct netaddr a;
+	return n == 0 || !netaddr_parse(h, n, &a);
 }
 
 int cfg_parse_listen(const char *s, char **host, int *port, const char **why)
@@ -189,7 +195,7 @@ int cfg_parse_listen(const char *s, char **host, int *port, const char **why)
 		h = s + 1;
 		hn = (size_t)(close - h);
 		p = close + 2;
-		if (hn == 0 || strspn(h, "0123456789abcdefABCDEF:.") < hn || !memchr(h, ':', hn)) {
+		if (hn == 0 || !memchr(h, ':', hn) || !host_ok(h, hn)) {
 			*why = "bad IPv6 address";
 			return -1;
 		}
@@ -208,7 +214,8 @@ int cfg_parse_listen(const char *s, char **host, int *port, const char **why)
 			if (hn == 1 && h[0] == '*')
 				hn = 0;
 			if (!host_ok(h, hn)) {
-				*why = "bad host name";
+				*why = "not a numeric IPv4 address (names are not resolved; use "
+				       "[IPv6]:port for IPv6)";
 				return -1;
 			}
 		}
@@ -438,6 +445,35 @@ static int check_origin(const char *v, const char **why)
 {
 	struct origin o;
 	return strcmp(v, "*") ? origin_pattern_parse(v, &o, why) : 0;
+}
+
+static int check_admin_listen(const char *v, const char **why)
+{
+	char *host;
+	int port;
+	if (!*v)
+		return 0;
+	if (cfg_parse_listen(v, &host, &port, why))
+		return -1;
+	free(host);
+	return 0;
+}
+
+static int check_api_key(const char *v, const char **why)
+{
+	size_t n = strlen(v);
+	if (!n)
+		return 0;
+	if (n < 16) {
+		*why = "shorter than 16 bytes (use a long random key)";
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)v[i] <= ' ' || v[i] == 0x7f) {
+			*why = "spaces and control characters are not allowed";
+			return -1;
+		}
+	return 0;
 }
 
 static int check_cidr(const char *v, const char **why)

@@ -72,6 +72,8 @@ struct config {
 	char **trusted_proxies; /* addresses / CIDR networks whose X-Forwarded-For is believed */
 	size_t n_trusted_proxies;
 	long long max_connections_per_ip; /* 0 = off */
+	char *admin_listen;		  /* "" = off; else host:port like listen */
+	char *publish_api_key;		  /* "" = the HTTP publish API is off */
 	char **channels;		  /* globs a client may use; {"*"} = any valid name */
 	size_t n_channels;
 	int permessage_deflate; /* bool, default false */

@@ -496,7 +496,7 @@ static struct pending_pub *pub_take(uint64_t token)
 void hub_publish(struct hub_subscriber *s, const char *channel, const char *data, size_t len,
 		 const char *id)
 {
-	if (!cfg->allow_publish) {
+	if (!cfg->allow_publish && !s->publisher) {
 		s->ops->error(s, id, PROTO_E_FORBIDDEN, "publishing is disabled on this server");
 		return;
 	}

@@ -101,6 +101,9 @@ struct hub_subscriber {
 	struct hub_sub *subs;
 	size_t n_subs, cap_subs;
 	struct pending_pub *pubs; /* publishes awaiting published() */
+	/* set by the transport: may publish whatever allow_publish says (the
+	 * HTTP publish API, authorised by publish_api_key) */
+	int publisher;
 };
 
 /* Register the hub's entry points with the plugin host (hub → backends

@@ -1,14 +1,15 @@
 /*
- * listen.c — owns opening the TCP listen socket: numeric address only (no
- * DNS at start-up), SO_REUSEADDR, and SO_REUSEPORT for worker processes
- * that share the port (workers.c). IPv6 "::" also accepts IPv4; any other
- * IPv6 address is v6-only. Called once per process before the loop runs;
- * the fd belongs to the caller.
+ * listen.c — owns opening the TCP listen sockets (listen, and admin_listen
+ * when set): numeric address only (no DNS at start-up), SO_REUSEADDR, and
+ * SO_REUSEPORT for worker processes that share the port (workers.c). IPv6 "::" also accepts IPv4;
+ * any other IPv6 address is v6-only. Called once per process before the loop runs; the fd belongs
+ * to the caller.
  */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,7 +18,7 @@
 #include "listen.h"
 #include "log.h"
 
-int listen_socket(const struct config *c, int reuseport)
+static int listen_on(const char *what, const char *host_in, int port_n, int reuseport)
 {
 	struct addrinfo hints, *res = NULL;
 	char port[16];
@@ -27,11 +28,11 @@ int listen_socket(const struct config *c, int reuseport)
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-	snprintf(port, sizeof(port), "%d", c->listen_port);
-	const char *host = c->listen_host && *c->listen_host ? c->listen_host : "0.0.0.0";
+	snprintf(port, sizeof(port), "%d", port_n);
+	const char *host = host_in && *host_in ? host_in : "0.0.0.0";
 	r = getaddrinfo(host, port, &hints, &res);
 	if (r) {
-		log_err("listen %s: %s (use a numeric address)", c->listen, gai_strerror(r));
+		log_err("listen %s: %s (use a numeric address)", what, gai_strerror(r));
 		return -1;
 	}
 	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -49,9 +50,31 @@ int listen_socket(const struct config *c, int reuseport)
 	freeaddrinfo(res);
 	return fd;
 fail:
-	log_err("listen %s: %s", c->listen, strerror(errno));
+	log_err("listen %s: %s", what, strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	freeaddrinfo(res);
 	return -1;
+}
+
+int listen_socket(const struct config *c, int reuseport)
+{
+	return listen_on(c->listen, c->listen_host, c->listen_port, reuseport);
+}
+
+int listen_admin_socket(const struct config *c, int reuseport)
+{
+	char *host;
+	int port;
+	const char *why;
+
+	if (!c->admin_listen || !*c->admin_listen)
+		return -2;
+	if (cfg_parse_listen(c->admin_listen, &host, &port, &why)) {
+		log_err("admin_listen %s: %s", c->admin_listen, why); /* config.c checked it */
+		return -1;
+	}
+	int fd = listen_on(c->admin_listen, host, port, reuseport);
+	free(host);
+	return fd;
 }

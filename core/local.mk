@@ -29,6 +29,8 @@ core_libfanoutcore_a_SOURCES = \
 	core/conn.c core/conn.h \
 	core/refuse.c core/refuse.h \
 	core/gate.c core/gate.h \
+	core/http_route.c core/http_route.h \
+	core/http_api.c core/http_api.h \
 	core/server.c core/server.h \
 	core/workers.c core/workers.h
 core_libfanoutcore_a_CPPFLAGS = $(AM_CPPFLAGS) $(LWS_CFLAGS) $(JANSSON_CFLAGS) $(INIH_CFLAGS) \

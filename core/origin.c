@@ -127,6 +127,10 @@ static int parse(const char *s, size_t n, struct origin *o, int pattern, const c
 	o->port = default_port(o->scheme);
 	if (hend < end) {
 		/* ":" 1*5DIGIT, 1..65535, no leading zero, nothing after */
+		if (*hend != ':') {
+			*why = "bad port (or a path, which an origin never has)";
+			return -1;
+		}
 		const char *p = hend + 1;
 		size_t pn = (size_t)(end - p);
 		if (!pn || pn > 5 || p[0] == '0') {

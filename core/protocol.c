@@ -199,7 +199,10 @@ static int raw_member(const char *s, size_t n, const char *key, size_t *off, siz
 	return 0;
 }
 
-int proto_parse(const char *frame, size_t len, struct proto_request *req, struct proto_error *err)
+/* implied: -1 to read "type" from the frame, else the request type of a
+ * body that has none (the HTTP publish API). */
+static int parse(const char *frame, size_t len, struct proto_request *req, struct proto_error *err,
+		 int implied)
 {
 	json_t *root = NULL;
 	json_error_t jerr;
@@ -243,11 +246,12 @@ int proto_parse(const char *frame, size_t len, struct proto_request *req, struct
 	}
 
 	json_t *type = json_object_get(root, "type");
-	if (!json_is_string(type)) {
+	if (implied >= 0) {
+		req->type = (enum proto_type)implied;
+	} else if (!json_is_string(type)) {
 		set_err(err, PROTO_E_BAD_REQUEST, "type must be a string");
 		goto fail;
-	}
-	if (str_is(type, "subscribe")) {
+	} else if (str_is(type, "subscribe")) {
 		req->type = PROTO_SUBSCRIBE;
 	} else if (str_is(type, "unsubscribe")) {
 		req->type = PROTO_UNSUBSCRIBE;
@@ -305,6 +309,17 @@ fail:
 	req->data = NULL;
 	req->data_len = 0;
 	return -1;
+}
+
+int proto_parse(const char *frame, size_t len, struct proto_request *req, struct proto_error *err)
+{
+	return parse(frame, len, req, err, -1);
+}
+
+int proto_parse_publish_body(const char *body, size_t len, struct proto_request *req,
+			     struct proto_error *err)
+{
+	return parse(body, len, req, err, PROTO_PUBLISH);
 }
 
 void proto_request_clear(struct proto_request *req)

@@ -64,6 +64,11 @@ struct proto_error {
  * most PROTO_ID_MAX bytes (bad_request). Unknown fields are ignored.
  */
 int proto_parse(const char *frame, size_t len, struct proto_request *req, struct proto_error *err);
+/* The body of POST /api/publish: {"channel":"c","data":<any JSON>} with
+ * the checks of a publish frame ("type" not needed, ignored if present);
+ * req->type is PROTO_PUBLISH. "data" keeps the sender's own bytes. */
+int proto_parse_publish_body(const char *body, size_t len, struct proto_request *req,
+			     struct proto_error *err);
 void proto_request_clear(struct proto_request *req);
 
 /*

@@ -25,6 +25,8 @@
 #include "conn.h"
 #include "gate.h"
 #include "http.h"
+#include "http_api.h"
+#include "listen.h"
 #include "log.h"
 #include "notify.h"
 #include "loop.h"
@@ -32,10 +34,12 @@
 #include "session.h"
 #include "sse.h"
 #include "trpc.h"
+#include "workers.h"
 
 struct server srv = {.listen_fd = -1};
 
-static struct fanout_watch *accept_watch, *signal_watch;
+static struct fanout_watch *accept_watch, *admin_watch, *signal_watch;
+static int admin_fd = -1;
 static struct fanout_timer *grace_timer, *accept_pause_timer;
 static int signal_fd = -1;
 static uint64_t emfile_logged_ms;
@@ -55,7 +59,8 @@ static void on_accept(struct fanout_watch *w, int lfd, unsigned ev, void *arg)
 {
 	int admin = arg != NULL;
 
-	for (int i = 0; i < 64 && !clients_draining(); i++) {
+	/* the admin listener keeps answering while draining (/readyz says so) */
+	for (int i = 0; i < 64 && (admin || !clients_draining()); i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -220,8 +225,9 @@ int server_init(const struct config *c, int listen_fd, long long max_clients)
 	srv.started_ms = loop_now_ms();
 	clients_init(max_clients, sessions_drained);
 	session_init(c);
-	if (conn_init(c) || gate_init(c))
+	if (conn_init(c) || gate_init(c) || http_init(c))
 		return -1;
+	http_api_init(c);
 
 	int lws_levels = LLL_ERR | LLL_WARN;
 	if (c->log_level >= LOG_LVL_DEBUG)
@@ -276,6 +282,12 @@ int server_init(const struct config *c, int listen_fd, long long max_clients)
 	accept_watch = loop_watch_add(listen_fd, FANOUT_FD_READ, on_accept, NULL);
 	if (!accept_watch || !grace_timer || !accept_pause_timer)
 		return -1;
+	admin_fd = listen_admin_socket(c, workers_active());
+	if (admin_fd == -1)
+		return -1;
+	if (admin_fd >= 0 &&
+	    !(admin_watch = loop_watch_add(admin_fd, FANOUT_FD_READ, on_accept, (void *)1)))
+		return -1;
 
 	sigset_t set;
 	sigemptyset(&set);
@@ -302,6 +314,11 @@ void server_free(void)
 	accept_watch = NULL;
 	loop_watch_remove(signal_watch);
 	signal_watch = NULL;
+	loop_watch_remove(admin_watch);
+	admin_watch = NULL;
+	if (admin_fd >= 0)
+		close(admin_fd);
+	admin_fd = -1;
 	loop_timer_remove(grace_timer);
 	grace_timer = NULL;
 	loop_timer_remove(accept_pause_timer);
@@ -312,6 +329,7 @@ void server_free(void)
 		lws_context_destroy(srv.ctx);
 	srv.ctx = NULL;
 	gate_free();
+	http_free();
 	conn_free_all();
 	if (signal_fd >= 0)
 		close(signal_fd);

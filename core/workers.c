@@ -363,6 +363,11 @@ int workers_run(const struct config *c, workers_serve_fn serve)
 	if (probe < 0)
 		return EXIT_RUNTIME;
 	close(probe);
+	probe = listen_admin_socket(c, 1);
+	if (probe == -1)
+		return EXIT_RUNTIME;
+	if (probe >= 0)
+		close(probe);
 
 	shm = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (shm == MAP_FAILED) {

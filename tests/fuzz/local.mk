@@ -14,7 +14,7 @@
 # and `make fuzz [FUZZ_SECONDS=20]` runs each one for that long on a copy of
 # its corpus and fails if a crash is found (tests/fuzz/run-fuzz.sh).
 
-FUZZ_NAMES = protocol json query config filetail token wsframe envelope redis_addr nats
+FUZZ_NAMES = protocol json query config filetail token wsframe envelope redis_addr nats http
 FUZZ_SECONDS = 20
 
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/fuzz_common.h tests/fuzz/replay-corpus.sh \
@@ -105,18 +105,35 @@ tests_fuzz_replay_nats_SOURCES = tests/fuzz/fuzz_nats.c tests/fuzz/replay.c plug
 tests_fuzz_replay_nats_CPPFLAGS = $(REPLAY_CPPFLAGS) -I$(top_srcdir)/plugins/nats
 tests_fuzz_replay_nats_LDADD = $(JANSSON_LIBS)
 
+# fuzz_http.c and corpus/http/: the HTTP side — Origin and allowed_origins,
+# addresses, CIDR and X-Forwarded-For, routes and static paths, the publish
+# API body (core/origin.c, netaddr.c, http_route.c, protocol.c).
+check_PROGRAMS += tests/fuzz/replay_http
+TESTS += tests/fuzz/corpus_http.sh
+EXTRA_DIST += tests/fuzz/corpus_http.sh
+tests_fuzz_replay_http_SOURCES = tests/fuzz/fuzz_http.c tests/fuzz/replay.c
+tests_fuzz_replay_http_CPPFLAGS = $(REPLAY_CPPFLAGS)
+tests_fuzz_replay_http_LDADD = $(FANOUT_CORE_LIBS)
+
 if FUZZ
 FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer -g
 # The core sources a harness may need, compiled into each harness with
 # coverage instrumentation.
 FUZZ_CORE_SOURCES = core/protocol.c core/json.c core/buf.c core/config.c core/contract.c core/log.c \
-	core/auth.c core/ws_frame.c core/origin.c core/netaddr.c core/trpc_proto.c
+	core/auth.c core/ws_frame.c core/origin.c core/netaddr.c core/trpc_proto.c core/http_route.c
 FUZZ_LIBS = $(INIH_LIBS) $(JANSSON_LIBS) $(JWT_LIBS) $(CRYPTO_LIBS)
 
 noinst_PROGRAMS += tests/fuzz/fuzz_protocol tests/fuzz/fuzz_json tests/fuzz/fuzz_query \
 	tests/fuzz/fuzz_config tests/fuzz/fuzz_filetail tests/fuzz/fuzz_token tests/fuzz/fuzz_wsframe \
-	tests/fuzz/fuzz_envelope tests/fuzz/fuzz_redis_addr tests/fuzz/fuzz_nats
+	tests/fuzz/fuzz_envelope tests/fuzz/fuzz_redis_addr tests/fuzz/fuzz_nats \
+	tests/fuzz/fuzz_http
+
+tests_fuzz_fuzz_http_SOURCES = tests/fuzz/fuzz_http.c $(FUZZ_CORE_SOURCES)
+tests_fuzz_fuzz_http_CPPFLAGS = $(REPLAY_CPPFLAGS)
+tests_fuzz_fuzz_http_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
+tests_fuzz_fuzz_http_LDFLAGS = $(FUZZ_FLAGS)
+tests_fuzz_fuzz_http_LDADD = $(FUZZ_LIBS)
 
 tests_fuzz_fuzz_token_SOURCES = tests/fuzz/fuzz_token.c $(FUZZ_CORE_SOURCES)
 tests_fuzz_fuzz_token_CPPFLAGS = $(REPLAY_CPPFLAGS) $(JWT_CFLAGS) $(CRYPTO_CFLAGS)
@@ -185,7 +202,7 @@ tests_fuzz_fuzz_config_LDADD = $(FUZZ_LIBS)
 
 fuzz: tests/fuzz/fuzz_protocol tests/fuzz/fuzz_json tests/fuzz/fuzz_query tests/fuzz/fuzz_config \
 		tests/fuzz/fuzz_filetail tests/fuzz/fuzz_token tests/fuzz/fuzz_wsframe \
-		tests/fuzz/fuzz_envelope tests/fuzz/fuzz_redis_addr tests/fuzz/fuzz_nats
+		tests/fuzz/fuzz_envelope tests/fuzz/fuzz_redis_addr tests/fuzz/fuzz_nats tests/fuzz/fuzz_http
 	$(AM_V_at)$(SHELL) $(top_srcdir)/tests/fuzz/run-fuzz.sh '$(top_srcdir)' '$(FUZZ_SECONDS)' \
 		$(FUZZ_NAMES)
 else

@@ -2,9 +2,11 @@
 // pipelined requests (each answered once, nothing leaked: run under ASan
 // with leak checking in the sanitizer suite), empty frames.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { tap } from '../lib/tap.mjs';
-import { startFanoutd, wsClient, pluginPath, waitFor } from '../lib/harness.mjs';
+import { startFanoutd, wsClient, pluginPath, waitFor, freePort, tmpDir, httpGet } from '../lib/harness.mjs';
 import { rawRequest, req, upgradeHeaders } from '../lib/rawhttp.mjs';
 import { parseMetrics } from '../lib/harness.mjs';
 
@@ -213,6 +215,147 @@ await t.test('trusted_proxies: X-Forwarded-For names the client for the per-IP c
   assert.equal(await closedSoon(c2), true, 'counted by the peer address, not the header');
   await c1.close();
   assert.equal(await f.stop(), 0);
+  assert.equal(await g.stop(), 0);
+});
+
+await t.test('HEAD on every route; other methods 405 with Allow', async () => {
+  const web = tmpDir('fanout-web-');
+  fs.writeFileSync(path.join(web, 'index.html'), '<h1>head test</h1>');
+  const f = await startFanoutd({ ini: ini(), webRoot: web });
+  for (const [p, status] of [['/healthz', 200], ['/readyz', 200], ['/metrics', 200], ['/', 200], ['/index.html', 200], ['/nope', 404]]) {
+    const get = await rawRequest(f.port, req('GET', p), { want: 1 });
+    const head = await rawRequest(f.port, req('HEAD', p) + req('GET', '/healthz'), { want: 2, methods: ['HEAD', 'GET'] });
+    assert.equal(head.responses[0].status, status, p);
+    assert.equal(head.responses[0].body, '', `HEAD ${p}: no body`);
+    if (p !== '/metrics' && p !== '/readyz') // these change between two requests
+      assert.equal(head.responses[0].headers['content-length'], get.responses[0].headers['content-length'], p);
+    assert.equal(head.responses[1].status, 200, 'the connection goes on after HEAD');
+    assert.deepEqual(JSON.parse(head.responses[1].body), { status: 'ok' });
+  }
+  for (const m of ['POST', 'PUT', 'DELETE']) {
+    const r = await rawRequest(f.port, req(m, '/healthz', { 'Content-Length': '0' }), { want: 1 });
+    assert.equal(r.responses[0].status, 405, m);
+    assert.equal(r.responses[0].headers.allow, 'GET, HEAD');
+  }
+  assert.equal(await f.stop(), 0);
+});
+
+await t.test('static files: nothing outside web_root through symlinks, no dotfiles', async () => {
+  const root = tmpDir('fanout-web-');
+  const outside = tmpDir('fanout-outside-');
+  fs.writeFileSync(path.join(outside, 'secret.txt'), 'TOP SECRET');
+  fs.writeFileSync(path.join(root, 'index.html'), '<h1>root</h1>');
+  fs.writeFileSync(path.join(root, 'app.js'), 'export const a = 1;');
+  fs.writeFileSync(path.join(root, '.env'), 'PASSWORD=hunter2');
+  fs.mkdirSync(path.join(root, '.git'));
+  fs.writeFileSync(path.join(root, '.git', 'config'), '[core]');
+  fs.mkdirSync(path.join(root, 'sub'));
+  fs.writeFileSync(path.join(root, 'sub', 'index.html'), '<h1>sub</h1>');
+  fs.symlinkSync(path.join(outside, 'secret.txt'), path.join(root, 'leak.txt'));
+  fs.symlinkSync(outside, path.join(root, 'outdir'));
+  fs.symlinkSync('/etc/passwd', path.join(root, 'passwd'));
+  fs.symlinkSync('app.js', path.join(root, 'alias.js')); // stays inside: fine
+  const f = await startFanoutd({ ini: ini(), webRoot: root });
+  const get = async (p) => (await rawRequest(f.port, req('GET', p), { want: 1 })).responses[0];
+  assert.equal((await get('/')).body, '<h1>root</h1>');
+  assert.equal((await get('/sub/')).body, '<h1>sub</h1>');
+  assert.match((await get('/app.js')).headers['content-type'], /javascript/);
+  assert.equal((await get('/alias.js')).body, 'export const a = 1;');
+  for (const p of ['/leak.txt', '/outdir/secret.txt', '/passwd', '/.env', '/.git/config', '/sub/../.env',
+    '/%2e%2e/%2e%2e/etc/passwd', '/..%2f..%2fetc/passwd', '/sub', '/%2eenv']) {
+    const r = await get(p);
+    assert.ok(r, `${p}: an answer`);
+    assert.notEqual(r.status, 200, `${p} must not be served: ${r.body}`);
+    assert.doesNotMatch(r.body, /SECRET|hunter2|root:|\[core\]/, p);
+  }
+  assert.equal(await f.stop(), 0);
+});
+
+await t.test('admin_listen: /metrics moves there, /healthz and /readyz on both, nothing else', async () => {
+  const admin = await freePort();
+  const f = await startFanoutd({ ini: ini(`admin_listen = 127.0.0.1:${admin}`) });
+  assert.equal((await f.http('/metrics')).status, 404);
+  const m = await httpGet(admin, '/metrics');
+  assert.equal(m.status, 200);
+  assert.match(m.body, /^# HELP fanout_clients /);
+  for (const p of ['/healthz', '/readyz']) {
+    assert.equal((await f.http(p)).status, 200, p);
+    assert.equal((await httpGet(admin, p)).status, 200, `admin ${p}`);
+  }
+  assert.equal((await httpGet(admin, '/')).status, 404);
+  assert.equal((await httpGet(admin, '/index.html')).status, 404);
+  const up2 = await rawRequest(admin, up('/ws'), { want: 1 });
+  assert.equal(up2.responses[0].status, 404, 'no WebSocket on the admin port');
+  const c = await wsClient(f.ws); // the public port still upgrades
+  await c.next('hello');
+  await c.close();
+  assert.equal(await f.stop(), 0);
+});
+
+await t.test('HTTP publish API: key, body checks, delivered once the broker accepted it', async () => {
+  const key = 'k-0123456789abcdef-secret';
+  const f = await startFanoutd({ ini: ini(`publish_api_key = ${key}\nmax_message_bytes = 4096`) });
+  const sub = await wsClient(f.ws);
+  await sub.subscribe('news');
+  const post = (body, headers = {}) => {
+    const b = typeof body === 'string' ? body : JSON.stringify(body);
+    return rawRequest(f.port, req('POST', '/api/publish', {
+      'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(b)), ...headers,
+    }) + b, { want: 1 });
+  };
+  const ok = await post({ channel: 'news', data: { n: 1.10, s: 'x' } }, { Authorization: `apikey ${key}` });
+  assert.equal(ok.responses[0].status, 200, ok.raw);
+  const msg = await sub.next('message');
+  assert.equal(msg.channel, 'news');
+  assert.deepEqual(msg.data, { n: 1.1, s: 'x' });
+  for (const [h, why] of [[{}, 'no key'], [{ Authorization: 'apikey wrong-key-wrong-key' }, 'wrong key'],
+    [{ Authorization: `Bearer ${key}` }, 'wrong scheme'], [{ Authorization: `apikey ${key}x` }, 'longer key']]) {
+    const r = await post({ channel: 'news', data: 1 }, h);
+    assert.equal(r.responses[0].status, 401, why);
+  }
+  const bad = await post('{"channel":"news","data":', { Authorization: `apikey ${key}` });
+  assert.equal(bad.responses[0].status, 400);
+  assert.match(JSON.parse(bad.responses[0].body).error, /bad_json: invalid JSON/);
+  const badch = await post({ channel: 'bad channel!', data: 1 }, { Authorization: `apikey ${key}` });
+  assert.equal(badch.responses[0].status, 400);
+  assert.match(JSON.parse(badch.responses[0].body).error, /bad_channel/);
+  const nodata = await post({ channel: 'news' }, { Authorization: `apikey ${key}` });
+  assert.equal(nodata.responses[0].status, 400);
+  const big = await post({ channel: 'news', data: 'x'.repeat(5000) }, { Authorization: `apikey ${key}` });
+  assert.equal(big.responses[0].status, 413);
+  const get = await rawRequest(f.port, req('GET', '/api/publish', { Authorization: `apikey ${key}` }), { want: 1 });
+  assert.equal(get.responses[0].status, 405);
+  // nothing of the refused ones arrived
+  const n = await post({ channel: 'news', data: 'last' }, { Authorization: `apikey ${key}` });
+  assert.equal(n.responses[0].status, 200);
+  assert.equal((await sub.next('message')).data, 'last');
+  assert.equal(sub.all((fr) => fr.type === 'message').length, 2);
+  assert.ok((await refusals(f)).api_key >= 4);
+  assert.doesNotMatch(f.log(), new RegExp(key));
+  await sub.close();
+  assert.equal(await f.stop(), 0);
+  // a backend that confirms later: the answer waits for it, and a request
+  // pipelined behind the POST is answered after it, in order
+  const d = await startFanoutd({ ini: `[server]\ninstance = sec1\npublish_api_key = ${key}\n[backend mem]\nplugin = ${lb}\ndelay_confirm_ms = 100\n` });
+  const dsub = await wsClient(d.ws);
+  await dsub.subscribe('news', 10000);
+  const body = JSON.stringify({ channel: 'news', data: 'slow' });
+  const t0 = Date.now();
+  const pr = await rawRequest(d.port, [req('POST', '/api/publish', { Authorization: `apikey ${key}`, 'Content-Length': String(body.length) }) + body + req('GET', '/healthz')], { want: 2 });
+  assert.deepEqual(pr.responses.map((x) => x.status), [200, 200], pr.raw);
+  assert.ok(Date.now() - t0 >= 90, 'answered once the backend confirmed');
+  assert.deepEqual(JSON.parse(pr.responses[1].body), { status: 'ok' });
+  assert.equal((await dsub.next('message')).data, 'slow');
+  // the connection closes while the publish is in flight: nothing breaks
+  const gone = await rawRequest(d.port, req('POST', '/api/publish', { Authorization: `apikey ${key}`, 'Content-Length': String(body.length) }) + body, { timeoutMs: 20 });
+  assert.equal(gone.responses.length, 0);
+  assert.equal((await dsub.next('message')).data, 'slow');
+  await dsub.close();
+  assert.equal(await d.stop(), 0);
+  // off unless a key is set
+  const g = await startFanoutd({ ini: ini() });
+  const off = await rawRequest(g.port, req('POST', '/api/publish', { 'Content-Length': '2' }) + '{}', { want: 1 });
+  assert.equal(off.responses[0].status, 404);
   assert.equal(await g.stop(), 0);
 });
 

@@ -139,6 +139,8 @@ static void t_origin(void **state)
 			     "https://*.a.com",
 			     "https://[::1",
 			     "https://[zz::1]",
+			     "https://[::1]/443",
+			     "https://[::1]x443",
 			     "//a.com",
 			     "1http://a.com"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
