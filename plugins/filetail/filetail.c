@@ -12,10 +12,15 @@
  * then re-arms `work` at 0 ms so other work (clients, other backends) runs
  * between slices.
  *
- * Allocations: struct ft (init .. destroy) with its copies of the path,
- * the read buffer (grown up to max_line_bytes + FT_CHUNK + 1), the set of
- * subscribed channels, and at most one parsed line held back for pacing.
- * File and inotify descriptors are opened in start() and closed in stop().
+ * Positions (ABI 1.1): every line's number is its offset and the file's
+ * identity its epoch; top and history are answered from the file itself
+ * (positions.c, which also keeps the line index this reader feeds).
+ *
+ * Allocations: struct ft (init .. destroy, ft.h) with its copies of the
+ * path, the read buffer (grown up to max_line_bytes + FT_CHUNK + 1), the
+ * set of subscribed channels (chset.c), and at most one parsed line held
+ * back for pacing. File and inotify descriptors are opened in start() and
+ * closed in stop().
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,14 +34,8 @@
 
 #include <fanout/plugin.h>
 
+#include "ft.h"
 #include "line.h"
-
-#define FT_CHUNK     (64 * 1024) /* bytes read per slice */
-#define FT_LINES     4096	 /* lines handled per slice */
-#define FT_BAD_PER_S 10		 /* bad lines logged per second, then summarised */
-#define FT_LATE_MS   1000.0	 /* paced lines later than this rebase the clock */
-
-enum { PACE_NONE = 0, PACE_RECORDED = 1, PACE_RATE = 2 };
 
 /* Option indexes: the order of opts[] below. */
 enum {
@@ -51,6 +50,7 @@ enum {
 	OPT_LOOP,
 	OPT_MAX_LINE,
 	OPT_POLL,
+	OPT_INDEX,
 };
 
 static const struct fanout_option opts[] = {
@@ -74,167 +74,9 @@ static const struct fanout_option opts[] = {
 		      "longer lines are skipped and counted as bad"),
     FANOUT_OPTION_INT("poll_interval_ms", "250", 10, 60000,
 		      "how often the file is checked without inotify, and for rotation"),
+    FANOUT_OPTION_INT("index_entries", "65536", 16, 16777216,
+		      "history: byte offsets kept of every Nth line (8 bytes each; N doubles)"),
     FANOUT_OPTION_END,
-};
-
-/* ---- a set of channel names (the channels with local subscribers) ---- */
-
-struct chnode {
-	struct chnode *next;
-	uint32_t hash;
-	char name[];
-};
-
-struct chset {
-	struct chnode **slot;
-	size_t nslots, count;
-};
-
-static uint32_t fnv1a(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
-
-static struct chnode **chset_find(struct chset *cs, const char *name, uint32_t h)
-{
-	struct chnode **pp = &cs->slot[h & (cs->nslots - 1)];
-	for (; *pp; pp = &(*pp)->next)
-		if ((*pp)->hash == h && strcmp((*pp)->name, name) == 0)
-			break;
-	return pp;
-}
-
-static int chset_has(struct chset *cs, const char *name)
-{
-	if (!cs->count)
-		return 0;
-	return *chset_find(cs, name, fnv1a(name)) != NULL;
-}
-
-static int chset_add(struct chset *cs, const char *name)
-{
-	uint32_t h = fnv1a(name);
-	struct chnode **pp, *n;
-	size_t len = strlen(name);
-
-	if (cs->count >= cs->nslots) {
-		size_t nn = cs->nslots ? cs->nslots * 2 : 16;
-		struct chnode **ns = calloc(nn, sizeof(*ns));
-		if (!ns)
-			return FANOUT_ENOMEM;
-		for (size_t i = 0; i < cs->nslots; i++) {
-			while (cs->slot[i]) {
-				n = cs->slot[i];
-				cs->slot[i] = n->next;
-				n->next = ns[n->hash & (nn - 1)];
-				ns[n->hash & (nn - 1)] = n;
-			}
-		}
-		free(cs->slot);
-		cs->slot = ns;
-		cs->nslots = nn;
-	}
-	pp = chset_find(cs, name, h);
-	if (*pp)
-		return 0;
-	n = malloc(sizeof(*n) + len + 1);
-	if (!n)
-		return FANOUT_ENOMEM;
-	n->next = NULL;
-	n->hash = h;
-	memcpy(n->name, name, len + 1);
-	*pp = n;
-	cs->count++;
-	return 0;
-}
-
-static void chset_del(struct chset *cs, const char *name)
-{
-	struct chnode **pp, *n;
-
-	if (!cs->count)
-		return;
-	pp = chset_find(cs, name, fnv1a(name));
-	if (!*pp)
-		return;
-	n = *pp;
-	*pp = n->next;
-	free(n);
-	cs->count--;
-}
-
-static void chset_free(struct chset *cs)
-{
-	for (size_t i = 0; i < cs->nslots; i++) {
-		while (cs->slot[i]) {
-			struct chnode *n = cs->slot[i];
-			cs->slot[i] = n->next;
-			free(n);
-		}
-	}
-	free(cs->slot);
-	memset(cs, 0, sizeof(*cs));
-}
-
-/* ---- the backend ---------------------------------------------------- */
-
-struct ft {
-	const struct fanout_host *host;
-	struct fanout_backend *b;
-
-	/* config */
-	char *path, *dir, *base;
-	enum ft_format fmt;
-	char channel[FT_CHANNEL_MAX + 1]; /* format = raw */
-	int start_end, follow, loop, pace;
-	double speed, rate;
-	size_t max_line;
-	unsigned poll_ms;
-
-	/* the open file */
-	int fd; /* -1: none open */
-	dev_t dev;
-	ino_t ino;
-	off_t offset;	     /* bytes read from fd so far */
-	uint64_t lineno;     /* complete lines consumed from this file */
-	int first_open;	     /* start = end still applies */
-	int had_file;	     /* a file was open before: a new one means rotation */
-	int rotating;	     /* the path names another file: drain this one, then switch */
-	int finished;	     /* follow = false and done */
-	int state;	     /* last state reported: -1 none, FANOUT_DOWN, FANOUT_UP */
-	uint64_t pass_lines; /* good lines in the current pass (loop) */
-
-	/* read buffer: unconsumed bytes are buf[head, tail) */
-	char *buf;
-	size_t cap, capmax, head, tail;
-	int discard; /* skipping the rest of a line (too long, or mid-line start) */
-
-	/* pacing */
-	struct ft_line pending; /* a parsed line waiting for its time */
-	int has_pending;
-	double pending_due;
-	double next_due; /* pace = rate: when the next line is due */
-	int have_base;	 /* pace = recorded: base_ms <-> base_ts */
-	double base_ms;
-	int64_t base_ts;
-
-	/* loop glue */
-	struct fanout_timer *work, *poll;
-	struct fanout_watch *iwatch;
-	int ifd, iwd;
-
-	/* bad-line log limiter */
-	uint64_t bad_window_ms;
-	unsigned bad_logged;
-	uint64_t bad_suppressed;
-
-	/* counters, flushed to host->count once per slice */
-	uint64_t n_lines, n_skipped;
-
-	struct chset subs;
 };
 
 static double now_ms(struct ft *f)
@@ -294,6 +136,8 @@ static void reset_file_pos(struct ft *f)
 {
 	f->offset = 0;
 	f->lineno = 0;
+	f->top = 0;
+	f->skip_until = 0;
 	f->head = f->tail = 0;
 	f->discard = 0;
 	f->pass_lines = 0;
@@ -330,12 +174,15 @@ static int try_open(struct ft *f)
 	f->dev = st.st_dev;
 	f->ino = st.st_ino;
 	reset_file_pos(f);
+	ftp_reset(f);
+	ftp_epoch(f);
 	if (f->first_open && f->start_end && st.st_size > 0) {
-		char last;
-		f->offset = lseek(fd, 0, SEEK_END);
-		/* Starting mid-line: skip to the next newline, silently. */
-		if (pread(fd, &last, 1, f->offset - 1) == 1 && last != '\n')
-			f->discard = 1;
+		/* Lines that start before the current end are counted (line
+		 * numbers are offsets, the same on every instance) and indexed
+		 * for history, but not delivered: a line begun before us is
+		 * skipped whole. */
+		f->skip_until = st.st_size;
+		f->counting = 1;
 	}
 	f->first_open = 0;
 	if (f->had_file) {
@@ -386,12 +233,13 @@ static double due_of(struct ft *f, const struct ft_line *l, double now)
 	}
 }
 
-/* Deliver a parsed line if a local client wants its channel. */
-static void emit(struct ft *f, struct ft_line *l)
+/* Deliver a parsed line (number lineno) if a local client wants its channel. */
+static void emit(struct ft *f, struct ft_line *l, uint64_t lineno)
 {
 	const char *ch = f->fmt == FT_RAW ? f->channel : l->channel;
 
 	f->n_lines++;
+	f->top = lineno;
 	if (!chset_has(&f->subs, ch)) {
 		f->n_skipped++;
 		return;
@@ -401,7 +249,10 @@ static void emit(struct ft *f, struct ft_line *l)
 			     (unsigned long long)f->lineno);
 		return;
 	}
-	f->host->deliver(f->b, ch, l->data, l->data_len);
+	if (f->has_pos)
+		f->host->deliver_at(f->b, ch, f->epoch, lineno, l->data, l->data_len);
+	else
+		f->host->deliver(f->b, ch, l->data, l->data_len);
 }
 
 enum { R_MORE, R_WAIT, R_BUDGET };
@@ -414,6 +265,8 @@ static int handle_line(struct ft *f, const char *p, size_t len, double now)
 	double due;
 	int r = ft_line_parse(f->fmt, p, len, f->max_line, &l, &reason);
 
+	if (r != FT_LINE_OK)
+		f->top = f->lineno; /* handled: nothing to deliver */
 	if (r == FT_LINE_EMPTY)
 		return R_MORE;
 	if (r == FT_LINE_BAD) {
@@ -430,21 +283,32 @@ static int handle_line(struct ft *f, const char *p, size_t len, double now)
 	if (due > now) {
 		f->pending = l; /* raw: data points into buf, untouched until emitted */
 		f->pending_due = due;
+		f->pending_lineno = f->lineno;
 		f->has_pending = 1;
 		return R_WAIT;
 	}
-	emit(f, &l);
+	emit(f, &l, f->lineno);
 	ft_line_clear(&l);
 	return R_MORE;
 }
 
 /* Handle the complete lines in the buffer. */
+/* The file offset of buf[i]. */
+static off_t file_pos(struct ft *f, size_t i)
+{
+	return f->offset - (off_t)f->tail + (off_t)i;
+}
+
 static int process_lines(struct ft *f, double now, unsigned *budget)
 {
 	while (f->head < f->tail) {
 		char *p = f->buf + f->head;
 		size_t avail = f->tail - f->head;
 		char *nl = memchr(p, '\n', avail);
+		off_t start = file_pos(f, f->head);
+
+		if (f->counting && start >= f->skip_until)
+			ftp_counting_done(f);
 
 		if (f->discard) {
 			if (!nl) {
@@ -459,7 +323,10 @@ static int process_lines(struct ft *f, double now, unsigned *budget)
 			if (avail > f->max_line) {
 				/* Too long: report once, skip to its newline. */
 				f->lineno++;
-				bad_line(f, f->lineno, "line longer than max_line_bytes");
+				ftp_index_line(f, f->lineno, start);
+				f->top = f->lineno;
+				if (start >= f->skip_until)
+					bad_line(f, f->lineno, "line longer than max_line_bytes");
 				f->discard = 1;
 				f->head = f->tail = 0;
 			}
@@ -467,6 +334,11 @@ static int process_lines(struct ft *f, double now, unsigned *budget)
 		}
 		f->head += (size_t)(nl - p) + 1;
 		f->lineno++;
+		ftp_index_line(f, f->lineno, start);
+		if (start < f->skip_until) {
+			f->top = f->lineno; /* before the start: counted, not delivered */
+			continue;
+		}
 		if (handle_line(f, p, (size_t)(nl - p), now) == R_WAIT)
 			return R_WAIT;
 		if (--*budget == 0)
@@ -480,9 +352,13 @@ static int process_lines(struct ft *f, double now, unsigned *budget)
 static void flush_partial(struct ft *f, double now)
 {
 	if (f->tail > f->head && !f->discard) {
+		off_t start = file_pos(f, f->head);
 		f->lineno++;
-		if (handle_line(f, f->buf + f->head, f->tail - f->head, now) == R_WAIT &&
-		    f->fmt == FT_RAW) {
+		ftp_index_line(f, f->lineno, start);
+		if (start < f->skip_until)
+			f->top = f->lineno;
+		else if (handle_line(f, f->buf + f->head, f->tail - f->head, now) == R_WAIT &&
+			 f->fmt == FT_RAW) {
 			/* Held back for pacing, but raw data points into buf, which is
 			 * about to be reused: give the pending line its own copy. */
 			char *copy = malloc(f->pending.data_len + 1);
@@ -550,6 +426,9 @@ static int at_eof(struct ft *f, double now)
 {
 	struct stat st;
 
+	if (f->counting)
+		ftp_counting_done(f); /* every line before the start is counted */
+
 	if (f->rotating) {
 		/* The old file is drained: switch to whatever the path names now. */
 		flush_partial(f, now);
@@ -566,6 +445,9 @@ static int at_eof(struct ft *f, double now)
 			return E_IDLE;
 		}
 		reset_file_pos(f);
+		f->truncations++;
+		ftp_reset(f);
+		ftp_epoch(f);
 		f->host->gap(f->b, NULL, "file truncated");
 		return E_CONTINUE;
 	}
@@ -580,9 +462,11 @@ static int at_eof(struct ft *f, double now)
 		}
 		if (f->pass_lines == 0)
 			return E_IDLE; /* nothing to replay yet: look again at the next poll */
-		/* Loop: reopen by name (a replaced file is picked up), no gap. */
+		/* Loop: reopen by name (a replaced file is picked up), no gap;
+		 * line numbers start again, so a new epoch (passes). */
 		close_file(f);
 		f->had_file = 0;
+		f->passes++;
 		f->have_base = 0;
 		return try_open(f) ? E_CONTINUE : E_IDLE;
 	}
@@ -617,7 +501,7 @@ static void pump(struct ft *f)
 				goto out;
 			}
 			f->has_pending = 0;
-			emit(f, &f->pending);
+			emit(f, &f->pending, f->pending_lineno);
 			ft_line_clear(&f->pending);
 			if (--budget_lines == 0)
 				goto again;
@@ -787,6 +671,10 @@ static int ft_init(const struct fanout_host *host, struct fanout_backend *b,
 	f->iwd = -1;
 	f->state = -1;
 	f->first_open = 1;
+	f->has_pos = host->struct_size > offsetof(struct fanout_host, history_done) &&
+		     host->subscribed_at && host->deliver_at && host->top_done &&
+		     host->history_item && host->history_done;
+	snprintf(f->epoch, sizeof(f->epoch), "none");
 
 	if (!v[OPT_PATH].str || !*v[OPT_PATH].str) {
 		host->log(b, FANOUT_LOG_ERR, "path: must name a file");
@@ -848,6 +736,7 @@ static int ft_init(const struct fanout_host *host, struct fanout_backend *b,
 		host->log(b, FANOUT_LOG_WARN, "loop: ignored with follow = true");
 	f->max_line = (size_t)v[OPT_MAX_LINE].num;
 	f->poll_ms = (unsigned)v[OPT_POLL].num;
+	f->index_max = (size_t)v[OPT_INDEX].num;
 	f->capmax = f->max_line + FT_CHUNK + 1;
 	f->cap = 2 * FT_CHUNK < f->capmax ? 2 * FT_CHUNK : f->capmax;
 	f->buf = malloc(f->cap);
@@ -868,7 +757,8 @@ static int ft_start(void *state)
 
 	f->work = f->host->timer_add(f->b, on_work, f);
 	f->poll = f->host->timer_add(f->b, on_poll, f);
-	if (!f->work || !f->poll)
+	f->hist = f->host->timer_add(f->b, ftp_on_hist, f);
+	if (!f->work || !f->poll || !f->hist)
 		return FANOUT_ENOMEM;
 	inotify_open(f);
 	if (f->ifd < 0)
@@ -886,8 +776,22 @@ static int ft_subscribe(void *state, const char *channel)
 	struct ft *f = state;
 	int rc = chset_add(&f->subs, channel);
 
-	f->host->subscribed(f->b, channel, rc == 0);
-	return rc;
+	if (rc) {
+		f->host->subscribed(f->b, channel, 0);
+		return rc;
+	}
+	return ftp_subscribe(f, channel);
+}
+
+static int ft_top(void *state, const char *channel, uint64_t token)
+{
+	return ftp_top(state, channel, token);
+}
+
+static int ft_history(void *state, const char *channel, const char *epoch, uint64_t after,
+		      uint64_t max, uint64_t token)
+{
+	return ftp_history(state, channel, epoch, after, max, token);
 }
 
 static int ft_unsubscribe(void *state, const char *channel)
@@ -895,6 +799,7 @@ static int ft_unsubscribe(void *state, const char *channel)
 	struct ft *f = state;
 
 	chset_del(&f->subs, channel);
+	chset_del(&f->waiting, channel);
 	return 0;
 }
 
@@ -912,6 +817,7 @@ static void ft_stop(void *state)
 	if (f->has_pending)
 		ft_line_clear(&f->pending);
 	f->has_pending = 0;
+	ftp_stop(f);
 }
 
 static void ft_destroy(void *state)
@@ -921,7 +827,9 @@ static void ft_destroy(void *state)
 	if (!f)
 		return;
 	ft_stop(f);
+	ftp_free(f);
 	chset_free(&f->subs);
+	chset_free(&f->waiting);
 	free(f->buf);
 	free(f->path);
 	free(f->dir);
@@ -941,4 +849,6 @@ FANOUT_PLUGIN_EXPORT const struct fanout_plugin FANOUT_PLUGIN_SYMBOL = {
     .unsubscribe = ft_unsubscribe,
     .stop = ft_stop,
     .destroy = ft_destroy,
+    .top = ft_top,
+    .history = ft_history,
 };

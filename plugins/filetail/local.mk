@@ -4,7 +4,9 @@
 
 pkglib_LTLIBRARIES += plugins/filetail/filetail.la
 plugins_filetail_filetail_la_SOURCES = \
-	plugins/filetail/filetail.c \
+	plugins/filetail/filetail.c plugins/filetail/ft.h \
+	plugins/filetail/chset.c \
+	plugins/filetail/positions.c \
 	plugins/filetail/line.c plugins/filetail/line.h
 plugins_filetail_filetail_la_CPPFLAGS = -I$(top_srcdir)/include
 plugins_filetail_filetail_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)

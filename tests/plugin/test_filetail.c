@@ -120,18 +120,36 @@ static int start(struct fx *fx, ...)
 	return mockhost_start(fx->m, fx->p, kv, &fx->st);
 }
 
+struct sub_wait {
+	const char *ch;
+	size_t n;
+};
+
+static int pred_sub_n(struct mockhost *m, void *arg)
+{
+	struct sub_wait *w = arg;
+
+	return mockhost_n_subscribed_for(m, w->ch, 1) >= w->n;
+}
+
 static void sub(struct fx *fx, const char *ch)
 {
-	size_t before = mockhost_n_subscribed_for(fx->m, ch, 1);
+	struct sub_wait w = {ch, mockhost_n_subscribed_for(fx->m, ch, 1) + 1};
 
 	assert_int_equal(fx->p->subscribe(fx->st, ch), 0);
-	/* Confirmed at once, from inside subscribe(). */
-	assert_int_equal(mockhost_n_subscribed_for(fx->m, ch, 1), before + 1);
+	/* Confirmed at once, or (start = end) once the lines before the start
+	 * are counted. */
+	assert_true(mockhost_run_until(fx->m, pred_sub_n, &w, 3000));
 }
 
 static int wait_n(struct fx *fx, size_t n, int ms)
 {
 	return mockhost_run_until(fx->m, mockhost_pred_n_delivered, &n, ms);
+}
+
+static uint64_t last_offset(struct fx *fx)
+{
+	return mockhost_delivered(fx->m, mockhost_n_delivered(fx->m) - 1)->offset;
 }
 
 static int wait_gaps(struct fx *fx, size_t n, int ms)
@@ -689,6 +707,206 @@ static void replay_speed(void **state)
 	}
 }
 
+/* ---- positions (ABI 1.1) ---- */
+
+static int wait_hist(struct fx *fx, size_t n)
+{
+	return mockhost_run_until(fx->m, mockhost_pred_n_histories, &n, 3000);
+}
+
+/* Items of history answer number h (tokens are unique per test). */
+static size_t items_of(struct fx *fx, uint64_t token, uint64_t *offs, size_t cap)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < mockhost_n_items(fx->m); i++)
+		if (mockhost_item(fx->m, i)->token == token && k < cap)
+			offs[k++] = mockhost_item(fx->m, i)->offset;
+	return k;
+}
+
+/* Offsets are line numbers (every line counts: other channels, blank and
+ * bad lines); top and history come from the file. */
+static void positions(void **state)
+{
+	struct fx *fx = *state;
+	const struct mock_sub *s;
+	char epoch[80];
+	uint64_t offs[16];
+	size_t n;
+
+	put(fx->path, "{\"channel\":\"a\",\"data\":1}\n"
+		      "{\"channel\":\"b\",\"data\":2}\n"
+		      "\n"
+		      "not json\n"
+		      "{\"channel\":\"a\",\"data\":{\"five\":5}}\n");
+	assert_int_equal(start(fx, NULL), 0);
+	sub(fx, "a");
+	s = mockhost_subscribed(fx->m, 0);
+	assert_non_null(s->epoch);
+	assert_int_equal(s->epoch[0], 'f');
+	assert_int_equal(strlen(s->epoch), 17);
+	assert_int_equal(s->flags & FANOUT_POS_CONTIGUOUS, 0);
+	snprintf(epoch, sizeof(epoch), "%s", s->epoch);
+	assert_true(wait_n(fx, 2, 3000));
+	assert_string_equal(mockhost_delivered(fx->m, 0)->epoch, epoch);
+	assert_true(mockhost_delivered(fx->m, 0)->offset == 1);
+	assert_true(mockhost_delivered(fx->m, 1)->offset == 5);
+	expect_msg(fx, 1, "a", "{\"five\":5}");
+
+	assert_int_equal(fx->p->top(fx->st, "a", 1), 0);
+	assert_int_equal(mockhost_n_tops(fx->m), 1); /* answered at once */
+	assert_string_equal(mockhost_top(fx->m, 0)->epoch, epoch);
+	assert_true(mockhost_top(fx->m, 0)->top == 5);
+
+	assert_int_equal(fx->p->history(fx->st, "a", epoch, 0, 10, 11), 0);
+	assert_int_equal(fx->p->history(fx->st, "a", epoch, 1, 10, 12), 0);
+	assert_int_equal(fx->p->history(fx->st, "a", epoch, 0, 1, 13), 0);
+	assert_int_equal(fx->p->history(fx->st, "b", epoch, 0, 10, 14), 0);
+	assert_int_equal(fx->p->history(fx->st, "a", epoch, 5, 10, 15), 0);
+	assert_int_equal(fx->p->history(fx->st, "a", "f0000000000000000", 0, 10, 16), 0);
+	assert_true(wait_hist(fx, 6));
+	for (size_t i = 0; i < 6; i++) {
+		const struct mock_pos *h = mockhost_history(fx->m, i);
+		assert_int_equal(h->status, h->token == 16 ? FANOUT_EEPOCH : 0);
+		assert_string_equal(h->epoch, epoch);
+		assert_true(h->top == 5);
+	}
+	n = items_of(fx, 11, offs, 16);
+	assert_int_equal(n, 2);
+	assert_true(offs[0] == 1 && offs[1] == 5);
+	n = items_of(fx, 12, offs, 16);
+	assert_true(n == 1 && offs[0] == 5);
+	n = items_of(fx, 13, offs, 16);
+	assert_true(n == 1 && offs[0] == 1);
+	n = items_of(fx, 14, offs, 16);
+	assert_true(n == 1 && offs[0] == 2);
+	assert_int_equal(items_of(fx, 15, offs, 16), 0);
+	assert_int_equal(items_of(fx, 16, offs, 16), 0);
+	for (size_t i = 0; i < mockhost_n_items(fx->m); i++)
+		if (mockhost_item(fx->m, i)->offset == 5)
+			assert_string_equal(mockhost_item(fx->m, i)->data, "{\"five\":5}");
+
+	/* Appended: the next line number. */
+	append(fx->path, "{\"channel\":\"a\",\"data\":6}\n");
+	assert_true(wait_n(fx, 3, 3000));
+	assert_true(last_offset(fx) == 6);
+}
+
+/* Truncation and rotation start new epochs; the old one answers EEPOCH. */
+static void positions_new_epochs(void **state)
+{
+	struct fx *fx = *state;
+	char e1[80], e2[80], old[160];
+
+	snprintf(old, sizeof(old), "%s.1", fx->path);
+	write_seq(fx->path, 1, 3);
+	assert_int_equal(start(fx, NULL), 0);
+	sub(fx, "a");
+	assert_true(wait_n(fx, 3, 3000));
+	snprintf(e1, sizeof(e1), "%s", mockhost_delivered(fx->m, 0)->epoch);
+
+	put(fx->path, "");
+	write_seq(fx->path, 4, 5);
+	assert_true(wait_n(fx, 5, 3000));
+	snprintf(e2, sizeof(e2), "%s", mockhost_delivered(fx->m, 4)->epoch);
+	assert_string_not_equal(e1, e2);
+	assert_true(mockhost_delivered(fx->m, 3)->offset == 1);
+	assert_true(mockhost_delivered(fx->m, 4)->offset == 2);
+	assert_int_equal(fx->p->history(fx->st, "a", e1, 0, 10, 1), 0);
+	assert_true(wait_hist(fx, 1));
+	assert_int_equal(mockhost_history(fx->m, 0)->status, FANOUT_EEPOCH);
+	assert_string_equal(mockhost_history(fx->m, 0)->epoch, e2);
+
+	assert_int_equal(rename(fx->path, old), 0);
+	write_seq(fx->path, 6, 6);
+	assert_true(wait_n(fx, 6, 3000));
+	assert_string_not_equal(mockhost_delivered(fx->m, 5)->epoch, e2);
+	assert_string_not_equal(mockhost_delivered(fx->m, 5)->epoch, e1);
+	assert_true(mockhost_delivered(fx->m, 5)->offset == 1);
+}
+
+/* start = end: the lines before the start are counted, so offsets are the
+ * same as for an instance reading from the beginning, and history serves
+ * them. Two instances on one file agree on epoch and offsets. */
+static void positions_start_end(void **state)
+{
+	struct fx *fx = *state;
+	struct mockhost *m2 = mockhost_new();
+	void *st2;
+	const char *kv[] = {"path", fx->path, NULL};
+	uint64_t offs[8];
+	const char *e;
+	size_t one = 1;
+
+	assert_non_null(m2);
+	mockhost_set_quiet(m2, 1);
+	write_seq(fx->path, 1, 3);
+	assert_int_equal(start(fx, "start", "end", NULL), 0);
+	sub(fx, "a");
+	assert_true(mockhost_subscribed(fx->m, 0)->top == 3);
+	e = mockhost_subscribed(fx->m, 0)->epoch;
+	assert_int_equal(mockhost_start(m2, fx->p, kv, &st2), 0);
+	assert_int_equal(fx->p->subscribe(st2, "a"), 0);
+	append(fx->path, "{\"channel\":\"a\",\"data\":{\"n\":4}}\n");
+	assert_true(wait_n(fx, 1, 3000));
+	assert_true(mockhost_run_until(m2, mockhost_pred_n_delivered, &(size_t){4}, 3000));
+	assert_true(mockhost_delivered(fx->m, 0)->offset == 4);
+	assert_true(mockhost_delivered(m2, 3)->offset == 4);
+	assert_string_equal(mockhost_delivered(m2, 3)->epoch, e);
+	assert_string_equal(mockhost_delivered(fx->m, 0)->epoch, e);
+
+	assert_int_equal(fx->p->history(fx->st, "a", e, 0, 10, 7), 0);
+	assert_true(mockhost_run_until(fx->m, mockhost_pred_n_histories, &one, 3000));
+	assert_int_equal(items_of(fx, 7, offs, 8), 4);
+	assert_true(offs[0] == 1 && offs[3] == 4);
+	mockhost_free(m2);
+}
+
+/* A long file with a small index (index_entries = 16: the stride doubles
+ * many times): history still finds exactly the right lines. */
+static void positions_index(void **state)
+{
+	struct fx *fx = *state;
+	char buf[1 << 16];
+	size_t o = 0;
+	uint64_t offs[8];
+	const char *e;
+	int one_hist;
+
+	for (int k = 1; k <= 5000; k++) {
+		if (o > sizeof(buf) - 128) {
+			wfile(fx->path, "ab", buf, o);
+			o = 0;
+		}
+		o += (size_t)snprintf(buf + o, sizeof(buf) - o,
+				      "{\"channel\":\"%s\",\"data\":{\"n\":%d}}\n",
+				      k % 3 == 0 ? "a" : "b", k);
+	}
+	wfile(fx->path, "ab", buf, o);
+	assert_int_equal(start(fx, "index_entries", "16", NULL), 0);
+	sub(fx, "a");
+	assert_true(wait_n(fx, 1666, 5000));
+	e = mockhost_delivered(fx->m, 0)->epoch;
+	assert_int_equal(fx->p->history(fx->st, "a", e, 3000, 3, 1), 0);
+	assert_int_equal(fx->p->history(fx->st, "a", e, 4990, 100, 2), 0);
+	assert_int_equal(fx->p->history(fx->st, "b", e, 0, 2, 3), 0);
+	one_hist = wait_hist(fx, 3);
+	assert_true(one_hist);
+	assert_int_equal(items_of(fx, 1, offs, 8), 3);
+	assert_true(offs[0] == 3003 && offs[1] == 3006 && offs[2] == 3009);
+	assert_int_equal(items_of(fx, 2, offs, 8), 3);
+	assert_true(offs[0] == 4992 && offs[2] == 4998);
+	assert_int_equal(items_of(fx, 3, offs, 8), 2);
+	assert_true(offs[0] == 1 && offs[1] == 2);
+	for (size_t i = 0; i < mockhost_n_items(fx->m); i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "{\"n\":%llu}",
+			 (unsigned long long)mockhost_item(fx->m, i)->offset);
+		assert_string_equal(mockhost_item(fx->m, i)->data, want);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -708,6 +926,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(raw_start_end, setup, teardown),
 	    cmocka_unit_test_setup_teardown(no_follow_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(replay_speed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(positions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(positions_new_epochs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(positions_start_end, setup, teardown),
+	    cmocka_unit_test_setup_teardown(positions_index, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("filetail", tests, NULL, NULL);
