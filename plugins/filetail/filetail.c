@@ -435,10 +435,13 @@ static int at_eof(struct ft *f, double now)
 		close_file(f);
 		return try_open(f) ? E_CONTINUE : E_IDLE;
 	}
-	if (fstat(f->fd, &st) == 0 && st.st_size < f->offset) {
+	if (fstat(f->fd, &st) == 0 && (st.st_size < f->offset || ftp_rewritten(f))) {
+		/* Shorter than what we read, or (a truncation followed by a
+		 * rewrite before we looked) its first line changed. */
 		f->host->log(f->b, FANOUT_LOG_INFO,
-			     "%s: truncated (size %lld < offset %lld), reading from the beginning",
-			     f->path, (long long)st.st_size, (long long)f->offset);
+			     "%s: truncated (size %lld, offset %lld%s), reading from the beginning",
+			     f->path, (long long)st.st_size, (long long)f->offset,
+			     st.st_size < f->offset ? "" : ", first line rewritten");
 		f->host->count(f->b, "truncated", 1);
 		if (lseek(f->fd, 0, SEEK_SET) < 0) {
 			close_file(f);

@@ -123,6 +123,8 @@ struct ft {
 	uint64_t pending_lineno;  /* the line held back for pacing */
 	uint64_t passes;	  /* loop = true: files replayed so far */
 	uint64_t truncations;	  /* in-place truncations seen of this path */
+	uint64_t first_hash;	  /* hash of the file's first line ... */
+	int first_known;	  /* ... once it has a complete one */
 	off_t skip_until;     /* start = end: lines starting before this byte are counted only */
 	int counting;	      /* start = end: still counting lines before the start */
 	struct chset waiting; /* subscribes answered when counting is done */
@@ -138,6 +140,9 @@ struct ft {
 /* Compute the epoch of the file open on f->fd (its identity: device, inode,
  * birth time, first line, loop pass, truncations); "none" when no file. */
 void ftp_epoch(struct ft *f);
+/* At the end of the file: has its first line changed since it was opened
+ * (rewritten in place, maybe to the same size)? 1 yes, 0 no. */
+int ftp_rewritten(struct ft *f);
 /* Line lineno (1-based) starts at byte start: keep it in the index. */
 void ftp_index_line(struct ft *f, uint64_t lineno, off_t start);
 /* A new file or the same one truncated: forget the index and the jobs. */

@@ -78,12 +78,42 @@ static uint64_t mix(uint64_t h, const void *p, size_t n)
 	return h;
 }
 
+/* The hash of the file's first line (at most 4 KiB); 0 when it has no
+ * complete one. */
+static int first_line(struct ft *f, uint64_t *hash)
+{
+	char first[4096];
+	ssize_t n = pread(f->fd, first, sizeof(first), 0);
+	const char *nl = n > 0 ? memchr(first, '\n', (size_t)n) : NULL;
+
+	if (!nl)
+		return 0;
+	*hash = mix(1469598103934665603ull, first, (size_t)(nl - first));
+	return 1;
+}
+
+int ftp_rewritten(struct ft *f)
+{
+	uint64_t h;
+	int known;
+
+	if (f->fd < 0)
+		return 0;
+	known = first_line(f, &h);
+	if (!f->first_known) {
+		/* The first line completed after the file was opened: keep it
+		 * (the epoch stays the one given at open). */
+		f->first_known = known;
+		f->first_hash = h;
+		return 0;
+	}
+	return !known || h != f->first_hash;
+}
+
 void ftp_epoch(struct ft *f)
 {
 	uint64_t h = 1469598103934665603ull, v;
 	struct statx sx;
-	char first[4096];
-	ssize_t n;
 
 	f->epoch_gen++;
 	if (f->fd < 0) {
@@ -100,12 +130,9 @@ void ftp_epoch(struct ft *f)
 		v = sx.stx_btime.tv_nsec;
 		h = mix(h, &v, sizeof(v));
 	}
-	n = pread(f->fd, first, sizeof(first), 0);
-	if (n > 0) {
-		const char *nl = memchr(first, '\n', (size_t)n);
-		if (nl)
-			h = mix(h, first, (size_t)(nl - first));
-	}
+	f->first_known = first_line(f, &f->first_hash);
+	if (f->first_known)
+		h = mix(h, &f->first_hash, sizeof(f->first_hash));
 	h = mix(h, &f->passes, sizeof(f->passes));
 	h = mix(h, &f->truncations, sizeof(f->truncations));
 	snprintf(f->epoch, sizeof(f->epoch), "f%016llx", (unsigned long long)h);

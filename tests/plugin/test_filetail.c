@@ -707,6 +707,25 @@ static void replay_speed(void **state)
 	}
 }
 
+/* Truncated and rewritten to the same size before the backend looked: the
+ * first line changed, so it is a truncation (new epoch, gap), not silence. */
+static void rewrite_same_size(void **state)
+{
+	struct fx *fx = *state;
+
+	put(fx->path, "{\"channel\":\"a\",\"data\":{\"n\":1}}\n");
+	assert_int_equal(start(fx, NULL), 0);
+	sub(fx, "a");
+	assert_true(wait_n(fx, 1, 3000));
+	put(fx->path, "{\"channel\":\"a\",\"data\":{\"n\":2}}\n");
+	assert_true(wait_gaps(fx, 1, 3000));
+	assert_true(wait_n(fx, 2, 3000));
+	expect_seq(fx, 0, 2, 1);
+	assert_true(last_offset(fx) == 1);
+	assert_string_not_equal(mockhost_delivered(fx->m, 0)->epoch,
+				mockhost_delivered(fx->m, 1)->epoch);
+}
+
 /* ---- positions (ABI 1.1) ---- */
 
 static int wait_hist(struct fx *fx, size_t n)
@@ -926,6 +945,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(raw_start_end, setup, teardown),
 	    cmocka_unit_test_setup_teardown(no_follow_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(replay_speed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rewrite_same_size, setup, teardown),
 	    cmocka_unit_test_setup_teardown(positions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(positions_new_epochs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(positions_start_end, setup, teardown),
