@@ -11,6 +11,8 @@
 #ifndef FANOUT_CLIENTS_H
 #define FANOUT_CLIENTS_H
 
+#include <stdint.h>
+
 struct config;
 
 /* Transports, for per-transport metrics (metrics.transport_clients[]). */
@@ -21,11 +23,22 @@ struct client {
 	enum client_kind kind;
 	/* Start a graceful close (called once, when draining starts). */
 	void (*drain)(struct client *c);
+	/* Close a client that sent nothing for idle_timeout_s (NULL: the
+	 * transport cannot hear from its clients, e.g. SSE; never idle). */
+	void (*idle)(struct client *c);
+	uint64_t last_rx_ms; /* clients_touch(): something arrived from it */
 };
 
 /* Before the first client: max_clients after clamping to the fd limit;
  * on_drained is called when draining and the last client has gone. */
 void clients_init(long long max_clients, void (*on_drained)(void));
+/* Close clients that send nothing (not a frame, not a pong) for idle_s
+ * seconds (0: never): a timer sweeps the list a few times per period and
+ * calls their idle op. Call after the loop is set up. 0 or -1. */
+int clients_idle_init(long long idle_s);
+void clients_idle_free(void);
+/* Something arrived from c (any frame, a pong). */
+void clients_touch(struct client *c);
 
 /* What a new connection must do. */
 enum clients_admit {

@@ -38,6 +38,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "origin.h"
+#include "protocol.h"
 #include "trpc_proto.h"
 
 #ifndef FANOUT_WEB_ROOT
@@ -85,6 +86,7 @@ struct skey {
 static int check_origin(const char *v, const char **why);
 static int check_cidr(const char *v, const char **why);
 static int check_admin_listen(const char *v, const char **why);
+static int check_instance(const char *v, const char **why);
 static int check_api_key(const char *v, const char **why);
 
 #define OFF(f) offsetof(struct config, f)
@@ -93,7 +95,7 @@ static const struct skey server_keys[] = {
     {"listen", K_LISTEN, "0.0.0.0:8080", 0, 0, OFF(listen), 0, 0,
      "address:port to listen on (\"[::]:8080\", \":8080\" = every address)"},
     {"instance", K_STR, NULL, 0, 0, OFF(instance), 0, KF_NONEMPTY,
-     "instance id sent to clients; default: the host name"},
+     "instance id sent to clients; default: the host name", check_instance},
     {"ws_path", K_STR, "/ws", 0, 0, OFF(ws_path), 0, KF_NONEMPTY | KF_SLASH,
      "URL path of the WebSocket endpoint"},
     {"trpc_path", K_STR, "/trpc", 0, 0, OFF(trpc_path), 0, KF_SLASH,
@@ -134,6 +136,10 @@ static const struct skey server_keys[] = {
     {"publish_api_key", K_STR, "", 0, 0, OFF(publish_api_key), 0, KF_SECRET,
      "key of POST /api/publish (Authorization: apikey KEY), >= 16 bytes; empty: off",
      check_api_key},
+    {"handshake_timeout_s", K_INT, "10", 1, 600, OFF(handshake_timeout_s), 0, 0,
+     "a connection's first request (TLS handshake included) must be complete within this"},
+    {"idle_timeout_s", K_INT, "600", 0, 86400, OFF(idle_timeout_s), 0, 0,
+     "a WebSocket client that sends nothing (no frame, no pong) this long is closed 1001; 0: off"},
     {"max_connections_per_ip", K_INT, "0", 0, 1000000, OFF(max_connections_per_ip), 0, 0,
      "open connections per client address; over: closed (429 behind a proxy); 0: off"},
     {"channels", K_LIST, "*", 0, 0, OFF(channels), OFF(n_channels), KF_NONEMPTY,
@@ -456,6 +462,27 @@ static int check_admin_listen(const char *v, const char **why)
 	if (cfg_parse_listen(v, &host, &port, why))
 		return -1;
 	free(host);
+	return 0;
+}
+
+/* The instance id goes into every hello frame and log line: printable
+ * UTF-8, no control characters (a newline would forge log lines). */
+static int check_instance(const char *v, const char **why)
+{
+	size_t n = strlen(v);
+	if (n > 128) {
+		*why = "longer than 128 bytes";
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
+			*why = "control characters are not allowed";
+			return -1;
+		}
+	if (!utf8_valid(v, n)) {
+		*why = "not valid UTF-8";
+		return -1;
+	}
 	return 0;
 }
 

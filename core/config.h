@@ -74,6 +74,8 @@ struct config {
 	long long max_connections_per_ip; /* 0 = off */
 	char *admin_listen;		  /* "" = off; else host:port like listen */
 	char *publish_api_key;		  /* "" = the HTTP publish API is off */
+	long long handshake_timeout_s;	  /* accept to complete first request */
+	long long idle_timeout_s;	  /* 0 = off */
 	char **channels;		  /* globs a client may use; {"*"} = any valid name */
 	size_t n_channels;
 	int permessage_deflate; /* bool, default false */

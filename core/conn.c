@@ -40,6 +40,7 @@ static struct ipcount *table[BUCKETS];
 static struct cidr *trusted;
 static size_t n_trusted;
 static long long per_ip_max; /* 0 = off */
+static uint64_t handshake_ms;
 
 static unsigned hash(const struct netaddr *a)
 {
@@ -97,6 +98,7 @@ int conn_init(const struct config *c)
 
 	conn_free_all();
 	per_ip_max = c->max_connections_per_ip;
+	handshake_ms = (uint64_t)c->handshake_timeout_s * 1000;
 	if (c->n_trusted_proxies) {
 		trusted = calloc(c->n_trusted_proxies, sizeof(*trusted));
 		if (!trusted)
@@ -175,6 +177,10 @@ void conn_release(struct conn *c)
 		return;
 	if (c->counted)
 		count_del(&c->counted_ip);
+	/* Gone without one complete request after the handshake timeout: lws
+	 * timed it out (a slow or silent client). */
+	if (!c->requests && handshake_ms && loop_now_ms() - c->accepted_ms + 250 >= handshake_ms)
+		refuse(REFUSE_TIMEOUT, c->ip, "no complete request within handshake_timeout_s");
 	c->magic = 0;
 	free(c);
 }

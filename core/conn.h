@@ -26,9 +26,11 @@ struct conn {
 	unsigned counted : 1;	 /* holds one count of `counted_ip` */
 	struct netaddr counted_ip;
 	uint64_t accepted_ms;
+	unsigned requests; /* complete request heads seen (HTTP or upgrade) */
 };
 
-/* Set up from the config (trusted proxies, cap); 0 or -1. */
+/* Set up from the config (trusted proxies, cap, handshake timeout); 0 or
+ * -1. */
 int conn_init(const struct config *c);
 void conn_free_all(void);
 

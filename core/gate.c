@@ -159,6 +159,11 @@ int gate_upgrade(struct lws *wsi)
 	int uri_len = 0;
 	const char *why = NULL;
 
+	if (c)
+		c->requests++;
+	int too_big = http_head_check(wsi);
+	if (too_big)
+		return http_head_refuse(wsi, too_big) ? -1 : 1;
 	if (c && c->admin)
 		return refused(wsi, c, REFUSE_PATH, 404, "no WebSocket endpoint on the admin port",
 			       NULL);
@@ -195,6 +200,11 @@ int gate_stream(struct lws *wsi)
 	struct conn *c = conn_of(wsi);
 	const char *why = NULL;
 
+	if (c)
+		c->requests++;
+	int too_big = http_head_check(wsi);
+	if (too_big)
+		return http_head_refuse(wsi, too_big) ? -1 : 1;
 	if (c && c->admin)
 		return refused(wsi, c, REFUSE_PATH, 404, "no event stream on the admin port", NULL);
 	if (check_client(wsi, c))

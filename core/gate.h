@@ -4,6 +4,7 @@
  * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE of every lws protocol fanoutd
  * registers). In order:
  *
+ *   0. the head:        no URL or header cut at its limit (414 / 431)
  *   1. the connection:  not the admin listener (404)
  *   2. the request:     Upgrade: websocket (400; no h2c), GET (405), a path that is a WebSocket
  * endpoint — ws_path or another transport's path (session_add_proto()) (404), no

@@ -43,6 +43,12 @@
 /* The largest static file served (bigger: 404 and a warning; web_root is
  * for the web client and a demo page, not for downloads). */
 #define HTTP_STATIC_MAX (1024 * 1024)
+/* A request head: at most HTTP_HEAD_MAX bytes as lws stores it, each
+ * header (value) under HTTP_HEADER_MAX, the URL and its query each under
+ * HTTP_URL_MAX. */
+#define HTTP_HEAD_MAX	16384
+#define HTTP_HEADER_MAX 8192
+#define HTTP_URL_MAX	8192
 /* The largest response written in one piece. */
 #define HTTP_MAX_RESPONSE (HTTP_STATIC_MAX + 4096)
 
@@ -68,6 +74,60 @@ const struct lws_http_mount *http_mounts(const struct config *c)
 		mounts[0].mount_next = &mounts[1];
 	}
 	return mounts;
+}
+
+/* The URI tokens lws keeps (one per method, and the query). */
+static const enum lws_token_indexes uri_tokens[] = {
+    WSI_TOKEN_GET_URI,	  WSI_TOKEN_POST_URI, WSI_TOKEN_OPTIONS_URI,
+    WSI_TOKEN_HEAD_URI,	  WSI_TOKEN_PUT_URI,  WSI_TOKEN_PATCH_URI,
+    WSI_TOKEN_DELETE_URI, WSI_TOKEN_CONNECT,  WSI_TOKEN_HTTP_URI_ARGS,
+};
+static struct lws_token_limits token_limits;
+
+static int is_uri_token(int t)
+{
+	for (size_t k = 0; k < sizeof(uri_tokens) / sizeof(uri_tokens[0]); k++)
+		if ((int)uri_tokens[k] == t)
+			return 1;
+	return 0;
+}
+
+/*
+ * lws 4.1.6 stores a request head in one buffer and closes the connection
+ * without a word when it overflows. With a limit per header below the
+ * buffer's size lws cuts an oversized header (or URL) at the limit instead
+ * and goes on, so a header at its limit is one that was too long: 431 (414
+ * for the URL or its query). Only a head whose unknown headers alone fill
+ * HTTP_HEAD_MAX is still closed unanswered (see fanoutd(8)).
+ */
+void http_limits(struct lws_context_creation_info *info)
+{
+	for (int i = 0; i < WSI_TOKEN_COUNT; i++)
+		token_limits.token_limit[i] = is_uri_token(i) ? HTTP_URL_MAX : HTTP_HEADER_MAX;
+	info->token_limits = &token_limits;
+	info->max_http_header_data2 = HTTP_HEAD_MAX;
+}
+
+int http_head_check(struct lws *wsi)
+{
+	for (int i = 0; i < WSI_TOKEN_COUNT; i++) {
+		int n = lws_hdr_total_length(wsi, (enum lws_token_indexes)i);
+		if (n >= (is_uri_token(i) ? HTTP_URL_MAX : HTTP_HEADER_MAX))
+			return is_uri_token(i) ? 414 : 431;
+	}
+	return 0;
+}
+
+int http_head_refuse(struct lws *wsi, int status)
+{
+	struct conn *c = conn_of(wsi);
+	if (status == 414) {
+		refuse(REFUSE_URL, c ? c->ip : "-", "URL longer than %d bytes: 414", HTTP_URL_MAX);
+		return http_error(wsi, 414, "URL too long", HTTP_CLOSE);
+	}
+	refuse(REFUSE_HEADERS, c ? c->ip : "-", "a header longer than %d bytes: 431",
+	       HTTP_HEADER_MAX);
+	return http_error(wsi, 431, "request header too large", HTTP_CLOSE);
 }
 
 int http_init(const struct config *c)
@@ -270,6 +330,11 @@ static int on_http(struct lws *wsi, void *user)
 	    .publish_api = http_api_enabled(),
 	};
 
+	if (c)
+		c->requests++;
+	int too_big = http_head_check(wsi);
+	if (too_big)
+		return http_finish(wsi, http_head_refuse(wsi, too_big));
 	int meth = lws_http_get_uri_and_method(wsi, &uri, &uri_len);
 	if (meth < 0 || uri_len < 0)
 		return http_finish(wsi, http_error(wsi, 400, "bad request", HTTP_CLOSE));

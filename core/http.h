@@ -33,6 +33,15 @@ int http_error(struct lws *wsi, int status, const char *message, unsigned flags)
 
 /* Open web_root (a warning when it cannot be: no static files). 0. */
 int http_init(const struct config *c);
+struct lws_context_creation_info;
+/* Set lws's request-head limits in info (header buffer, per-header and URL
+ * limits) so an oversized header or URL can be answered 431 / 414. */
+void http_limits(struct lws_context_creation_info *info);
+/* 0, or 414 / 431 when the request's URL or a header reached its limit. */
+int http_head_check(struct lws *wsi);
+/* Answer that status (counted and logged as a refusal); http_send()'s
+ * return value. */
+int http_head_refuse(struct lws *wsi, int status);
 void http_free(void);
 
 /*

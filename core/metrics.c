@@ -59,6 +59,8 @@ void metrics_render_core(struct buf *o)
 	for (int i = 0; i < REFUSE__COUNT; i++)
 		buf_printf(o, "fanout_refused_total{reason=\"%s\"} %lld\n", refuse_names[i],
 			   m->refused[i]);
+	one(o, "fanout_idle_timeouts_total", "counter",
+	    "Clients closed 1001 after idle_timeout_s without a frame or pong.", m->idle_timeouts);
 	one(o, "fanout_clients_closed_too_big_total", "counter",
 	    "Clients closed 1009 for a frame over max_message_bytes.", m->clients_closed_too_big);
 	one(o, "fanout_slow_client_disconnects_total", "counter",

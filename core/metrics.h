@@ -63,6 +63,7 @@ struct metrics {
 	long long channel_limit_hits;	  /* subscribe refused at max_channels */
 	long long errors[ME__COUNT];	  /* protocol errors by code */
 	long long refused[REFUSE__COUNT]; /* refusals by reason */
+	long long idle_timeouts;	  /* clients closed at idle_timeout_s */
 	long long transport_clients[3];	  /* gauge: clients by transport (enum client_kind) */
 	long long trpc_errors[16];	  /* tRPC error frames by code (enum trpc_code) */
 };

@@ -16,6 +16,6 @@ void refuse(enum refuse_reason reason, const char *ip, const char *fmt, ...)
 /* The log line of refuse() alone, for a refusal already counted (clients.c
  * counts max_clients for every transport). */
 void refuse_log(enum refuse_reason reason, const char *ip, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -253,7 +253,12 @@ int server_init(const struct config *c, int listen_fd, long long max_clients)
 	info.vhost_name = "default";
 	/* No fd_limit_per_thread: lws then sizes its fd table from the soft
 	 * RLIMIT_NOFILE that main.c set, with O(1) lookups (see fd_budget). */
-	info.timeout_secs = 20;
+	/* handshake_timeout_s: lws's timeout for a TLS handshake and for a
+	 * connection's first request head (its header table is taken at
+	 * accept, so a slow sender does not extend it) */
+	info.timeout_secs = (unsigned)c->handshake_timeout_s;
+	info.timeout_secs_ah_idle = (unsigned)c->handshake_timeout_s;
+	http_limits(&info);
 	if (c->ping_interval_s > 0)
 		info.retry_and_idle_policy = &retry;
 	if (c->permessage_deflate)
@@ -277,6 +282,8 @@ int server_init(const struct config *c, int listen_fd, long long max_clients)
 	if (*c->sse_path && sse_init(c))
 		return -1;
 
+	if (clients_idle_init(c->idle_timeout_s))
+		return -1;
 	grace_timer = loop_timer_add((fanout_timer_cb)grace_over, NULL);
 	accept_pause_timer = loop_timer_add(accept_resume, NULL);
 	accept_watch = loop_watch_add(listen_fd, FANOUT_FD_READ, on_accept, NULL);
@@ -319,6 +326,7 @@ void server_free(void)
 	if (admin_fd >= 0)
 		close(admin_fd);
 	admin_fd = -1;
+	clients_idle_free();
 	loop_timer_remove(grace_timer);
 	grace_timer = NULL;
 	loop_timer_remove(accept_pause_timer);

@@ -98,6 +98,13 @@ static void drain(struct client *c)
 		lws_callback_on_writable(s->wsi);
 }
 
+/* clients.c: nothing arrived for idle_timeout_s. */
+static void idle(struct client *c)
+{
+	struct session *s = (struct session *)((char *)c - offsetof(struct session, cl));
+	session_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout", 0);
+}
+
 void session_close(struct session *s, int code, const char *why, int flush)
 {
 	if (s->close_code)
@@ -357,6 +364,7 @@ static int on_established(struct session *s, struct lws *wsi)
 		s->proto = &native_proto;
 	s->cl.kind = s->proto->kind;
 	s->cl.drain = drain;
+	s->cl.idle = idle;
 
 	switch (clients_add(&s->cl)) {
 	case CLIENTS_DRAINING:
@@ -569,7 +577,13 @@ static int session_callback(struct lws *wsi, enum lws_callback_reasons reason, v
 	case LWS_CALLBACK_ESTABLISHED:
 		return on_established(s, wsi);
 	case LWS_CALLBACK_RECEIVE:
+		if (s->established)
+			clients_touch(&s->cl);
 		return on_receive(s, wsi, in, len);
+	case LWS_CALLBACK_RECEIVE_PONG:
+		if (s->established)
+			clients_touch(&s->cl);
+		break;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return on_writeable(s, wsi);
 	case LWS_CALLBACK_CLOSED:

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { tap } from '../lib/tap.mjs';
-import { startFanoutd, wsClient, pluginPath, waitFor, freePort, tmpDir, httpGet } from '../lib/harness.mjs';
+import { startFanoutd, wsClient, pluginPath, waitFor, freePort, tmpDir, httpGet, run, FANOUTD } from '../lib/harness.mjs';
 import { rawRequest, req, upgradeHeaders } from '../lib/rawhttp.mjs';
 import { parseMetrics } from '../lib/harness.mjs';
 
@@ -357,6 +357,87 @@ await t.test('HTTP publish API: key, body checks, delivered once the broker acce
   const off = await rawRequest(g.port, req('POST', '/api/publish', { 'Content-Length': '2' }) + '{}', { want: 1 });
   assert.equal(off.responses[0].status, 404);
   assert.equal(await g.stop(), 0);
+});
+
+await t.test('431 for an oversized header, 414 for an oversized URL (routes and upgrades)', async () => {
+  const f = await startFanoutd({ ini: ini() });
+  const big = 'a'.repeat(9000);
+  const cases = [
+    [req('GET', '/healthz?' + big), 414],
+    [req('GET', '/' + big), 414],
+    [req('GET', '/healthz', { Cookie: 'c=' + big }), 431],
+    [req('GET', '/healthz', { 'User-Agent': big }), 431],
+    [req('GET', '/ws?channel=' + big, upgradeHeaders()), 414],
+    [req('GET', '/ws', { ...upgradeHeaders(), Cookie: big }), 431],
+    [req('GET', '/healthz', { Cookie: 'c=' + 'a'.repeat(7000) }), 200], // under the limit
+  ];
+  for (const [r, want] of cases) {
+    const res = await rawRequest(f.port, r, { want: 1 });
+    assert.equal(res.responses[0]?.status, want, `${r.slice(0, 60)}…: ${res.raw.slice(0, 200)}`);
+  }
+  const rf = await refusals(f);
+  assert.equal(rf.url_too_long, 3);
+  assert.equal(rf.headers, 3);
+  assert.equal(await f.stop(), 0);
+});
+
+await t.test('handshake_timeout_s: a request head that never completes is cut', async () => {
+  const f = await startFanoutd({ ini: ini('handshake_timeout_s = 2') });
+  const s = await tcp(f.port);
+  s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n'); // never finished
+  const t0 = Date.now();
+  assert.equal(await closedSoon(s, 8000), true, 'closed');
+  const took = Date.now() - t0;
+  assert.ok(took >= 1500 && took < 7000, `closed after ${took} ms`);
+  const silent = await tcp(f.port); // nothing at all
+  assert.equal(await closedSoon(silent, 8000), true, 'a silent connection is closed too');
+  await waitFor(async () => (await refusals(f)).timeout >= 2, { what: 'timeouts counted' });
+  assert.equal(await f.stop(), 0);
+});
+
+await t.test('idle_timeout_s: a WebSocket client that sends nothing is closed 1001 even with pings off', async () => {
+  const f = await startFanoutd({ ini: ini('ping_interval_s = 0\nidle_timeout_s = 2') });
+  const quiet = await wsClient(f.ws);
+  const chatty = await wsClient(f.ws);
+  await chatty.next('hello');
+  const timer = setInterval(() => chatty.send({ type: 'ping' }), 400);
+  const t0 = Date.now();
+  const { code } = await quiet.closed;
+  const took = Date.now() - t0;
+  clearInterval(timer);
+  assert.equal(code, 1001);
+  assert.ok(took >= 1500 && took < 6000, `closed after ${took} ms`);
+  assert.equal(chatty.closeInfo, null, 'a client that talks stays');
+  const m = parseMetrics((await f.http('/metrics')).body);
+  assert.equal(m.fanout_idle_timeouts_total, 1);
+  await chatty.close();
+  assert.equal(await f.stop(), 0);
+});
+
+await t.test('--check-config refuses what start-up would: a listen name, control characters in instance', async () => {
+  const dir = tmpDir('fanout-cfg-');
+  const file = path.join(dir, 'f.ini');
+  fs.writeFileSync(file, `[server]\n[backend mem]\nplugin = ${lb}\n`);
+  const check = (...o) => run(FANOUTD, ['-c', file, '--check-config', ...o.flatMap((x) => ['-o', x])]);
+  let r = await check('server.listen=localhost:8080');
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /listen: not a numeric IPv4 address/);
+  r = await check('server.admin_listen=example.com:9090');
+  assert.equal(r.code, 3, r.stderr);
+  r = await check('server.instance=c1\nforged log line');
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /instance: control characters are not allowed/);
+  r = await check('server.instance=c1\x1b[31m');
+  assert.equal(r.code, 3, r.stderr);
+  r = await check('server.allowed_origins=https://ok.example, https://*');
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /allowed_origins: "https:\/\/\*"/);
+  r = await check('server.trusted_proxies=10.0.0.1/8');
+  assert.equal(r.code, 3, r.stderr);
+  r = await check('server.publish_api_key=short');
+  assert.equal(r.code, 3, r.stderr);
+  r = await check('server.listen=[::1]:8080', 'server.instance=édge-1', 'server.trusted_proxies=10.0.0.0/8 ::1');
+  assert.equal(r.code, 0, r.stderr);
 });
 
 t.done();
