@@ -6,7 +6,9 @@
 #   3. the same suite built with clang -fsanitize=address,undefined,
 #   4. libFuzzer harnesses over the project's parsers for a bounded time,
 #   5. `make distcheck` (the tarball builds, installs and uninstalls; its
-#      test run is skipped: steps 1-3 ran the suite).
+#      test run is skipped: steps 1-3 ran the suite),
+#   6. the Debian package: built, installed, run, purged
+#      (`make check-package`, tests/package/deb.sh; needs root).
 # Ends with one line "N passed, N failed" and exits non-zero on any failure.
 #
 #   scripts/test.sh [--quick]     --quick: step 1 only
@@ -113,6 +115,14 @@ if [ $quick = 0 ]; then
   else
     echo "clang missing: ASan and fuzz steps cannot run"; failed=$((failed + 1))
   fi
+  log "package (make check-package)"
+  (cd "$top/_build/default" && make check-package >package.out 2>&1)
+  grep -E '^(ok|not ok|Bail out)' "$top/_build/default/package.out"
+  p=$(grep -c '^ok' "$top/_build/default/package.out")
+  x=$(grep -cE '^(not ok|Bail out)' "$top/_build/default/package.out")
+  [ "$p" -gt 0 ] || [ "$x" -gt 0 ] || { tail -20 "$top/_build/default/package.out"; x=1; }
+  [ "$x" -gt 0 ] && grep '^#' "$top/_build/default/package.out" | tail -40
+  passed=$((passed + p)); failed=$((failed + x))
   log "distcheck"
   if (cd "$top/_build/default" && make -j"$jobs" distcheck TESTS= >distcheck.out 2>&1); then
     passed=$((passed + 1)); echo "distcheck ok"

@@ -72,3 +72,4 @@ include tests/loader/local.mk
 include tests/plugin/local.mk
 include tests/integration/local.mk
 include tests/fuzz/local.mk
+include tests/package/local.mk
