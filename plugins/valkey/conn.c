@@ -145,6 +145,8 @@ static void conn_lost(struct conn *cn, const char *why)
 		snprintf(cn->why, sizeof(cn->why), "%s", why);
 	if (cn->kind == SUB)
 		subs_lost(vk);
+	else if (cn->shard)
+		cluster_cmd_lost(cn->shard);
 	{
 		char msg[640];
 		snprintf(msg, sizeof(msg), "%s connection %s: %s", cn->label,
@@ -232,8 +234,15 @@ void conn_ready(struct conn *cn)
 	cn->attempt = 0;
 	cn->last_logged[0] = 0;
 	vk_update_state(vk, "");
-	if (cn->kind == CMD)
-		subs_cmd_ready(vk); /* tops that waited for this connection */
+	if (cn->kind != CMD)
+		return;
+	if (vk->cluster && !cn->shard) {
+		cluster_seed_ready(vk); /* the seed: discover the shards */
+		return;
+	}
+	subs_cmd_ready(vk); /* tops that waited for this connection */
+	if (cn->shard)
+		cluster_park_release(vk); /* calls redirected to this new shard */
 }
 
 /* Reply of a handshake step: AUTH, SELECT, then on the command connection
@@ -327,7 +336,9 @@ static void handshake_step(struct conn *cn, int step)
 				      NULL);
 		return;
 	}
-	if (step == 3 && cn->kind == CMD && vk->positioned) {
+	/* Not on a cluster's seed connection: it only discovers the shards (and
+	 * may be a replica); each shard's own command connection loads it. */
+	if (step == 3 && cn->kind == CMD && vk->positioned && (!vk->cluster || cn->shard)) {
 		/* Every (re)connect: a broker restarted without persistence has
 		 * lost the library; REPLACE also updates an older one. */
 		const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", vk->lib};
@@ -371,7 +382,7 @@ static void conn_connect_to(struct conn *cn, const char *ip)
 	redisAsyncContext *ac;
 	char why[300];
 
-	ac = vk->unix_path ? redisAsyncConnectUnix(vk->unix_path) : redisAsyncConnect(ip, vk->port);
+	ac = cn->unix_path ? redisAsyncConnectUnix(cn->unix_path) : redisAsyncConnect(ip, cn->port);
 	if (!ac) {
 		cn->phase = C_CONNECTING;
 		conn_lost(cn, "out of memory");
@@ -495,13 +506,13 @@ void conn_start(struct conn *cn)
 
 	if (vk->stopping || cn->phase != C_IDLE)
 		return;
-	if (vk->unix_path || is_numeric_host(vk->host_name)) {
-		conn_connect_to(cn, vk->host_name);
+	if (cn->unix_path || is_numeric_host(cn->host)) {
+		conn_connect_to(cn, cn->host);
 		return;
 	}
 	/* Resolve off the loop, again on every attempt (addresses change). */
 	job = calloc(1, sizeof(*job));
-	if (!job || !(job->host = strdup(vk->host_name))) {
+	if (!job || !(job->host = strdup(cn->host))) {
 		free(job);
 		cn->phase = C_RESOLVING;
 		conn_lost(cn, "out of memory");
@@ -509,7 +520,7 @@ void conn_start(struct conn *cn)
 	}
 	job->vk = vk;
 	job->conn = cn;
-	job->port = vk->port;
+	job->port = cn->port;
 	cn->phase = C_RESOLVING;
 	cn->job = job;
 	if (pthread_create(&job->tid, NULL, resolver_thread, job) != 0) {
@@ -521,11 +532,15 @@ void conn_start(struct conn *cn)
 
 /* ---- set-up and tear-down (valkey.c: init, stop, destroy) ---- */
 
-int conn_init(struct vk *vk, struct conn *cn, enum conn_kind kind)
+int conn_init(struct vk *vk, struct conn *cn, enum conn_kind kind, const char *host, int port,
+	      const char *unix_path)
 {
 	cn->vk = vk;
 	cn->kind = kind;
-	cn->label = kind == SUB ? "subscriber" : "command";
+	cn->host = host;
+	cn->port = port;
+	cn->unix_path = unix_path;
+	cn->label = kind == SUB ? "subscriber" : vk->cluster ? "seed" : "command";
 	cn->t_connect = vk->host->timer_add(vk->b, on_connect_timeout, cn);
 	cn->t_retry = vk->host->timer_add(vk->b, on_retry, cn);
 	cn->t_drop = vk->host->timer_add(vk->b, on_drop_timer, cn);

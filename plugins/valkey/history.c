@@ -84,6 +84,11 @@ static void on_fcall_reply(redisAsyncContext *ac, void *r, void *priv)
 	struct vk *vk = f->vk;
 	redisReply *reply = r;
 
+	/* Cluster: MOVED waits for the new slot map, ASK goes to the importing
+	 * node; either way the call is sent again and answered later. */
+	if (cluster_redirect(f, reply, ac ? ac->data : NULL))
+		return;
+
 	if (no_function(reply) && !f->retried && ac && !vk->stopping) {
 		/* The broker lost the library (restarted without persistence,
 		 * FUNCTION FLUSH): load it again and send the call once more, in
@@ -131,6 +136,19 @@ int fcall_send(struct conn *cn, struct fcall *f, int argc, const char **argv, co
 	return 0;
 }
 
+int fcall_resend(struct conn *cn, struct fcall *f)
+{
+	if (!cn->ac || redisAsyncFormattedCommand(cn->ac, on_fcall_reply, f, f->cmd,
+						  (size_t)f->cmdlen) != REDIS_OK)
+		return FANOUT_EIO;
+	return 0;
+}
+
+void fcall_fail(struct fcall *f)
+{
+	fcall_finish(f, NULL);
+}
+
 void fcall_abandon(struct fcall *f)
 {
 	free(f->channel);
@@ -167,7 +185,14 @@ int fcall_channel(struct vk *vk, struct fcall *f, const char *fn, const char *ch
 	len[n++] = strlen(vk->hsize);
 	argv[n] = vk->httl;
 	len[n++] = strlen(vk->httl);
-	rc = fcall_send(&vk->conn[CMD], f, n, argv, len);
+	if (vk->cluster) {
+		/* The shard that owns the key's slot (= the channel's). */
+		struct conn *cn = cluster_conn_for(vk, key, len[3], &f->slot);
+		rc = cn ? fcall_send(cn, f, n, argv, len) : FANOUT_EUNAVAIL;
+	} else {
+		rc = vk->conn[CMD].phase == C_READY ? fcall_send(&vk->conn[CMD], f, n, argv, len)
+						    : FANOUT_EUNAVAIL;
+	}
 	free(key);
 	return rc;
 }
@@ -181,8 +206,6 @@ static int op_admit(struct vk *vk)
 		count(vk, "publish_overflow", 1);
 		return FANOUT_EUNAVAIL;
 	}
-	if (vk->conn[CMD].phase != C_READY)
-		return FANOUT_EUNAVAIL;
 	return 0;
 }
 
@@ -242,8 +265,6 @@ int hist_sub_top(struct vk *vk, const char *channel, uint64_t seq)
 	struct fcall *f;
 	int rc;
 
-	if (vk->conn[CMD].phase != C_READY)
-		return FANOUT_EUNAVAIL;
 	f = fcall_new(vk, on_sub_top);
 	if (!f || !(f->channel = strdup(channel))) {
 		free(f);

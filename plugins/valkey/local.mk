@@ -11,7 +11,9 @@ plugins_valkey_valkey_la_SOURCES = \
 	plugins/valkey/publish.c \
 	plugins/valkey/redis_addr.c plugins/valkey/redis_addr.h \
 	plugins/valkey/history.c plugins/valkey/library.c plugins/valkey/library.h \
-	plugins/valkey/envelope.c plugins/valkey/envelope.h
+	plugins/valkey/envelope.c plugins/valkey/envelope.h \
+	plugins/valkey/cluster.c \
+	plugins/valkey/rconn.c plugins/valkey/rconn.h
 plugins_valkey_valkey_la_CPPFLAGS = -I$(top_srcdir)/include -I$(top_builddir)/plugins/valkey
 plugins_valkey_valkey_la_CFLAGS = $(AM_CFLAGS) $(HIREDIS_CFLAGS) -pthread
 plugins_valkey_valkey_la_LIBADD = $(HIREDIS_LIBS) -lpthread
@@ -38,13 +40,27 @@ plugins/valkey/fanout-valkey.5: plugins/valkey/fanout-valkey.5.in plugins/valkey
 if HAVE_CMOCKA
 check_PROGRAMS += tests/plugin/test_valkey
 TESTS += tests/plugin/test_valkey
-tests_plugin_test_valkey_SOURCES = tests/plugin/test_valkey.c plugins/valkey/envelope.c
+tests_plugin_test_valkey_SOURCES = tests/plugin/test_valkey.c plugins/valkey/envelope.c \
+	tests/plugin/brokers.c tests/plugin/brokers.h
 tests_plugin_test_valkey_CPPFLAGS = -I$(top_srcdir)/include -I$(top_srcdir)/tests/plugin \
 	-I$(top_srcdir)/plugins/valkey \
 	-DVALKEY_SO='"$(abs_top_builddir)/plugins/valkey/.libs/valkey.so"'
 tests_plugin_test_valkey_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(HIREDIS_CFLAGS) -pthread
 tests_plugin_test_valkey_LDADD = $(MOCKHOST_LIBS) $(CMOCKA_LIBS) $(HIREDIS_LIBS)
 tests_plugin_test_valkey_DEPENDENCIES = tests/plugin/libmockhost.a plugins/valkey/valkey.la
+
+# Cluster mode against real 3- and 4-node clusters (~25 s, mostly waiting for
+# the cluster to form and fail over): plain suite only.
+check_PROGRAMS += tests/plugin/test_valkey_cluster
+if !ASAN
+TESTS += tests/plugin/test_valkey_cluster
+endif
+tests_plugin_test_valkey_cluster_SOURCES = tests/plugin/test_valkey_cluster.c \
+	tests/plugin/brokers.c tests/plugin/brokers.h
+tests_plugin_test_valkey_cluster_CPPFLAGS = $(tests_plugin_test_valkey_CPPFLAGS)
+tests_plugin_test_valkey_cluster_CFLAGS = $(tests_plugin_test_valkey_CFLAGS)
+tests_plugin_test_valkey_cluster_LDADD = $(tests_plugin_test_valkey_LDADD)
+tests_plugin_test_valkey_cluster_DEPENDENCIES = $(tests_plugin_test_valkey_DEPENDENCIES)
 
 # The one Redis URL parser (the backend's url option and fanout-cli --redis).
 check_PROGRAMS += tests/unit/test_redis_addr

@@ -89,13 +89,12 @@ static void on_probe_timeout(struct fanout_timer *t, void *arg)
 }
 
 /* A message arrived on the probe channel: is it the probe in flight? */
-void probe_receive(struct vk *vk, const redisReply *payload)
+void probe_receive(struct vk *vk, const char *payload, size_t len)
 {
 	char want[32];
 
 	snprintf(want, sizeof(want), "%llu", (unsigned long long)vk->probe_seq);
-	if (vk->probe_inflight && payload->len == strlen(want) &&
-	    memcmp(payload->str, want, payload->len) == 0) {
+	if (vk->probe_inflight && len == strlen(want) && memcmp(payload, want, len) == 0) {
 		vk->probe_inflight = false;
 		vk->host->timer_disarm(vk->t_probe_timeout);
 		if (vk->probe_interval_ms)

@@ -31,9 +31,13 @@ static void on_publish_reply(redisAsyncContext *ac, void *r, void *priv)
 	vk->pending--;
 	if (!ok) {
 		count(vk, "publish_errors", 1);
+		if (vk->cluster && reply && reply->type == REDIS_REPLY_ERROR &&
+		    (!strncmp(reply->str, "MOVED", 5) || !strncmp(reply->str, "ASK", 3)))
+			cluster_refresh(vk); /* this one fails; the next goes right */
 		if (reply && reply->type == REDIS_REPLY_ERROR) {
 			char msg[300];
-			snprintf(msg, sizeof(msg), "PUBLISH refused: %s", reply->str);
+			snprintf(msg, sizeof(msg), "%sPUBLISH refused: %s", vk->cluster ? "S" : "",
+				 reply->str);
 			vk_log_failure(vk, vk->conn[CMD].last_logged,
 				       sizeof(vk->conn[CMD].last_logged), FANOUT_LOG_WARN, msg);
 		}
@@ -82,7 +86,7 @@ static int publish_positioned(struct vk *vk, const char *channel, const void *da
 	rc = fcall_channel(vk, f, "fanout_publish", channel, 1, args, &len);
 	if (rc < 0) {
 		fcall_abandon(f);
-		count(vk, "publish_errors", 1);
+		count(vk, rc == FANOUT_EUNAVAIL ? "publish_unavailable" : "publish_errors", 1);
 		vk->host->published_at(vk->b, token, 0, NULL, 0);
 		return 0;
 	}
@@ -98,8 +102,7 @@ int pub_publish(void *state, const char *channel, const void *data, size_t len, 
 	char *full;
 	const char *argv[3];
 	size_t argl[3];
-	size_t cl = strlen(channel);
-	int rc;
+	int rc, slot;
 
 	if (vk->pending >= vk->max_pending) {
 		count(vk, "publish_overflow", 1);
@@ -109,28 +112,30 @@ int pub_publish(void *state, const char *channel, const void *data, size_t len, 
 		vk->host->published(vk->b, token, 0);
 		return 0;
 	}
-	if (cn->phase != C_READY) {
+	if (vk->positioned)
+		return publish_positioned(vk, channel, data, len, token);
+	full = vk_broker_name(vk, channel, &argl[1]);
+	if (!full)
+		return FANOUT_ENOMEM;
+	/* A cluster: SPUBLISH on the shard that owns the channel's slot. */
+	if (vk->cluster)
+		cn = cluster_conn_for(vk, full, argl[1], &slot);
+	if (!cn || cn->phase != C_READY) {
+		free(full);
 		count(vk, "publish_unavailable", 1);
 		vk->host->published(vk->b, token, 0);
 		return 0;
 	}
-	if (vk->positioned)
-		return publish_positioned(vk, channel, data, len, token);
 	req = calloc(1, sizeof(*req));
-	full = malloc(vk->prefix_len + cl + 1);
-	if (!req || !full) {
-		free(req);
+	if (!req) {
 		free(full);
 		return FANOUT_ENOMEM;
 	}
-	memcpy(full, vk->prefix, vk->prefix_len);
-	memcpy(full + vk->prefix_len, channel, cl + 1);
 	req->vk = vk;
 	req->token = token;
-	argv[0] = "PUBLISH";
-	argl[0] = 7;
+	argv[0] = vk->cluster ? "SPUBLISH" : "PUBLISH";
+	argl[0] = strlen(argv[0]);
 	argv[1] = full;
-	argl[1] = vk->prefix_len + cl;
 	argv[2] = data ? data : "";
 	argl[2] = len;
 	rc = redisAsyncCommandArgv(cn->ac, on_publish_reply, req, 3, argv, argl);

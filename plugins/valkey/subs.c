@@ -192,7 +192,7 @@ static void on_confirm_timeout(struct fanout_timer *t, void *arg)
 	 * -NOPERM on that channel) to no callback, so a subscribe that stays
 	 * unanswered while the connection is alive counts as refused.
 	 */
-	if (vk->conn[SUB].phase != C_READY)
+	if (vk->cluster || vk->conn[SUB].phase != C_READY)
 		return;
 	FOR_EACH_CHAN(vk, c, n)
 	{
@@ -221,6 +221,18 @@ static void on_confirm_timeout(struct fanout_timer *t, void *arg)
 }
 
 /* ---- answering a subscribe ---- */
+
+/* Forget a top read in flight for c (its answer will be stale) and what
+ * was held for it. */
+static void top_cancel(struct vk *vk, struct chan *c)
+{
+	if (!c->top_pending)
+		return;
+	c->top_pending = false;
+	c->top_wait = false;
+	c->top_seq++;
+	held_drop(vk, c);
+}
 
 /* A positioned channel could not read its top: the subscribe fails. May free c. */
 static void answer_fail(struct vk *vk, struct chan *c)
@@ -326,7 +338,18 @@ void subs_cmd_ready(struct vk *vk)
 	}
 }
 
-static void on_message(struct vk *vk, redisReply *ch, redisReply *payload)
+/* The channel entry of broker channel full[0..len), or NULL. */
+struct chan *subs_chan_of(struct vk *vk, const char *full, size_t len)
+{
+	if (len < vk->prefix_len || memcmp(full, vk->prefix, vk->prefix_len) != 0)
+		return NULL;
+	if (strlen(full + vk->prefix_len) != len - vk->prefix_len)
+		return NULL; /* a NUL inside the channel name: not one of ours */
+	return chan_find(vk, full + vk->prefix_len);
+}
+
+/* A message on broker channel ch[0..chlen) (NUL-terminated). */
+void subs_message(struct vk *vk, const char *ch, size_t chlen, const char *payload, size_t plen)
 {
 	const char *name, *data;
 	size_t len;
@@ -334,20 +357,16 @@ static void on_message(struct vk *vk, redisReply *ch, redisReply *payload)
 	struct chan *c;
 	enum vk_env_result r;
 
-	if (ch->len < vk->prefix_len || memcmp(ch->str, vk->prefix, vk->prefix_len) != 0)
-		return;
-	if (ch->len == vk->probe_chan_len && memcmp(ch->str, vk->probe_chan, ch->len) == 0) {
-		probe_receive(vk, payload);
+	if (chlen == vk->probe_chan_len && memcmp(ch, vk->probe_chan, chlen) == 0) {
+		probe_receive(vk, payload, plen);
 		return;
 	}
-	name = ch->str + vk->prefix_len;
-	if (strlen(name) != ch->len - vk->prefix_len)
-		return; /* a NUL inside the channel name: not one of ours */
-	c = chan_find(vk, name);
+	c = subs_chan_of(vk, ch, chlen);
 	if (!c || !c->wanted)
 		return; /* late message for a channel we are leaving */
+	name = c->name;
 	count(vk, "messages", 1);
-	r = vk_envelope_parse(payload->str, payload->len, &pos, &data, &len);
+	r = vk_envelope_parse(payload, plen, &pos, &data, &len);
 	if (r == VK_ENV_BAD) {
 		/* Delivered whole and unpositioned: nothing is lost. */
 		count(vk, "bad_envelopes", 1);
@@ -361,6 +380,69 @@ static void on_message(struct vk *vk, redisReply *ch, redisReply *payload)
 		return;
 	}
 	emit(vk, c, name, r == VK_ENV_POSITIONED ? &pos : NULL, data, len);
+}
+
+/*
+ * The broker confirmed the subscription of c (on its current connection or
+ * shard). May free c.
+ */
+void subs_confirmed(struct vk *vk, struct chan *c)
+{
+	c->sub_sent = false;
+	if (!c->wanted) {
+		/* Demand left while the SUBSCRIBE was in flight. */
+		c->unsub_queued = true;
+		vk->host->timer_arm(vk->t_flush, 0);
+		return;
+	}
+	c->confirmed = true;
+	if (c->regap) {
+		/* Cluster: subscribed again after its shard reconnected or its slot
+		 * moved; what was published meanwhile may be missing. */
+		c->regap = false;
+		if (c->answered) {
+			count(vk, "reconnects", 1);
+			vk->host->gap(vk->b, c->name, c->regap_why);
+		}
+	}
+	if (!c->answered)
+		answer_ok(vk, c); /* may free c */
+}
+
+/* The broker refused to subscribe c (ACL, ...). May free c. */
+void subs_fail(struct vk *vk, struct chan *c)
+{
+	count(vk, "subscribe_errors", 1);
+	c->sub_sent = false;
+	if (c->wanted && !c->answered) {
+		c->answered = true;
+		c->wanted = false;
+		vk->host->subscribed(vk->b, c->name, 0);
+	} else if (c->wanted) {
+		/* Was live: try again with the next slot map, then a gap. */
+		c->regap = true;
+		c->regap_why = "backend could not subscribe again";
+		c->shard = NULL;
+	}
+	chan_maybe_free(vk, c);
+}
+
+/* The broker's answer to an UNSUBSCRIBE of c. May free c. */
+void subs_unsub_reply(struct vk *vk, struct chan *c)
+{
+	if (c->unsub_inflight)
+		c->unsub_inflight--;
+	if (c->wanted && !c->unsub_inflight) {
+		/*
+		 * Demand came back while the UNSUBSCRIBE was in flight;
+		 * hiredis just dropped the channel's callback, so subscribe
+		 * again only now (see subscribe()).
+		 */
+		c->confirmed = false;
+		c->sub_queued = true;
+		vk->host->timer_arm(vk->t_flush, 0);
+	}
+	chan_maybe_free(vk, c);
 }
 
 static void maybe_finish_resubscribe(struct vk *vk)
@@ -395,7 +477,8 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
 	kind = reply->element[0]->str;
 	if (strcasecmp(kind, "message") == 0) {
 		if (reply->element[2]->type == REDIS_REPLY_STRING)
-			on_message(vk, reply->element[1], reply->element[2]);
+			subs_message(vk, reply->element[1]->str, reply->element[1]->len,
+				     reply->element[2]->str, reply->element[2]->len);
 		return;
 	}
 	if (strcasecmp(kind, "subscribe") == 0) {
@@ -414,21 +497,10 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
 			}
 			return;
 		}
-		if (strncmp(full, vk->prefix, vk->prefix_len) != 0)
-			return;
-		c = chan_find(vk, full + vk->prefix_len);
+		c = subs_chan_of(vk, full, reply->element[1]->len);
 		if (!c)
 			return;
-		c->sub_sent = false;
-		if (c->wanted) {
-			c->confirmed = true;
-			if (!c->answered)
-				answer_ok(vk, c); /* may free c: not used below */
-		} else {
-			/* Demand left while the SUBSCRIBE was in flight. */
-			c->unsub_queued = true;
-			vk->host->timer_arm(vk->t_flush, 0);
-		}
+		subs_confirmed(vk, c); /* may free c */
 		maybe_finish_resubscribe(vk);
 		return;
 	}
@@ -436,24 +508,9 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
 		const char *full = reply->element[1]->str;
 		struct chan *c;
 
-		if (strncmp(full, vk->prefix, vk->prefix_len) != 0)
-			return;
-		c = chan_find(vk, full + vk->prefix_len);
-		if (!c)
-			return;
-		if (c->unsub_inflight)
-			c->unsub_inflight--;
-		if (c->wanted && !c->unsub_inflight) {
-			/*
-			 * Demand came back while the UNSUBSCRIBE was in flight;
-			 * hiredis just dropped the channel's callback, so subscribe
-			 * again only now (see subscribe()).
-			 */
-			c->confirmed = false;
-			c->sub_queued = true;
-			vk->host->timer_arm(vk->t_flush, 0);
-		}
-		chan_maybe_free(vk, c);
+		c = subs_chan_of(vk, full, reply->element[1]->len);
+		if (c)
+			subs_unsub_reply(vk, c);
 	}
 }
 
@@ -499,6 +556,10 @@ static void flush_channels(struct vk *vk)
 	struct conn *cn = &vk->conn[SUB];
 	uint64_t now;
 
+	if (vk->cluster) {
+		cluster_flush(vk);
+		return;
+	}
 	if (!cn->ac || !vk->probe_confirmed)
 		return;
 	now = now_ms(vk);
@@ -614,12 +675,7 @@ int subs_unsubscribe(void *state, const char *channel)
 		return 0;
 	c->wanted = false;
 	c->sub_queued = false;
-	if (c->top_pending) {
-		c->top_pending = false;
-		c->top_wait = false;
-		c->top_seq++;
-		held_drop(vk, c);
-	}
+	top_cancel(vk, c);
 	if (c->confirmed) {
 		c->confirmed = false;
 		c->unsub_queued = true;
@@ -628,6 +684,24 @@ int subs_unsubscribe(void *state, const char *channel)
 	/* A SUBSCRIBE in flight is undone when its reply arrives. */
 	chan_maybe_free(vk, c);
 	return 0;
+}
+
+/* What was subscribed or in flight for c is void (its connection is gone, or
+ * in a cluster its slot moved): subscribe again if wanted, else forget it.
+ * Returns true when c was freed. */
+bool subs_chan_void(struct vk *vk, struct chan *c)
+{
+	c->confirmed = false;
+	top_cancel(vk, c); /* read again after the next confirmation */
+	c->sub_sent = false;
+	c->unsub_inflight = 0;
+	c->unsub_queued = false;
+	c->sub_queued = c->wanted;
+	if (!c->wanted) {
+		chan_del(vk, c);
+		return true;
+	}
+	return false;
 }
 
 /* The subscriber connection is gone: what was subscribed or in flight is void. */
@@ -639,21 +713,7 @@ void subs_lost(struct vk *vk)
 	vk->host->timer_disarm(vk->t_confirm);
 	FOR_EACH_CHAN(vk, c, n)
 	{
-		/* What was subscribed or in flight is void on a new connection. */
-		c->confirmed = false;
-		if (c->top_pending) {
-			/* Read again after the new confirmation. */
-			c->top_pending = false;
-			c->top_wait = false;
-			c->top_seq++;
-			held_drop(vk, c);
-		}
-		c->sub_sent = false;
-		c->unsub_inflight = 0;
-		c->unsub_queued = false;
-		c->sub_queued = c->wanted;
-		if (!c->wanted)
-			chan_del(vk, c);
+		subs_chan_void(vk, c);
 	}
 	if (vk->was_up)
 		vk->gap_pending = true;

@@ -48,6 +48,8 @@ enum {
 	O_MAX_PENDING,
 	O_HISTORY_SIZE,
 	O_HISTORY_TTL,
+	O_CLUSTER,
+	O_CLUSTER_REFRESH,
 	O_COUNT
 };
 
@@ -78,6 +80,10 @@ static const struct fanout_option vk_options[] = {
     FANOUT_OPTION_INT("history_ttl_s", VK_STR(VK_HISTORY_TTL_DEFAULT), 0, 315360000,
 		      "a channel's position and history expire this long after its last use "
 		      "(0: never)"),
+    FANOUT_OPTION_BOOL("cluster", "no",
+		       "Valkey/Redis Cluster: url is a seed node; sharded pub/sub per shard"),
+    FANOUT_OPTION_INT("cluster_refresh_ms", "5000", 0, 3600000,
+		      "cluster: re-read the slot map this often (0: only on MOVED, failover...)"),
     FANOUT_OPTION_END,
 };
 
@@ -104,14 +110,32 @@ void vk_log_failure(struct vk *vk, char *last, size_t lastsz, enum fanout_log_le
  */
 void vk_update_state(struct vk *vk, const char *reason)
 {
-	bool up =
-	    vk->conn[SUB].phase == C_READY && vk->conn[CMD].phase == C_READY && vk->probe_confirmed;
+	bool up;
+	char why[512];
 
+	if (vk->cluster) {
+		/* Up: a full slot map, every shard's two connections ready. While
+		 * down, /readyz follows the reason as it changes. */
+		up = cluster_up(vk, why, sizeof(why));
+		if (up == vk->up && (up || strcmp(why, vk->down_why) == 0))
+			return;
+		if (!up && !vk->up) {
+			snprintf(vk->down_why, sizeof(vk->down_why), "%s", why);
+			vk->host->backend_state(vk->b, FANOUT_DOWN, why);
+			return;
+		}
+		snprintf(vk->down_why, sizeof(vk->down_why), "%s", up ? "" : why);
+		reason = why;
+	} else {
+		up = vk->conn[SUB].phase == C_READY && vk->conn[CMD].phase == C_READY &&
+		     vk->probe_confirmed;
+	}
 	if (up == vk->up)
 		return;
 	vk->up = up;
 	if (up) {
-		vk->host->log(vk->b, FANOUT_LOG_INFO, "up: connected to %s", vk->target);
+		vk->host->log(vk->b, FANOUT_LOG_INFO, "up: connected to %s%s", vk->target,
+			      vk->cluster ? " (cluster)" : "");
 		vk->host->backend_state(vk->b, FANOUT_UP, "connected");
 	} else {
 		vk->host->log(vk->b, FANOUT_LOG_WARN, "down: %s", reason);
@@ -237,14 +261,27 @@ static int vk_init(const struct fanout_host *host, struct fanout_backend *b,
 	vk->positioned = vk->history_size > 0 &&
 			 host->struct_size >= offsetof(struct fanout_host, history_done) +
 						  sizeof(host->history_done);
-	if (vk->positioned && strpbrk(vk->prefix, "{}")) {
+	vk->cluster = v[O_CLUSTER].num != 0;
+	vk->cluster_refresh_ms = (unsigned)v[O_CLUSTER_REFRESH].num;
+	if ((vk->positioned || vk->cluster) && strpbrk(vk->prefix, "{}")) {
 		snprintf(err, sizeof(err),
-			 "channel_prefix may not contain { or }: history keys use the broker "
-			 "channel as their hash tag");
+			 "channel_prefix may not contain { or }: the broker channel is the hash "
+			 "tag of its history key and decides its cluster slot");
 		rc = FANOUT_EINVAL;
 		goto fail;
 	}
-	if (vk->positioned && hist_init(vk, "PUBLISH") < 0)
+	if (vk->cluster && vk->unix_path) {
+		snprintf(err, sizeof(err), "cluster = yes needs a TCP url (a seed host:port)");
+		rc = FANOUT_EINVAL;
+		goto fail;
+	}
+	if (vk->cluster && vk->db) {
+		snprintf(err, sizeof(err),
+			 "cluster = yes: a cluster has only database 0 (db = %lld)", vk->db);
+		rc = FANOUT_EINVAL;
+		goto fail;
+	}
+	if (vk->positioned && hist_init(vk, vk->cluster ? "SPUBLISH" : "PUBLISH") < 0)
 		goto fail;
 
 	/* Per-instance probe channel: instance id + random, so two fanoutd
@@ -274,9 +311,10 @@ static int vk_init(const struct fanout_host *host, struct fanout_backend *b,
 	}
 
 	for (int k = 0; k < 2; k++)
-		if (conn_init(vk, &vk->conn[k], (enum conn_kind)k) < 0)
+		if (conn_init(vk, &vk->conn[k], (enum conn_kind)k, vk->host_name, vk->port,
+			      vk->unix_path) < 0)
 			goto fail;
-	if (subs_init(vk) < 0 || probe_init(vk) < 0)
+	if (subs_init(vk) < 0 || probe_init(vk) < 0 || (vk->cluster && cluster_init(vk) < 0))
 		goto fail;
 	*state = vk;
 	return 0;
@@ -295,6 +333,10 @@ static int vk_start(void *state)
 	vk->host->log(vk->b, FANOUT_LOG_INFO, "connecting to %s (db %lld, prefix \"%s\"%s)",
 		      vk->target, vk->db, vk->prefix, vk->password ? ", with AUTH" : "");
 	vk->host->backend_state(vk->b, FANOUT_DOWN, "connecting");
+	if (vk->cluster) {
+		cluster_start(vk); /* the seed; the shards follow from its slot map */
+		return 0;
+	}
 	conn_start(&vk->conn[SUB]);
 	conn_start(&vk->conn[CMD]);
 	return 0;
@@ -307,6 +349,8 @@ static void vk_stop(void *state)
 	if (!vk || vk->stopping || !vk->started)
 		return;
 	vk->stopping = true;
+	if (vk->cluster)
+		cluster_stop(vk);
 	for (int k = 0; k < 2; k++)
 		conn_close(&vk->conn[k]);
 	vk->host->timer_disarm(vk->t_flush);
@@ -324,6 +368,8 @@ static void vk_destroy(void *state)
 	vk_stop(vk);
 	for (int k = 0; k < 2; k++)
 		conn_free(&vk->conn[k]);
+	if (vk->cluster)
+		cluster_free(vk);
 	subs_free(vk);
 	probe_free(vk);
 	free(vk->host_name);

@@ -21,6 +21,8 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
+#include "rconn.h"
+
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -59,10 +61,16 @@ struct resolve_job {
 	char addrs[MAX_ADDRS][INET6_ADDRSTRLEN];
 };
 
+struct shard;
+
 struct conn {
 	struct vk *vk;
 	enum conn_kind kind;
-	const char *label; /* "subscriber" / "command" */
+	const char *label;     /* "subscriber" / "command" / "seed" / "shard H:P command" */
+	const char *host;      /* the target (borrowed): host name or address, or NULL */
+	int port;	       /*   and port */
+	const char *unix_path; /*   or a unix socket */
+	struct shard *shard;   /* cluster mode: the shard this command connection serves */
 	enum conn_phase phase;
 	redisAsyncContext *ac;
 	struct fanout_watch *watch;
@@ -94,6 +102,9 @@ struct chan {
 	bool floor_set; /* drop positioned messages up to floor (see emit()) */
 	char floor_epoch[65];
 	uint64_t floor;
+	struct shard *shard;	 /* cluster: the shard it is subscribed on or queued for */
+	bool regap;		 /* cluster: gap() once subscribed again */
+	const char *regap_why;	 /* static text */
 	bool sub_sent;		 /* SUBSCRIBE sent, reply not yet seen */
 	bool answered;		 /* host->subscribed() called for the current demand */
 	unsigned unsub_inflight; /* UNSUBSCRIBEs sent, replies not yet seen */
@@ -120,10 +131,36 @@ struct fcall {
 	char *cmd;
 	int cmdlen;
 	bool retried;
-	uint64_t token; /* publish / top / history token */
-	uint64_t after; /* history: the offset asked after */
-	char *channel;	/* subscribe top: the client channel */
-	uint64_t seq;	/* subscribe top: chan->top_seq when asked */
+	uint64_t token;	    /* publish / top / history token */
+	uint64_t after;	    /* history: the offset asked after */
+	char *channel;	    /* subscribe top: the client channel */
+	uint64_t seq;	    /* subscribe top: chan->top_seq when asked */
+	int slot;	    /* cluster: the slot of its key */
+	unsigned redirects; /* cluster: MOVED / ASK followed so far */
+	struct fcall *next; /* cluster: parked until the slot map is fresh */
+	uint64_t parked_ms; /* cluster: when it was parked */
+};
+
+/* Cluster: one shard primary, its two connections and what is in flight. */
+struct pend; /* cluster.c: one SSUBSCRIBE / SUNSUBSCRIBE awaiting its replies */
+
+struct shard {
+	struct vk *vk;
+	struct shard *next;
+	char ip[INET6_ADDRSTRLEN];
+	int port;
+	char addr[INET6_ADDRSTRLEN + 8]; /* "ip:port" */
+	char cmd_label[96], sub_label[96];
+	struct conn cmd;	      /* FCALL / SPUBLISH (conn.c, hiredis async) */
+	struct rconn sub;	      /* SSUBSCRIBE (rconn.c) */
+	struct fanout_timer *t_retry; /* reconnect backoff of sub */
+	unsigned attempt;
+	bool penalty;
+	bool in_map; /* a primary in the last slot map */
+	bool dead;   /* left the map: freed by the next reap */
+	struct pend *pend, **pend_tail;
+	char why[400];	       /* last failure of sub */
+	char last_logged[640]; /* identical failures are logged once */
 };
 
 struct pub_req {
@@ -149,6 +186,8 @@ struct vk {
 	unsigned connect_timeout_ms, reconnect_min_ms, reconnect_max_ms;
 	unsigned probe_interval_ms, probe_timeout_ms;
 	size_t max_pending;
+	bool cluster;		     /* cluster = yes: conn[CMD] is the seed */
+	unsigned cluster_refresh_ms; /* re-read the slot map this often */
 	long long history_size, history_ttl_s;
 	char hsize[24], httl[24]; /* the same as FCALL arguments */
 	bool positioned;	  /* history_size > 0 and the host knows ABI 1.1 */
@@ -173,13 +212,24 @@ struct vk {
 	struct fanout_timer *t_probe;	      /* next probe */
 	struct fanout_timer *t_probe_timeout; /* current probe overdue */
 
+	/* cluster (cluster.c) */
+	struct shard *shards;
+	struct shard **slots; /* CLUSTER_SLOTS owners (NULL: not covered) */
+	bool map_ok;	      /* every slot has an owner */
+	bool refreshing, refresh_again;
+	struct shard *refresh_prefer; /* ask this one next (it knows of a change) */
+	char map_why[400];	      /* why there is no usable map, for /readyz */
+	struct fcall *parked;
+	struct fanout_timer *t_refresh, *t_reap, *t_park;
+
 	/* state */
 	bool started, stopping;
 	bool up;
-	bool was_up;	   /* the subscriber was ready once: later readiness is a reconnect */
-	bool gap_pending;  /* send gap when the resubscribe completes */
-	size_t pending;	   /* in-flight client publishes, top() and history() calls */
-	size_t held_bytes; /* payload bytes held while channels wait for their top */
+	bool was_up;	    /* the subscriber was ready once: later readiness is a reconnect */
+	char down_why[512]; /* cluster: the reason last reported while down */
+	bool gap_pending;   /* send gap when the resubscribe completes */
+	size_t pending;	    /* in-flight client publishes, top() and history() calls */
+	size_t held_bytes;  /* payload bytes held while channels wait for their top */
 	unsigned seed;
 };
 
@@ -215,7 +265,8 @@ void vk_update_state(struct vk *vk, const char *reason);
 char *vk_broker_name(struct vk *vk, const char *channel, size_t *len);
 
 /* conn.c */
-int conn_init(struct vk *vk, struct conn *cn, enum conn_kind kind);
+int conn_init(struct vk *vk, struct conn *cn, enum conn_kind kind, const char *host, int port,
+	      const char *unix_path);
 void conn_start(struct conn *cn);
 void conn_ready(struct conn *cn);
 void conn_drop_now(struct conn *cn, const char *why);
@@ -240,6 +291,10 @@ void hist_free(struct vk *vk);
 struct fcall *fcall_new(struct vk *vk, fcall_done_fn done);
 int fcall_send(struct conn *cn, struct fcall *f, int argc, const char **argv, const size_t *argl);
 void fcall_abandon(struct fcall *f);
+/* Send f's formatted command again on cn (cluster redirects). 0 or FANOUT_EIO. */
+int fcall_resend(struct conn *cn, struct fcall *f);
+/* Answer f as if its connection went away (reply NULL) and free it. */
+void fcall_fail(struct fcall *f);
 /* FCALL fn 1 fanout:{<prefix><channel>} args... <history_size> <ttl> on the
  * command connection (at most 4 args). 0, or a FANOUT_E* (f not sent). */
 int fcall_channel(struct vk *vk, struct fcall *f, const char *fn, const char *channel, int nargs,
@@ -250,10 +305,35 @@ int hist_top(void *state, const char *channel, uint64_t token);
 int hist_history(void *state, const char *channel, const char *epoch, uint64_t after, uint64_t max,
 		 uint64_t token);
 
+/* subs.c, for cluster.c */
+struct chan *subs_chan_of(struct vk *vk, const char *full, size_t len);
+void subs_message(struct vk *vk, const char *ch, size_t chlen, const char *payload, size_t plen);
+void subs_confirmed(struct vk *vk, struct chan *c);
+void subs_unsub_reply(struct vk *vk, struct chan *c);
+bool subs_chan_void(struct vk *vk, struct chan *c);
+void subs_fail(struct vk *vk, struct chan *c);
+
+/* cluster.c */
+#define CLUSTER_SLOTS 16384
+unsigned cluster_slot(const char *key, size_t len);
+int cluster_init(struct vk *vk);
+void cluster_start(struct vk *vk);
+void cluster_stop(struct vk *vk);
+void cluster_free(struct vk *vk);
+void cluster_seed_ready(struct vk *vk);
+void cluster_refresh(struct vk *vk);
+void cluster_refresh_via(struct vk *vk, struct conn *prefer);
+void cluster_cmd_lost(struct shard *sh);
+void cluster_flush(struct vk *vk);
+bool cluster_up(struct vk *vk, char *why, size_t whylen);
+struct conn *cluster_conn_for(struct vk *vk, const char *key, size_t len, int *slot);
+bool cluster_redirect(struct fcall *f, const redisReply *r, struct conn *from);
+void cluster_park_release(struct vk *vk);
+
 /* probe.c */
 int probe_init(struct vk *vk);
 void probe_free(struct vk *vk);
-void probe_receive(struct vk *vk, const redisReply *payload);
+void probe_receive(struct vk *vk, const char *payload, size_t len);
 
 /* publish.c */
 int pub_publish(void *state, const char *channel, const void *data, size_t len, uint64_t token);

@@ -2,8 +2,9 @@
  * test_valkey.c — the valkey backend against the mock host and a real
  * redis-server (or valkey-server) started here on free loopback ports.
  *
- * Owns: the broker processes it forks (stopped by PID in teardown), one
- * mockhost per test, sync hiredis contexts used as the "outside publisher".
+ * Owns: one mockhost per test, the brokers it starts through brokers.c
+ * (stopped by PID, all of them in teardown), sync hiredis contexts used as
+ * the "outside publisher".
  * Runs single-threaded (the plugin's resolver thread aside). The broker path
  * comes from $REDIS_SERVER; with none, tests skip (fail when CI=true).
  */
@@ -27,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "brokers.h"
 #include "envelope.h"
 #include "mockhost.h"
 
@@ -34,171 +36,7 @@
 #define VALKEY_SO "plugins/valkey/.libs/valkey.so"
 #endif
 
-struct broker {
-	pid_t pid;
-	int port;
-	char pass[64]; /* requirepass, "" for none */
-	char dir[64];  /* persistence (appendonly, fsync always) in this dir; "" for none */
-};
-
 static const struct fanout_plugin *plugin;
-
-/* Every broker still running, so a failed test (cmocka longjmps out of it)
- * leaves no process behind: group_teardown kills what is left. */
-static pid_t live[64];
-
-static void live_set(pid_t old, pid_t new)
-{
-	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
-		if (live[i] == old) {
-			live[i] = new;
-			return;
-		}
-	}
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t l = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &l) < 0)
-		fail_msg("free_port: %s", strerror(errno));
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
-static redisContext *broker_ctx(struct broker *b)
-{
-	struct timeval tv = {1, 0};
-	redisContext *c = redisConnectWithTimeout("127.0.0.1", b->port, tv);
-
-	if (!c || c->err) {
-		if (c)
-			redisFree(c);
-		return NULL;
-	}
-	redisSetTimeout(c, tv);
-	if (b->pass[0]) {
-		redisReply *r = redisCommand(c, "AUTH %s", b->pass);
-		if (r)
-			freeReplyObject(r);
-	}
-	return c;
-}
-
-/* Run one command on a fresh sync connection; returns the reply (caller frees) or NULL. */
-static redisReply *broker_cmd(struct broker *b, const char *fmt, ...)
-{
-	redisContext *c = broker_ctx(b);
-	redisReply *r;
-	va_list ap;
-
-	if (!c)
-		return NULL;
-	va_start(ap, fmt);
-	r = redisvCommand(c, fmt, ap);
-	va_end(ap);
-	redisFree(c);
-	return r;
-}
-
-static long long numsub(struct broker *b, const char *channel)
-{
-	redisReply *r = broker_cmd(b, "PUBSUB NUMSUB %s", channel);
-	long long n = -1;
-
-	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2)
-		n = r->element[1]->integer;
-	if (r)
-		freeReplyObject(r);
-	return n;
-}
-
-static long long publish(struct broker *b, const char *channel, const void *data, size_t len)
-{
-	redisReply *r = broker_cmd(b, "PUBLISH %s %b", channel, data, len);
-	long long n = -1;
-
-	if (r && r->type == REDIS_REPLY_INTEGER)
-		n = r->integer;
-	if (r)
-		freeReplyObject(r);
-	return n;
-}
-
-static int broker_ping(struct broker *b)
-{
-	redisReply *r = broker_cmd(b, "PING");
-	int ok = r && r->type == REDIS_REPLY_STATUS;
-
-	if (r)
-		freeReplyObject(r);
-	return ok;
-}
-
-static void broker_start_on(struct broker *b, int port, const char *pass)
-{
-	const char *srv = getenv("REDIS_SERVER");
-	char portstr[16];
-	uint64_t end;
-
-	if (!srv || !*srv) {
-		if (getenv("CI") && strcmp(getenv("CI"), "true") == 0)
-			fail_msg("REDIS_SERVER not set (CI=true: no skipping)");
-		skip();
-	}
-	b->port = port;
-	snprintf(b->pass, sizeof(b->pass), "%s", pass ? pass : "");
-	snprintf(portstr, sizeof(portstr), "%d", port);
-	b->pid = fork();
-	if (b->pid < 0)
-		fail_msg("fork: %s", strerror(errno));
-	if (b->pid == 0) {
-		int nul = open("/dev/null", O_RDWR);
-		dup2(nul, 1);
-		if (b->dir[0])
-			execl(srv, srv, "--port", portstr, "--bind", "127.0.0.1", "--save", "",
-			      "--appendonly", "yes", "--appendfsync", "always", "--dir", b->dir,
-			      (char *)NULL);
-		else if (pass && *pass)
-			execl(srv, srv, "--port", portstr, "--bind", "127.0.0.1", "--save", "",
-			      "--appendonly", "no", "--requirepass", pass, (char *)NULL);
-		else
-			execl(srv, srv, "--port", portstr, "--bind", "127.0.0.1", "--save", "",
-			      "--appendonly", "no", (char *)NULL);
-		_exit(127);
-	}
-	live_set(0, b->pid);
-	end = mockhost_now_ms() + 5000;
-	while (!broker_ping(b)) {
-		if (mockhost_now_ms() > end)
-			fail_msg("broker on port %d did not come up", port);
-		usleep(10000);
-	}
-}
-
-static void broker_start(struct broker *b, const char *pass)
-{
-	broker_start_on(b, free_port(), pass);
-}
-
-static void broker_kill(struct broker *b, int sig)
-{
-	if (b->pid > 0) {
-		kill(b->pid, sig);
-		if (sig == SIGKILL || sig == SIGTERM) {
-			kill(b->pid, SIGCONT);
-			waitpid(b->pid, NULL, 0);
-			live_set(b->pid, 0);
-			b->pid = 0;
-		}
-	}
-}
 
 static void url_of(char *buf, size_t n, struct broker *b)
 {
@@ -382,19 +220,6 @@ static void test_burst_in_order(void **unused)
 	fx_free(&f);
 }
 
-static long long subscribe_calls(struct broker *b)
-{
-	redisReply *r = broker_cmd(b, "INFO commandstats");
-	long long n = 0;
-	const char *p;
-
-	if (r && r->type == REDIS_REPLY_STRING && (p = strstr(r->str, "cmdstat_subscribe:calls=")))
-		n = atoll(p + strlen("cmdstat_subscribe:calls="));
-	if (r)
-		freeReplyObject(r);
-	return n;
-}
-
 static void test_demand_numsub_batch(void **unused)
 {
 	struct fx f = {0};
@@ -406,14 +231,14 @@ static void test_demand_numsub_batch(void **unused)
 	broker_start(&f.br, NULL);
 	fx_start(&f, NULL);
 	fx_up_and_sub(&f, NULL);
-	before = subscribe_calls(&f.br);
+	before = cmd_calls(&f.br, "subscribe");
 	/* Five subscribes in one loop turn travel as one SUBSCRIBE. */
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(plugin->subscribe(f.st, chs[i]), 0);
 	for (int i = 0; i < 5; i++)
 		assert_true(
 		    mockhost_run_until(f.m, mockhost_pred_subscribed, (void *)chs[i], 3000));
-	assert_int_equal(subscribe_calls(&f.br) - before, 1);
+	assert_int_equal(cmd_calls(&f.br, "subscribe") - before, 1);
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(numsub(&f.br, chs[i]), 1);
 	/* Last local subscriber leaves: unsubscribed on the broker. */
@@ -1277,14 +1102,7 @@ static int group_setup(void **unused)
 static int group_teardown(void **unused)
 {
 	(void)unused;
-	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
-		if (live[i] > 0) {
-			kill(live[i], SIGKILL);
-			kill(live[i], SIGCONT);
-			waitpid(live[i], NULL, 0);
-			live[i] = 0;
-		}
-	}
+	brokers_kill_all();
 	return 0;
 }
 
