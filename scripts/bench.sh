@@ -80,3 +80,10 @@ for run in $(seq "$RUNS"); do
   stop_fanoutd
 done
 echo "reports: $OUT"
+# The charts of BENCHMARKS.md (throughput, latency, CPU per delivery), drawn
+# from these reports: scripts/bench-plot.sh (gnuplot-nox).
+if command -v gnuplot >/dev/null; then
+  "$SRCDIR/scripts/bench-plot.sh" "$OUT" || echo "bench-plot failed (the reports are in $OUT)"
+else
+  echo "charts: apt install gnuplot-nox, then scripts/bench-plot.sh $OUT"
+fi

@@ -13,7 +13,8 @@ PKGS="build-essential pkg-config autoconf automake libtool autoconf-archive
 libwebsockets-dev libhiredis-dev libinih-dev libjansson-dev libcmocka-dev libjwt-dev libssl-dev
 libnats-dev libsystemd-dev
 redis-server nginx nats-server chromium clang libclang-rt-14-dev valgrind curl
-docker-compose fonts-dejavu-core systemd strace dpkg-dev debhelper"
+docker-compose fonts-dejavu-core systemd strace dpkg-dev debhelper
+gnuplot-nox"
 
 # Node 18+ runs the integration and browser tests. Keep a node that is
 # already there (the build machines have node 20); otherwise take Debian's.

@@ -50,3 +50,7 @@ if !ASAN
 TESTS += tests/integration/systemd.mjs
 endif
 EXTRA_DIST += tests/integration/systemd.mjs
+
+# scripts/bench-plot.sh: bench.sh's reports drawn as SVG (gnuplot).
+TESTS += tests/integration/bench_plot.sh
+EXTRA_DIST += tests/integration/bench_plot.sh tests/integration/data/bench scripts/bench-plot.sh
