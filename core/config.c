@@ -145,7 +145,7 @@ static const struct skey server_keys[] = {
     {"channels", K_LIST, "*", 0, 0, OFF(channels), OFF(n_channels), KF_NONEMPTY,
      "globs of channel names clients may use"},
     {"permessage_deflate", K_BOOL, "false", 0, 1, OFF(permessage_deflate), 0, 0,
-     "offer permessage-deflate compression"},
+     "accept permessage-deflate (each message compressed once, shared)"},
     {"log_level", K_LOGLEVEL, "info", 0, 0, OFF(log_level), 0, 0, "error|warn|info|debug"},
 };
 

@@ -83,6 +83,15 @@ static int hdr_frag(struct lws *wsi, enum lws_token_indexes h, int idx)
 	       lws_hdr_copy_fragment(wsi, b, sizeof(b), h, idx) == 0;
 }
 
+/* The request line says HTTP/1.1 or later. */
+static int http11_or_later(struct lws *wsi)
+{
+	char v[16];
+	int n = lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_HTTP);
+	return n >= 8 && !strncmp(v, "HTTP/", 5) &&
+	       (v[5] > '1' || (v[5] == '1' && v[6] == '.' && v[7] >= '1'));
+}
+
 static int refused(struct lws *wsi, const struct conn *c, enum refuse_reason r, int status,
 		   const char *message, const char *detail)
 {
@@ -175,6 +184,9 @@ int gate_upgrade(struct lws *wsi)
 	int meth = lws_http_get_uri_and_method(wsi, &uri, &uri_len);
 	if (meth != LWSHUMETH_GET)
 		return refused(wsi, c, REFUSE_METHOD, 405, "an upgrade must be a GET", NULL);
+	if (!http11_or_later(wsi)) /* RFC 6455 4.1 (lws 4.1.6 would upgrade it) */
+		return refused(wsi, c, REFUSE_HTTP_VERSION, 400,
+			       "a WebSocket upgrade needs HTTP/1.1", NULL);
 	/* the path without the query (lws keeps the arguments apart) */
 	char path[256];
 	if (uri_len <= 0 || (size_t)uri_len >= sizeof(path))

@@ -6,10 +6,10 @@
  *
  *   0. the head:        no URL or header cut at its limit (414 / 431)
  *   1. the connection:  not the admin listener (404)
- *   2. the request:     Upgrade: websocket (400; no h2c), GET (405), a path that is a WebSocket
- * endpoint — ws_path or another transport's path (session_add_proto()) (404), no
- * Sec-WebSocket-Protocol (the endpoints speak none; a name could select one of lws's internal
- * protocols) (400)
+ *   2. the request:     Upgrade: websocket (400; no h2c), GET (405), HTTP/1.1 or later (400, RFC
+ * 6455 4.1), a path that is a WebSocket endpoint — ws_path or another transport's path
+ * (session_add_proto()) (404), no Sec-WebSocket-Protocol (the endpoints speak none; a name could
+ * select one of lws's internal protocols) (400)
  *   3. the client:      its address behind trusted proxies, counted against
  *                       max_connections_per_ip (429)
  *   4. the Origin:      absent, or parsed and listed in allowed_origins (403)

@@ -15,6 +15,8 @@ core_libfanoutcore_a_SOURCES = \
 	core/outq.c core/outq.h \
 	core/clients.c core/clients.h \
 	core/ws_frame.c core/ws_frame.h \
+	core/ws_deflate.c core/ws_deflate.h \
+	core/wsconn.c core/wsconn.h \
 	core/metrics.c core/metrics.h \
 	core/loop.c core/loop.h \
 	core/listen.c core/listen.h \
@@ -34,14 +36,14 @@ core_libfanoutcore_a_SOURCES = \
 	core/server.c core/server.h \
 	core/workers.c core/workers.h
 core_libfanoutcore_a_CPPFLAGS = $(AM_CPPFLAGS) $(LWS_CFLAGS) $(JANSSON_CFLAGS) $(INIH_CFLAGS) \
-	$(JWT_CFLAGS) $(CRYPTO_CFLAGS) $(SYSTEMD_CFLAGS)
+	$(JWT_CFLAGS) $(CRYPTO_CFLAGS) $(SYSTEMD_CFLAGS) $(SSL_CFLAGS) $(ZLIB_CFLAGS)
 
 sbin_PROGRAMS += core/fanoutd
 core_fanoutd_SOURCES = core/main.c
 core_fanoutd_CPPFLAGS = $(AM_CPPFLAGS) $(LWS_CFLAGS) $(JANSSON_CFLAGS)
 core_fanoutd_LDADD = core/libfanoutcore.a $(LWS_LIBS) $(JANSSON_LIBS) $(INIH_LIBS) $(JWT_LIBS) \
-	$(CRYPTO_LIBS) $(SYSTEMD_LIBS) $(DL_LIBS)
+	$(SSL_LIBS) $(CRYPTO_LIBS) $(ZLIB_LIBS) $(SYSTEMD_LIBS) $(DL_LIBS)
 
 # Link line for anything that uses the core library.
 FANOUT_CORE_LIBS = $(top_builddir)/core/libfanoutcore.a $(LWS_LIBS) $(JANSSON_LIBS) $(INIH_LIBS) \
-	$(JWT_LIBS) $(CRYPTO_LIBS) $(SYSTEMD_LIBS) $(DL_LIBS)
+	$(JWT_LIBS) $(SSL_LIBS) $(CRYPTO_LIBS) $(ZLIB_LIBS) $(SYSTEMD_LIBS) $(DL_LIBS)

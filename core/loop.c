@@ -10,6 +10,12 @@
  *   post()      a mutex-protected FIFO plus lws_cancel_service(), drained
  *               on LWS_CALLBACK_EVENT_WAIT_CANCELLED — the only code here
  *               that runs on other threads is loop_post().
+ *   io          one epoll set (level-triggered) for the descriptors the
+ *               core drives itself, watched like any fd: when it is
+ *               readable, epoll_wait(0) hands over the ready ones.
+ *   passes      loop_run() calls lws_service() — one poll() and its
+ *               callbacks — then the pass-end hooks; a timer callback is
+ *               followed by them too (lws runs timers before it polls).
  *
  * Loop thread except loop_post(). Allocates one struct per watch, timer and
  * queued post; frees them on remove (deferred while lws still holds a
@@ -21,12 +27,14 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
 #define LOG_TAG "loop"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 
 struct fanout_watch {
 	int fd;		 /* the owner's fd (reported to the callback) */
@@ -50,30 +58,11 @@ struct post_item {
 };
 
 static struct lws_context *ctx;
-static int dispatching;
-static void (*after_dispatch)(void);
-
-int loop_in_dispatch(void)
-{
-	return dispatching;
-}
-
-void loop_set_after_dispatch(void (*hook)(void))
-{
-	after_dispatch = hook;
-}
-
-static void dispatch_begin(void)
-{
-	dispatching++;
-}
-
-static void dispatch_end(void)
-{
-	if (--dispatching == 0 && after_dispatch)
-		after_dispatch();
-}
 static struct lws_vhost *vhost;
+static int epfd = -1; /* the io set */
+static struct fanout_watch *ep_watch;
+static void (*pass_hooks[4])(void);
+static int n_pass_hooks;
 static int quitting;
 
 static pthread_mutex_t post_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -167,13 +156,16 @@ void loop_watch_remove(struct fanout_watch *w)
 
 /* ---- timers ---- */
 
+static void pass_end(void);
+
 static void timer_fire(lws_sorted_usec_list_t *sul)
 {
 	struct fanout_timer *t = (struct fanout_timer *)sul;
 	t->armed = 0;
-	dispatch_begin();
 	t->cb(t, t->arg); /* may free t */
-	dispatch_end();
+	/* lws runs timers before it polls, so the pass this timer belongs to
+	 * could block before it ends: end it here for what the timer did. */
+	pass_end();
 }
 
 struct fanout_timer *loop_timer_add(fanout_timer_cb cb, void *arg)
@@ -255,6 +247,15 @@ static void post_drain(void)
 
 void loop_shutdown(void)
 {
+	if (ep_watch) {
+		loop_watch_remove(ep_watch);
+		ep_watch = NULL;
+	}
+	if (epfd >= 0) {
+		close(epfd);
+		epfd = -1;
+	}
+	n_pass_hooks = 0;
 	pthread_mutex_lock(&post_lock);
 	struct post_item *p = post_head;
 	post_head = post_tail = NULL;
@@ -278,24 +279,18 @@ static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		return 1; /* never a WebSocket (the upgrade gate refuses first) */
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		dispatch_begin();
 		post_drain();
-		dispatch_end();
 		break;
 	case LWS_CALLBACK_RAW_RX_FILE:
 		w = lws_get_opaque_user_data(wsi);
 		if (w && (w->events & FANOUT_FD_READ)) {
-			dispatch_begin();
 			w->cb(w, w->fd, FANOUT_FD_READ, w->arg);
-			dispatch_end();
 		}
 		break;
 	case LWS_CALLBACK_RAW_WRITEABLE_FILE:
 		w = lws_get_opaque_user_data(wsi);
 		if (w && (w->events & FANOUT_FD_WRITE)) {
-			dispatch_begin();
 			w->cb(w, w->fd, FANOUT_FD_WRITE, w->arg);
-			dispatch_end();
 			/* The callback may have removed the watch. */
 			w = lws_get_opaque_user_data(wsi);
 			if (w && (w->events & FANOUT_FD_WRITE))
@@ -309,11 +304,8 @@ static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 			 * see it as readable, so its read() finds out why. */
 			w->wsi = NULL;
 			lws_set_opaque_user_data(wsi, NULL);
-			if (w->events & FANOUT_FD_READ) {
-				dispatch_begin();
+			if (w->events & FANOUT_FD_READ)
 				w->cb(w, w->fd, FANOUT_FD_READ, w->arg);
-				dispatch_end();
-			}
 		}
 		break;
 	default:
@@ -329,11 +321,112 @@ const struct lws_protocols loop_protocol = {
     .rx_buffer_size = 0,
 };
 
+/* ---- the epoll set ---- */
+
+static uint32_t ep_events(unsigned ev)
+{
+	return ((ev & LOOP_IN) ? EPOLLIN | EPOLLRDHUP : 0) | ((ev & LOOP_OUT) ? EPOLLOUT : 0);
+}
+
+static void on_epoll(struct fanout_watch *w, int fd, unsigned ev, void *arg)
+{
+	struct epoll_event evs[256];
+	/* At most a few rounds per pass, so a flood of ready clients cannot
+	 * starve the rest of the loop; level-triggered, so what is left is
+	 * reported again next pass. */
+	for (int round = 0; round < 8; round++) {
+		int n = epoll_wait(epfd, evs, 256, 0);
+		for (int i = 0; i < n; i++) {
+			struct loop_io *io = evs[i].data.ptr;
+			uint32_t e = evs[i].events;
+			if (io->fd < 0)
+				continue; /* removed earlier in this batch */
+			unsigned r = 0;
+			if (e & (EPOLLIN | EPOLLRDHUP))
+				r |= LOOP_IN;
+			if (e & EPOLLOUT)
+				r |= LOOP_OUT;
+			if (e & (EPOLLERR | EPOLLHUP))
+				r |= LOOP_ERR | LOOP_IN;
+			io->cb(io, r);
+		}
+		if (n < 256)
+			break;
+	}
+}
+
+static int ep_open(void)
+{
+	if (epfd >= 0)
+		return 0;
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (epfd < 0) {
+		log_err("epoll_create1: %s", strerror(errno));
+		return -1;
+	}
+	ep_watch = loop_watch_add(epfd, FANOUT_FD_READ, on_epoll, NULL);
+	if (!ep_watch) {
+		close(epfd);
+		epfd = -1;
+		return -1;
+	}
+	return 0;
+}
+
+int loop_io_add(struct loop_io *io, int fd, unsigned events, loop_io_cb cb)
+{
+	if (ep_open())
+		return -1;
+	struct epoll_event e = {.events = ep_events(events), .data.ptr = io};
+	io->fd = fd;
+	io->events = events;
+	io->cb = cb;
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &e)) {
+		io->fd = -1;
+		return -1;
+	}
+	return 0;
+}
+
+int loop_io_set(struct loop_io *io, unsigned events)
+{
+	if (io->fd < 0 || io->events == events)
+		return 0;
+	struct epoll_event e = {.events = ep_events(events), .data.ptr = io};
+	io->events = events;
+	return epoll_ctl(epfd, EPOLL_CTL_MOD, io->fd, &e);
+}
+
+void loop_io_del(struct loop_io *io)
+{
+	if (io->fd < 0)
+		return;
+	epoll_ctl(epfd, EPOLL_CTL_DEL, io->fd, NULL);
+	io->fd = -1;
+}
+
+/* ---- passes ---- */
+
+void loop_on_pass_end(void (*hook)(void))
+{
+	if (n_pass_hooks < 4)
+		pass_hooks[n_pass_hooks++] = hook;
+}
+
+static void pass_end(void)
+{
+	for (int i = 0; i < n_pass_hooks; i++)
+		pass_hooks[i]();
+}
+
 int loop_run(void)
 {
-	while (!quitting)
+	while (!quitting) {
 		if (lws_service(ctx, 0) < 0)
 			break;
+		metrics.loop_passes++;
+		pass_end();
+	}
 	return 0;
 }
 

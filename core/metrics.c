@@ -20,8 +20,9 @@ static const char *const err_codes[ME__COUNT] = {
 };
 
 static const char *const refuse_names[REFUSE__COUNT] = {
-    "max_clients", "origin",  "path",	      "subprotocol", "per_ip",	"token",
-    "bad_request", "headers", "url_too_long", "method",	     "api_key", "timeout",
+    "max_clients", "origin",	  "path",	  "subprotocol",  "per_ip",
+    "token",	   "bad_request", "headers",	  "url_too_long", "method",
+    "api_key",	   "timeout",	  "http_version",
 };
 
 const char *refuse_reason_name(enum refuse_reason r)
@@ -80,14 +81,48 @@ void metrics_render_core(struct buf *o)
 	    m->messages_utf8_replaced);
 	one(o, "fanout_deliveries_total", "counter", "Message frames queued to subscribers.",
 	    m->deliveries);
-	one(o, "fanout_frames_out_total", "counter", "WebSocket frames written to clients.",
+	one(o, "fanout_frames_out_total", "counter",
+	    "WebSocket message frames written to clients (pings, pongs, closes not counted).",
 	    m->frames_out);
-	one(o, "fanout_bytes_out_total", "counter", "WebSocket payload bytes written to clients.",
+	one(o, "fanout_bytes_out_total", "counter",
+	    "WebSocket payload bytes of the message frames written to clients (before "
+	    "compression).",
 	    m->bytes_out);
+	one(o, "fanout_wire_bytes_out_total", "counter",
+	    "Bytes written to WebSocket clients: frame headers, pings and closes included, "
+	    "compressed frames at their compressed size.",
+	    m->wire_bytes_out);
 	one(o, "fanout_writes_total", "counter",
-	    "Socket writes of frames (several queued frames go out in one write).", m->writes);
+	    "Socket writes of frames (every frame a loop pass produced for a client goes out in "
+	    "one write).",
+	    m->writes);
 	one(o, "fanout_coalesced_writes_total", "counter",
 	    "Writes that carried several queued frames at once.", m->coalesced_writes);
+	one(o, "fanout_loop_passes_total", "counter", "Passes of the event loop.", m->loop_passes);
+	head(o, "fanout_ws_closes_total", "counter",
+	     "WebSocket connections closed by fanoutd or lost, by reason.");
+	buf_printf(o, "fanout_ws_closes_total{reason=\"protocol_error\"} %lld\n",
+		   m->ws_protocol_errors);
+	buf_printf(o, "fanout_ws_closes_total{reason=\"invalid_data\"} %lld\n",
+		   m->ws_bad_data_closes);
+	buf_printf(o, "fanout_ws_closes_total{reason=\"no_close_handshake\"} %lld\n",
+		   m->ws_abnormal_closes);
+	buf_printf(o, "fanout_ws_closes_total{reason=\"close_timeout\"} %lld\n",
+		   m->ws_close_timeouts);
+	buf_printf(o, "fanout_ws_closes_total{reason=\"ping_timeout\"} %lld\n",
+		   m->ws_ping_timeouts);
+	one(o, "fanout_ws_pings_total", "counter", "Keepalive pings sent.", m->ws_pings);
+	one(o, "fanout_deflate_clients_total", "counter",
+	    "Clients that negotiated permessage-deflate.", m->deflate_clients);
+	one(o, "fanout_deflate_frames_total", "counter",
+	    "Frames compressed (once per frame and window size, shared by every subscriber).",
+	    m->deflate_messages);
+	head(o, "fanout_deflate_bytes_total", "counter",
+	     "Payload bytes of the compressed frames, before and after.");
+	buf_printf(o, "fanout_deflate_bytes_total{stage=\"in\"} %lld\n", m->deflate_bytes_in);
+	buf_printf(o, "fanout_deflate_bytes_total{stage=\"out\"} %lld\n", m->deflate_bytes_out);
+	one(o, "fanout_inflated_messages_total", "counter", "Compressed client messages inflated.",
+	    m->inflated_messages);
 	one(o, "fanout_queue_bytes", "gauge", "Bytes queued for clients (all sessions).",
 	    m->queue_bytes);
 	one(o, "fanout_shared_frames", "gauge", "Distinct frames alive in send queues.",

@@ -23,18 +23,19 @@ enum metric_err {
 /* Why a connection or request was refused before (or right after) the
  * upgrade; each is a fanout_refused_total{reason=...} series. */
 enum refuse_reason {
-	REFUSE_MAX_CLIENTS, /* close 1013 at max_clients */
-	REFUSE_ORIGIN,	    /* 403: Origin absent from allowed_origins or unparsable */
-	REFUSE_PATH,	    /* 404: upgrade to a path that is no WebSocket endpoint */
-	REFUSE_SUBPROTOCOL, /* 400: a Sec-WebSocket-Protocol the endpoint does not speak */
-	REFUSE_PER_IP,	    /* TCP close / 429 at max_connections_per_ip */
-	REFUSE_TOKEN,	    /* 401: no or bad token (sec-auth) */
-	REFUSE_BAD_REQUEST, /* 400: malformed request or upgrade */
-	REFUSE_HEADERS,	    /* 431: request head over the limit */
-	REFUSE_URL,	    /* 414: URL over the limit */
-	REFUSE_METHOD,	    /* 405 */
-	REFUSE_API_KEY,	    /* 401: /api/publish without the right key */
-	REFUSE_TIMEOUT,	    /* handshake or idle timeout */
+	REFUSE_MAX_CLIENTS,  /* close 1013 at max_clients */
+	REFUSE_ORIGIN,	     /* 403: Origin absent from allowed_origins or unparsable */
+	REFUSE_PATH,	     /* 404: upgrade to a path that is no WebSocket endpoint */
+	REFUSE_SUBPROTOCOL,  /* 400: a Sec-WebSocket-Protocol the endpoint does not speak */
+	REFUSE_PER_IP,	     /* TCP close / 429 at max_connections_per_ip */
+	REFUSE_TOKEN,	     /* 401: no or bad token (sec-auth) */
+	REFUSE_BAD_REQUEST,  /* 400: malformed request or upgrade */
+	REFUSE_HEADERS,	     /* 431: request head over the limit */
+	REFUSE_URL,	     /* 414: URL over the limit */
+	REFUSE_METHOD,	     /* 405 */
+	REFUSE_API_KEY,	     /* 401: /api/publish without the right key */
+	REFUSE_TIMEOUT,	     /* handshake or idle timeout */
+	REFUSE_HTTP_VERSION, /* 400: a WebSocket upgrade over HTTP/1.0 */
 	REFUSE__COUNT
 };
 
@@ -52,10 +53,23 @@ struct metrics {
 	long long messages_no_subscriber;  /* delivered on a channel nobody wants */
 	long long messages_too_big;	   /* dropped: over max_payload_bytes */
 	long long messages_utf8_replaced;  /* payloads sent as strings with U+FFFD */
-	long long frames_out;		   /* ws frames written */
-	long long bytes_out;		   /* ws frame bytes written */
-	long long writes;		   /* lws_write calls for frames */
+	long long frames_out;		   /* ws message frames written */
+	long long bytes_out;		   /* message frame payload bytes written (uncompressed) */
+	long long wire_bytes_out;	   /* bytes written to ws clients: headers, compressed */
+	long long writes;		   /* socket writes of frames */
 	long long coalesced_writes;	   /* writes that carried several frames */
+	long long ws_protocol_errors;	   /* connections failed 1002 */
+	long long ws_bad_data_closes;	   /* connections failed 1007 */
+	long long ws_abnormal_closes;	   /* clients gone without a close handshake */
+	long long ws_close_timeouts;	   /* close handshakes given up on */
+	long long ws_pings;		   /* keepalive pings sent */
+	long long ws_ping_timeouts;	   /* clients dropped: no answer to a ping */
+	long long deflate_clients;	   /* connections with permessage-deflate */
+	long long deflate_messages;	   /* frames compressed (once each) */
+	long long deflate_bytes_in;	   /* ... their payload bytes before */
+	long long deflate_bytes_out;	   /* ... and after */
+	long long inflated_messages;	   /* compressed client messages inflated */
+	long long loop_passes;		   /* passes of the event loop */
 	long long queue_bytes;		   /* gauge: bytes queued over all sessions */
 	long long deliveries;		   /* frames queued to subscribers */
 	long long publish_ok, publish_failed;

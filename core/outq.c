@@ -16,7 +16,7 @@ size_t outq_ent_len(const struct outq_ent *e)
 	return (e->head ? e->head->len : 0) + e->body->len;
 }
 
-int outq_push(struct outq *q, struct msg *head, struct msg *body)
+static int grow(struct outq *q)
 {
 	if (q->len == q->cap) {
 		size_t cap = q->cap ? q->cap * 2 : 16;
@@ -30,14 +30,46 @@ int outq_push(struct outq *q, struct msg *head, struct msg *body)
 		q->cap = cap;
 		q->first = 0;
 	}
-	struct outq_ent *e = &q->e[(q->first + q->len) % q->cap];
+	return 0;
+}
+
+static void fill(struct outq *q, struct outq_ent *e, struct msg *head, struct msg *body)
+{
+	q->len++;
 	e->head = head ? msg_ref(head) : NULL;
 	e->body = msg_ref(body);
-	q->len++;
 	size_t n = outq_ent_len(e);
 	q->bytes += n;
 	metrics.queue_bytes += (long long)n;
+}
+
+int outq_push(struct outq *q, struct msg *head, struct msg *body)
+{
+	if (grow(q))
+		return -1;
+	fill(q, &q->e[(q->first + q->len) % q->cap], head, body);
 	return 0;
+}
+
+int outq_push_front(struct outq *q, struct msg *head, struct msg *body)
+{
+	if (grow(q))
+		return -1;
+	q->first = (q->first + q->cap - 1) % q->cap;
+	fill(q, &q->e[q->first], head, body);
+	return 0;
+}
+
+void outq_truncate(struct outq *q, size_t keep)
+{
+	while (q->len > keep) {
+		struct outq_ent *e = outq_at(q, q->len - 1);
+		size_t n = outq_ent_len(e);
+		q->len--;
+		q->bytes -= n;
+		metrics.queue_bytes -= (long long)n;
+		outq_ent_release(e);
+	}
 }
 
 struct outq_ent *outq_at(struct outq *q, size_t i)

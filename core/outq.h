@@ -40,6 +40,10 @@ struct outq_ent *outq_at(struct outq *q, size_t i);
  * (outq_ent_release). q->len must be > 0. */
 void outq_pop(struct outq *q, struct outq_ent *out);
 void outq_ent_release(struct outq_ent *e);
+/* Put body (and head) first, before every other entry. 0 or -1. */
+int outq_push_front(struct outq *q, struct msg *head, struct msg *body);
+/* Drop every entry after the first keep ones (references released). */
+void outq_truncate(struct outq *q, size_t keep);
 /* Drop every entry (references released); the ring stays allocated. */
 void outq_clear(struct outq *q);
 /* Drop every entry and the ring; q is then empty and reusable. */

@@ -35,6 +35,7 @@
 #include "sse.h"
 #include "trpc.h"
 #include "workers.h"
+#include "wsconn.h"
 
 struct server srv = {.listen_fd = -1};
 
@@ -114,6 +115,9 @@ static int base_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 {
 	switch (reason) {
 	case LWS_CALLBACK_WSI_DESTROY: {
+		/* a TLS WebSocket connection taken over after its 101 becomes
+		 * fully wsconn.c's now */
+		wsconn_lws_destroyed(wsi);
 		const struct lws_protocols *p = lws_get_protocol(wsi);
 		if (p && p->name && !strcmp(p->name, loop_protocol.name))
 			break; /* a loop watch: its opaque data is not a conn */
@@ -209,13 +213,6 @@ static const struct lws_protocol_vhost_options pvo_default = {NULL, NULL, "defau
 static const struct lws_protocol_vhost_options pvo_ws = {NULL, &pvo_default, "fanout-ws", ""};
 
 static struct lws_protocols protocols[6];
-static lws_retry_bo_t retry;
-
-static const struct lws_extension pmd_exts[] = {
-    {"permessage-deflate", lws_extension_callback_pm_deflate,
-     "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
-    {NULL, NULL, NULL}};
-
 int server_init(const struct config *c, int listen_fd, long long max_clients)
 {
 	struct lws_context_creation_info info;
@@ -240,11 +237,6 @@ int server_init(const struct config *c, int listen_fd, long long max_clients)
 	protocols[3] = loop_protocol;
 	protocols[4] = sse_protocol;
 
-	if (c->ping_interval_s > 0) {
-		retry.secs_since_valid_ping = (uint16_t)c->ping_interval_s;
-		retry.secs_since_valid_hangup = (uint16_t)(c->ping_interval_s * 2 + 10);
-	}
-
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	info.protocols = protocols;
@@ -259,10 +251,9 @@ int server_init(const struct config *c, int listen_fd, long long max_clients)
 	info.timeout_secs = (unsigned)c->handshake_timeout_s;
 	info.timeout_secs_ah_idle = (unsigned)c->handshake_timeout_s;
 	http_limits(&info);
-	if (c->ping_interval_s > 0)
-		info.retry_and_idle_policy = &retry;
-	if (c->permessage_deflate)
-		info.extensions = pmd_exts;
+	/* No lws keepalive policy and no lws extensions: WebSocket connections
+	 * leave lws right after the 101 (wsconn.c pings and negotiates
+	 * permessage-deflate itself). */
 	info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * 0; /* our own listener binds */
 
 	srv.ctx = lws_create_context(&info);
@@ -276,7 +267,9 @@ int server_init(const struct config *c, int listen_fd, long long max_clients)
 		return -1;
 	}
 	loop_init(srv.ctx, srv.vh);
-	loop_set_after_dispatch(session_flush_pending);
+	loop_on_pass_end(wsconn_pass_end);
+	if (wsconn_start())
+		return -1;
 	if (*c->trpc_path && (trpc_init(c) || session_add_proto(c->trpc_path, &trpc_proto)))
 		return -1;
 	if (*c->sse_path && sse_init(c))
@@ -333,6 +326,7 @@ void server_free(void)
 	accept_pause_timer = NULL;
 	trpc_free();
 	sse_free();
+	wsconn_shutdown();
 	if (srv.ctx)
 		lws_context_destroy(srv.ctx);
 	srv.ctx = NULL;

@@ -1,16 +1,17 @@
 /*
- * session.c — owns each WebSocket client of the native protocol: the lws
- * "fanout-ws" protocol callback, the inbound reassembly buffer (capped at
- * max_message_bytes: bigger closes 1009), request dispatch to the hub, the
- * hub sink table of this transport (frames built by protocol.c, once per
- * event), and the outbound queue — a ring of references to shared frames,
- * capped at client_queue_bytes (over it the client is a slow consumer:
- * queue dropped, close 4001). Also the session layer: the list of every
- * session, max_clients, and draining at shutdown (close 1001 once flushed).
+ * session.c — owns each WebSocket client connection from its upgrade on:
+ * the lws "fanout-ws" protocol callback (which requests may upgrade here:
+ * HTTP/1.1 at a registered path; the permessage-deflate answer), the
+ * takeover of the connection right after the 101 (wsconn.c drives it from
+ * then on), admission (max_clients, draining, origin), the bounded send
+ * queue's cap (client_queue_bytes: over it the client is a slow consumer,
+ * closed 4001), and the message protocol on the connection, picked by the
+ * upgrade's path: the native protocol v1 at ws_path (request dispatch to
+ * the hub, its hub sink table; frames built by protocol.c once per event).
  *
- * Loop thread only. Allocates the ring and rx buffer per session (grown by
- * doubling, so steady-state delivery allocates nothing per subscriber);
- * frees everything on LWS_CALLBACK_CLOSED.
+ * Loop thread only. Allocates one struct session per connection at the
+ * upgrade (lws keeps only a pointer to it in its per-session data) and
+ * frees it when wsconn reports the connection closed.
  */
 #include <libwebsockets.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 
 #define LOG_TAG "session"
 #include "clients.h"
+#include "config.h"
 #include "conn.h"
 #include "gate.h"
 #include "hub.h"
@@ -31,6 +33,15 @@
 #include "protocol.h"
 #include "refuse.h"
 #include "session.h"
+#include "ws_deflate.h"
+#include "wsconn.h"
+
+/* What lws keeps per connection: the session once there is one, and the
+ * deflate answer made while the 101 was written. */
+struct ws_pss {
+	struct wsconn *c;
+	int zbits;
+};
 
 static uint64_t serials;
 static const struct config *cfg;
@@ -46,6 +57,14 @@ static size_t n_protos;
 
 void session_init(const struct config *c)
 {
+	struct wsconn_config wc = {
+	    .max_message_bytes = (uint64_t)c->max_message_bytes,
+	    .ping_interval_s = (int)c->ping_interval_s,
+	    .flush_early_bytes = (size_t)c->client_queue_bytes / 4,
+	};
+	if (wc.flush_early_bytes > 65536)
+		wc.flush_early_bytes = 65536;
+	wsconn_config(&wc);
 	cfg = c;
 	protos[0].path = c->ws_path;
 	protos[0].proto = &native_proto;
@@ -95,68 +114,19 @@ static void drain(struct client *c)
 	if (s->proto->drain)
 		s->proto->drain(s);
 	else
-		lws_callback_on_writable(s->wsi);
+		session_close(s, WS_CLOSE_GOING_AWAY, "server shutting down", 1);
 }
 
 /* clients.c: nothing arrived for idle_timeout_s. */
 static void idle(struct client *c)
 {
 	struct session *s = (struct session *)((char *)c - offsetof(struct session, cl));
-	session_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout", 0);
+	session_close(s, WS_CLOSE_GOING_AWAY, "idle timeout", 0);
 }
 
 void session_close(struct session *s, int code, const char *why, int flush)
 {
-	if (s->close_code)
-		return;
-	s->close_code = code;
-	s->close_why = why;
-	if (!flush)
-		outq_clear(&s->q);
-	lws_callback_on_writable(s->wsi);
-	/* A client that does not read never makes the socket writable: give
-	 * the close frame a few seconds, then drop the connection. */
-	lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, flush ? 30 : 3);
-}
-
-static struct session *flush_head;
-
-static void flush_add(struct session *s)
-{
-	s->in_flush = 1;
-	s->flush_prev = NULL;
-	s->flush_next = flush_head;
-	if (flush_head)
-		flush_head->flush_prev = s;
-	flush_head = s;
-}
-
-static void flush_del(struct session *s)
-{
-	if (!s->in_flush)
-		return;
-	if (s->flush_prev)
-		s->flush_prev->flush_next = s->flush_next;
-	else
-		flush_head = s->flush_next;
-	if (s->flush_next)
-		s->flush_next->flush_prev = s->flush_prev;
-	s->in_flush = 0;
-	s->flush_prev = s->flush_next = NULL;
-}
-
-static int write_some(struct session *s, struct lws *wsi);
-
-void session_flush_pending(void)
-{
-	while (flush_head) {
-		struct session *s = flush_head;
-		flush_del(s);
-		if (!s->q.len || s->close_code)
-			continue;
-		if (lws_partial_buffered(s->wsi) || write_some(s, s->wsi) < 0 || s->q.len)
-			lws_callback_on_writable(s->wsi); /* the rest on POLLOUT */
-	}
+	wsconn_close(&s->c, code, why, flush);
 }
 
 void session_enqueue(struct session *s, struct msg *m)
@@ -166,32 +136,19 @@ void session_enqueue(struct session *s, struct msg *m)
 
 void session_enqueue_pair(struct session *s, struct msg *head, struct msg *m)
 {
-	if (s->close_code || !s->established)
+	if (s->c.closing || s->c.state >= WSC_LINGER || !s->established)
 		return;
 	size_t len = (head ? head->len : 0) + m->len;
-	if ((long long)(s->q.bytes + len) > cfg->client_queue_bytes) {
+	if ((long long)(s->c.q.bytes + len) > cfg->client_queue_bytes) {
 		metrics.slow_client_disconnects++;
-		struct conn *c = conn_of(s->wsi);
 		log_info("client #%llu (%s) is too slow (%zu bytes queued): closing 4001",
-			 (unsigned long long)s->serial, c ? c->ip : "-", s->q.bytes);
+			 (unsigned long long)s->serial, s->conn ? s->conn->ip : "-", s->c.q.bytes);
 		session_close(s, 4001, "slow consumer", 0);
 		return;
 	}
-	int was_empty = s->q.len == 0;
-	if (outq_push(&s->q, head, m)) {
-		session_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory", 0);
-		return;
-	}
-	if (!was_empty || s->in_flush)
-		return; /* already waiting for POLLOUT or for the flush below */
-	if (loop_in_dispatch() && !cfg->permessage_deflate) {
-		/* Inside a backend's callback: write when it returns, so every
-		 * frame this client gets from one read of the broker goes out in
-		 * one send() — no POLLOUT round trip, no poll() over every fd. */
-		flush_add(s);
-	} else {
-		lws_callback_on_writable(s->wsi);
-	}
+	/* Written at the end of this loop pass, with every other frame the
+	 * pass produced for this client, in one write. */
+	wsconn_send(&s->c, head, m);
 }
 
 void session_send_buf(struct session *s, struct buf *b)
@@ -309,6 +266,8 @@ static int query_channel(void *arg, const char *channel, size_t len)
 
 static void subscribe_from_query(struct session *s)
 {
+	if (!s->wsi)
+		return;
 	char frag[512];
 	for (int n = 0; n < 256; n++) {
 		int len =
@@ -353,9 +312,61 @@ static const struct session_proto native_proto = {
 
 /* ---- the connection ---- */
 
-static int on_established(struct session *s, struct lws *wsi)
+static void conn_message(struct wsconn *c, int opcode, const char *p, size_t len)
 {
-	memset(s, 0, sizeof(*s));
+	struct session *s = (struct session *)((char *)c - offsetof(struct session, c));
+	if (!s->opened || s->c.closing)
+		return;
+	if (!len && opcode == WS_OP_TEXT) {
+		/* An empty message is not a request (and not a UTF-8 problem). */
+		session_send_error(s, "", PROTO_E_BAD_JSON, "empty message");
+		return;
+	}
+	s->proto->message(s, p, len, opcode == WS_OP_BINARY);
+}
+
+static void conn_closed(struct wsconn *c)
+{
+	struct session *s = (struct session *)((char *)c - offsetof(struct session, c));
+	if (s->opened)
+		s->proto->closed(s);
+	clients_remove(&s->cl);
+	if (s->conn)
+		conn_release(s->conn);
+	free(s);
+}
+
+/* Something arrived (a frame of any kind, a pong): not idle. */
+static void conn_activity(struct wsconn *c)
+{
+	struct session *s = (struct session *)((char *)c - offsetof(struct session, c));
+	clients_touch(&s->cl);
+}
+
+static const struct wsconn_ops conn_ops = {
+    .message = conn_message,
+    .closed = conn_closed,
+    .activity = conn_activity,
+};
+
+static int on_established(struct ws_pss *pss, struct lws *wsi)
+{
+	struct session *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -1;
+	if (wsconn_adopt(&s->c, wsi, &conn_ops, pss->zbits)) {
+		free(s);
+		return -1; /* lws closes it */
+	}
+	pss->c = &s->c;
+	s->c.slot = &pss->c;
+	/* The connection outlives lws's wsi now: its accounting (per-IP
+	 * count, address for logs) moves from the wsi to the session. */
+	s->conn = conn_of(wsi);
+	if (s->conn)
+		lws_set_opaque_user_data(wsi, NULL);
+	if (pss->zbits)
+		metrics.deflate_clients++;
 	s->wsi = wsi;
 	s->serial = ++serials;
 	s->established = 1;
@@ -368,227 +379,79 @@ static int on_established(struct session *s, struct lws *wsi)
 
 	switch (clients_add(&s->cl)) {
 	case CLIENTS_DRAINING:
-		session_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down", 0);
-		return 0;
-	case CLIENTS_FULL: {
-		struct conn *c = conn_of(wsi);
-		refuse_log(REFUSE_MAX_CLIENTS, c ? c->ip : "-", "max_clients reached: close 1013");
-		session_close(s, 1013, "server full", 0);
-		return 0;
-	}
+		session_close(s, WS_CLOSE_GOING_AWAY, "server shutting down", 0);
+		goto out;
+	case CLIENTS_FULL:
+		refuse_log(REFUSE_MAX_CLIENTS, s->conn ? s->conn->ip : "-",
+			   "max_clients reached: close 1013");
+		session_close(s, WS_CLOSE_TRY_AGAIN, "server full", 0);
+		goto out;
 	case CLIENTS_OK:
 		break;
 	}
-	struct conn *c = conn_of(wsi);
-	log_debug("client #%llu connected from %s", (unsigned long long)s->serial, c ? c->ip : "-");
+	log_debug("client #%llu connected from %s", (unsigned long long)s->serial,
+		  s->conn ? s->conn->ip : "-");
 	s->opened = 1;
 	if (s->proto->open(s))
-		session_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory", 0);
+		session_close(s, WS_CLOSE_INTERNAL, "out of memory", 0);
+out:
+	s->wsi = NULL; /* lws drops its connection on its next turn */
 	return 0;
 }
 
-static int on_receive(struct session *s, struct lws *wsi, const char *in, size_t len)
+/* While lws writes the 101: answer a permessage-deflate offer ourselves
+ * (lws's own extension is not used: see ws_deflate.h). */
+static int add_headers(struct ws_pss *pss, struct lws *wsi, struct lws_process_html_args *args)
 {
-	if (s->close_code)
+	char offer[1024], answer[WS_DEFLATE_RESPONSE_MAX];
+	pss->zbits = 0;
+	if (!cfg->permessage_deflate || !lws_hdr_total_length(wsi, WSI_TOKEN_UPGRADE))
 		return 0;
-	if ((long long)(s->rx_len + len) > cfg->max_message_bytes) {
-		metrics.clients_closed_too_big++;
-		static const char why[] = "message larger than max_message_bytes";
-		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
-				 sizeof(why) - 1);
-		return -1;
-	}
-	if (!len && !s->rx_len && lws_is_final_fragment(wsi)) {
-		/* An empty message: no buffer to hand the parser (memcpy into
-		 * a NULL buffer was UB), and it is not a UTF-8 problem. */
-		if (lws_frame_is_binary(wsi))
-			session_send_error(s, "", PROTO_E_BAD_REQUEST,
-					   "binary frames are not supported");
-		else
-			session_send_error(s, "", PROTO_E_BAD_JSON, "empty message");
+	int n = lws_hdr_total_length(wsi, WSI_TOKEN_EXTENSIONS);
+	if (n <= 0 || n >= (int)sizeof(offer) ||
+	    lws_hdr_copy(wsi, offer, sizeof(offer), WSI_TOKEN_EXTENSIONS) <= 0)
 		return 0;
-	}
-	if (s->rx_len + len > s->rx_cap) {
-		size_t cap = s->rx_cap ? s->rx_cap : 256;
-		while (cap < s->rx_len + len)
-			cap *= 2;
-		char *n = realloc(s->rx, cap);
-		if (!n)
-			return -1;
-		s->rx = n;
-		s->rx_cap = cap;
-	}
-	if (len)
-		memcpy(s->rx + s->rx_len, in, len);
-	s->rx_len += len;
-	if (!lws_is_final_fragment(wsi))
+	int zbits = ws_deflate_negotiate(offer, strlen(offer), answer);
+	if (!zbits)
 		return 0;
-	s->proto->message(s, s->rx, s->rx_len, lws_frame_is_binary(wsi));
-	s->rx_len = 0;
-	/* Don't keep a big buffer around after one big request. */
-	if (s->rx_cap > 4096) {
-		free(s->rx);
-		s->rx = NULL;
-		s->rx_cap = 0;
-	}
+	int k =
+	    snprintf(args->p, (size_t)args->max_len, "Sec-WebSocket-Extensions: %s\r\n", answer);
+	if (k <= 0 || k >= args->max_len)
+		return 0; /* no room: run uncompressed */
+	args->p += k;
+	args->max_len -= k;
+	pss->zbits = zbits;
 	return 0;
-}
-
-/* Frames of one write when a client has fallen behind: coalesced into one
- * buffer (server frames are unmasked, so header + payload are the same
- * bytes for every subscriber) and handed to lws as raw bytes: one syscall
- * instead of one per frame. Loop thread only, so one scratch buffer. */
-#define COALESCE_MAX (64 * 1024)
-static unsigned char coalesce_buf[LWS_PRE + COALESCE_MAX];
-
-static size_t ws_header(unsigned char *h, size_t len)
-{
-	h[0] = 0x81; /* FIN + text */
-	if (len < 126) {
-		h[1] = (unsigned char)len;
-		return 2;
-	}
-	if (len < 65536) {
-		h[1] = 126;
-		h[2] = (unsigned char)(len >> 8);
-		h[3] = (unsigned char)len;
-		return 4;
-	}
-	h[1] = 127;
-	for (int i = 0; i < 8; i++)
-		h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-	return 10;
-}
-
-/* Write several queued frames in one go; returns bytes of frames or -1. */
-static int write_coalesced(struct session *s, struct lws *wsi)
-{
-	unsigned char *p = coalesce_buf + LWS_PRE, *end = p + COALESCE_MAX;
-	int frames = 0;
-	while (s->q.len) {
-		struct outq_ent e = *outq_at(&s->q, 0);
-		size_t len = outq_ent_len(&e);
-		if ((size_t)(end - p) < len + 10)
-			break;
-		outq_pop(&s->q, &e);
-		p += ws_header(p, len);
-		if (e.head) {
-			memcpy(p, msg_payload(e.head), e.head->len);
-			p += e.head->len;
-		}
-		memcpy(p, msg_payload(e.body), e.body->len);
-		p += e.body->len;
-		metrics.bytes_out += (long long)len;
-		outq_ent_release(&e);
-		frames++;
-	}
-	metrics.frames_out += frames;
-	metrics.writes++;
-	metrics.coalesced_writes++;
-	size_t n = (size_t)(p - (coalesce_buf + LWS_PRE));
-	return lws_write(wsi, coalesce_buf + LWS_PRE, n, LWS_WRITE_RAW) < 0 ? -1 : 0;
-}
-
-/* One frame through lws's framing (so permessage-deflate applies). A
- * frame with a head is joined into one buffer first: the scratch buffer,
- * or a temporary one for a frame bigger than that. 0 or -1. */
-static int write_one(struct session *s, struct lws *wsi)
-{
-	struct outq_ent e;
-	outq_pop(&s->q, &e);
-	size_t len = outq_ent_len(&e);
-	unsigned char *p = (unsigned char *)msg_payload(e.body), *tmp = NULL;
-	if (e.head) {
-		p = coalesce_buf + LWS_PRE;
-		if (len > COALESCE_MAX) {
-			tmp = malloc(LWS_PRE + len);
-			if (!tmp) {
-				outq_ent_release(&e);
-				return -1;
-			}
-			p = tmp + LWS_PRE;
-		}
-		memcpy(p, msg_payload(e.head), e.head->len);
-		memcpy(p + e.head->len, msg_payload(e.body), e.body->len);
-	}
-	int n = lws_write(wsi, p, len, LWS_WRITE_TEXT);
-	free(tmp);
-	metrics.frames_out++;
-	metrics.writes++;
-	metrics.bytes_out += (long long)len;
-	outq_ent_release(&e);
-	return n < 0 ? -1 : 0;
-}
-
-/* One write: all queued frames coalesced when there are several, else the
- * one frame through lws's framing. 0 or -1. */
-static int write_some(struct session *s, struct lws *wsi)
-{
-	if (s->q.len > 1 && !cfg->permessage_deflate &&
-	    outq_ent_len(outq_at(&s->q, 0)) + outq_ent_len(outq_at(&s->q, 1)) + 20 <= COALESCE_MAX)
-		return write_coalesced(s, wsi);
-	return write_one(s, wsi);
-}
-
-static int on_writeable(struct session *s, struct lws *wsi)
-{
-	if (s->close_code && s->q.len == 0) {
-		const char *why = s->close_why ? s->close_why : "";
-		lws_close_reason(wsi, (enum lws_close_status)s->close_code, (unsigned char *)why,
-				 strlen(why));
-		return -1;
-	}
-	if (s->q.len == 0) {
-		if (s->draining && !s->proto->drain)
-			session_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down", 1);
-		return 0;
-	}
-	int rc = write_some(s, wsi);
-	if (rc < 0)
-		return -1;
-	if (s->q.len || s->close_code || (s->draining && !s->proto->drain))
-		lws_callback_on_writable(wsi);
-	return 0;
-}
-
-static void on_closed(struct session *s)
-{
-	if (!s->established)
-		return;
-	s->established = 0;
-	flush_del(s);
-	if (s->opened)
-		s->proto->closed(s);
-	outq_free(&s->q);
-	free(s->rx);
-	clients_remove(&s->cl);
 }
 
 static int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 			    size_t len)
 {
-	struct session *s = user;
+	struct ws_pss *pss = user;
 
 	switch (reason) {
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return gate_upgrade(wsi);
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		return proto_for(wsi) ? 0 : 1;
+	case LWS_CALLBACK_ADD_HEADERS:
+		if (pss && lws_hdr_total_length(wsi, WSI_TOKEN_KEY))
+			return add_headers(pss, wsi, in);
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	case LWS_CALLBACK_ESTABLISHED:
-		return on_established(s, wsi);
+		return on_established(pss, wsi);
 	case LWS_CALLBACK_RECEIVE:
-		if (s->established)
-			clients_touch(&s->cl);
-		return on_receive(s, wsi, in, len);
-	case LWS_CALLBACK_RECEIVE_PONG:
-		if (s->established)
-			clients_touch(&s->cl);
-		break;
+		if (pss->c)
+			wsconn_lws_receive(pss->c);
+		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
-		return on_writeable(s, wsi);
+		if (pss->c)
+			wsconn_lws_writeable(pss->c);
+		return 0;
 	case LWS_CALLBACK_CLOSED:
-		on_closed(s);
-		break;
+		if (pss->c)
+			wsconn_lws_closed(pss->c);
+		return 0;
 	default:
 		/* This protocol is the vhost default (clients that send no
 		 * subprotocol land here), so plain HTTP traffic — static files
@@ -596,15 +459,13 @@ static int session_callback(struct lws *wsi, enum lws_callback_reasons reason, v
 		 * hand it to lws's stock HTTP handling. */
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	}
-	return 0;
 }
 
 const struct lws_protocols session_protocol = {
     .name = "fanout-ws",
     .callback = session_callback,
-    .per_session_data_size = sizeof(struct session),
-    /* lws allocates this per connection at the upgrade: keep it small.
-     * Client requests are small; bigger ones arrive in pieces and are
-     * reassembled in on_receive(), up to max_message_bytes. */
-    .rx_buffer_size = 512,
+    .per_session_data_size = sizeof(struct ws_pss),
+    /* lws parses nothing on the connection after the upgrade (it is taken
+     * over in ESTABLISHED), so its per-connection rx buffer stays small. */
+    .rx_buffer_size = 128,
 };

@@ -1,6 +1,7 @@
 /*
- * session.h — one WebSocket client connection: its bounded send queue of
- * shared frames (outq.h), its inbound reassembly buffer, its place in the
+ * session.h — one WebSocket client connection: the upgrade (lws), then the
+ * connection itself (wsconn.h: framing, the bounded send queue of shared
+ * frames, batching per loop pass, the close handshake), its place in the
  * list of clients (clients.h) — and the message protocol spoken on it,
  * chosen by the upgrade's path: the native protocol v1 at ws_path (here),
  * tRPC at trpc_path (trpc.c), each a struct session_proto.
@@ -14,7 +15,9 @@
 #include "clients.h"
 #include "hub.h"
 #include "outq.h"
+#include "wsconn.h"
 
+struct conn;
 struct lws;
 struct lws_protocols;
 struct msg;
@@ -26,10 +29,11 @@ struct session;
 struct session_proto {
 	enum client_kind kind; /* for per-transport metrics */
 	/* The connection is up and admitted (limits, origin): greet, set up.
+	 * s->wsi is valid during this call only (request headers, query).
 	 * 0, or -1 (out of memory: the connection is closed 1011). */
 	int (*open)(struct session *s);
-	/* One complete message (p[0..len), reassembled, at most
-	 * max_message_bytes; binary: a binary frame). */
+	/* One complete message (p[0..len), reassembled, inflated, at most
+	 * max_message_bytes; text is valid UTF-8; binary: a binary frame). */
 	void (*message)(struct session *s, const char *p, size_t len, int binary);
 	/* Shutdown began (s->draining is set). NULL: the session closes 1001
 	 * once its queue is flushed; else the protocol leads the client away
@@ -42,28 +46,17 @@ struct session_proto {
 };
 
 struct session {
-	struct lws *wsi;
+	struct wsconn c;   /* the connection (its send queue is c.q) */
+	struct lws *wsi;   /* the upgrade's lws connection: valid during open() only */
+	struct conn *conn; /* its accounting (conn.h), released when the session ends */
 	uint64_t serial;
 	struct client cl;	   /* in clients.c's list */
 	struct hub_subscriber hub; /* the native protocol's subscriber handle */
 	const struct session_proto *proto;
 	void *proto_state; /* the protocol's per-connection state */
 	int opened;	   /* proto->open() ran */
-
-	struct outq q; /* send queue: (head, body) references to shared frames */
-
-	/* inbound message being reassembled */
-	char *rx;
-	size_t rx_len, rx_cap;
-
-	int close_code; /* nonzero: close with this once flushed / at once */
-	const char *close_why;
 	int established;
-	int draining; /* shutdown: close 1001 once the queue is empty */
-
-	/* on the list of sessions to write at the end of this dispatch */
-	struct session *flush_prev, *flush_next;
-	int in_flush;
+	int draining; /* shutdown began: close 1001 once the queue is flushed */
 };
 
 extern const struct lws_protocols session_protocol;
@@ -90,9 +83,11 @@ void session_enqueue_pair(struct session *s, struct msg *head, struct msg *m);
 void session_send_buf(struct session *s, struct buf *b);
 void session_send_error(struct session *s, const char *id, const char *code, const char *message);
 void session_send_ack(struct session *s, const char *type, const char *id, const char *channel);
-/* Write every session that got frames during the current loop dispatch
- * (called by the loop layer when a watch, timer or post callback returns). */
-void session_flush_pending(void);
+/* Bytes queued for the client now (what client_queue_bytes caps). */
+static inline size_t session_queued(const struct session *s)
+{
+	return s->c.q.bytes;
+}
 /* Close with code after (flush=1) or instead of (flush=0) the queued frames. */
 void session_close(struct session *s, int code, const char *why, int flush);
 

@@ -435,7 +435,7 @@ static void trpc_message(struct session *s, const char *p, size_t len, int binar
 		send_error(c, NULL, 1, 0, TRPC_PARSE_ERROR, why, NULL);
 		return;
 	}
-	for (size_t i = 0; i < b.n && !s->close_code; i++)
+	for (size_t i = 0; i < b.n && !s->c.closing; i++)
 		request(c, &b.reqs[i]);
 	trpc_batch_free(&b);
 }

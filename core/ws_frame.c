@@ -186,7 +186,7 @@ static int frame_end(struct ws_rx *rx, const struct ws_rx_cb *cb, void *arg)
 	rx->state = WS_RX_HEADER;
 	if (rx->op & 8)
 		return control_done(rx, cb, arg);
-	return data_piece(rx, NULL, 0, 1, cb, arg);
+	return data_piece(rx, (const uint8_t *)"", 0, 1, cb, arg); /* never NULL */
 }
 
 int ws_rx_feed(struct ws_rx *rx, uint8_t *p, size_t len, const struct ws_rx_cb *cb, void *arg)
@@ -238,25 +238,6 @@ int ws_rx_feed(struct ws_rx *rx, uint8_t *p, size_t len, const struct ws_rx_cb *
 		}
 	}
 	return rx->state == WS_RX_FAILED ? rx->code : 0;
-}
-
-size_t ws_frame_header(uint8_t *h, int opcode, int rsv1, uint64_t len)
-{
-	h[0] = (uint8_t)(0x80 | (rsv1 ? 0x40 : 0) | (opcode & 0x0F));
-	if (len < 126) {
-		h[1] = (uint8_t)len;
-		return 2;
-	}
-	if (len < 65536) {
-		h[1] = 126;
-		h[2] = (uint8_t)(len >> 8);
-		h[3] = (uint8_t)len;
-		return 4;
-	}
-	h[1] = 127;
-	for (int i = 0; i < 8; i++)
-		h[2 + i] = (uint8_t)(len >> (56 - 8 * i));
-	return 10;
 }
 
 size_t ws_close_payload(uint8_t *out, unsigned code, const char *why)

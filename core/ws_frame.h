@@ -100,8 +100,26 @@ int ws_rx_feed(struct ws_rx *rx, uint8_t *p, size_t len, const struct ws_rx_cb *
 int ws_close_code_valid(unsigned code);
 
 /* Write the header of an unfragmented, unmasked server frame of len payload
- * bytes into h (WS_HEADER_MAX bytes); returns its length (2, 4 or 10). */
-size_t ws_frame_header(uint8_t *h, int opcode, int rsv1, uint64_t len);
+ * bytes into h (WS_HEADER_MAX bytes); returns its length (2, 4 or 10).
+ * Inline: msg.c writes it into shared frames without linking the parser. */
+static inline size_t ws_frame_header(uint8_t *h, int opcode, int rsv1, uint64_t len)
+{
+	h[0] = (uint8_t)(0x80 | (rsv1 ? 0x40 : 0) | (opcode & 0x0F));
+	if (len < 126) {
+		h[1] = (uint8_t)len;
+		return 2;
+	}
+	if (len < 65536) {
+		h[1] = 126;
+		h[2] = (uint8_t)(len >> 8);
+		h[3] = (uint8_t)len;
+		return 4;
+	}
+	h[1] = 127;
+	for (int i = 0; i < 8; i++)
+		h[2 + i] = (uint8_t)(len >> (56 - 8 * i));
+	return 10;
+}
 
 /* Build a close payload into out (WS_CONTROL_MAX bytes): nothing for code 0,
  * else the code and why, cut to a whole UTF-8 character within 123 bytes.

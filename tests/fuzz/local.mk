@@ -63,6 +63,15 @@ tests_fuzz_replay_wsframe_SOURCES = tests/fuzz/fuzz_wsframe.c tests/fuzz/replay.
 tests_fuzz_replay_wsframe_CPPFLAGS = $(REPLAY_CPPFLAGS)
 tests_fuzz_replay_wsframe_LDADD = $(FANOUT_CORE_LIBS)
 
+# fuzz_wsdeflate.c and corpus/wsdeflate/: permessage-deflate (core/ws_deflate.c).
+FUZZ_NAMES += wsdeflate
+check_PROGRAMS += tests/fuzz/replay_wsdeflate
+TESTS += tests/fuzz/corpus_wsdeflate.sh
+EXTRA_DIST += tests/fuzz/corpus_wsdeflate.sh
+tests_fuzz_replay_wsdeflate_SOURCES = tests/fuzz/fuzz_wsdeflate.c tests/fuzz/replay.c
+tests_fuzz_replay_wsdeflate_CPPFLAGS = $(REPLAY_CPPFLAGS)
+tests_fuzz_replay_wsdeflate_LDADD = $(FANOUT_CORE_LIBS)
+
 # fuzz_trpc.c and corpus/trpc/: the tRPC transport's parsers (core/trpc_proto.c).
 FUZZ_NAMES += trpc
 check_PROGRAMS += tests/fuzz/replay_trpc
@@ -121,8 +130,9 @@ FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 # The core sources a harness may need, compiled into each harness with
 # coverage instrumentation.
 FUZZ_CORE_SOURCES = core/protocol.c core/json.c core/buf.c core/config.c core/contract.c core/log.c \
-	core/auth.c core/ws_frame.c core/origin.c core/netaddr.c core/trpc_proto.c core/http_route.c
-FUZZ_LIBS = $(INIH_LIBS) $(JANSSON_LIBS) $(JWT_LIBS) $(CRYPTO_LIBS)
+	core/auth.c core/ws_frame.c core/origin.c core/netaddr.c core/trpc_proto.c core/http_route.c \
+	core/ws_deflate.c
+FUZZ_LIBS = $(INIH_LIBS) $(JANSSON_LIBS) $(JWT_LIBS) $(CRYPTO_LIBS) $(ZLIB_LIBS)
 
 noinst_PROGRAMS += tests/fuzz/fuzz_protocol tests/fuzz/fuzz_json tests/fuzz/fuzz_query \
 	tests/fuzz/fuzz_config tests/fuzz/fuzz_filetail tests/fuzz/fuzz_token tests/fuzz/fuzz_wsframe \
@@ -140,6 +150,13 @@ tests_fuzz_fuzz_token_CPPFLAGS = $(REPLAY_CPPFLAGS) $(JWT_CFLAGS) $(CRYPTO_CFLAG
 tests_fuzz_fuzz_token_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
 tests_fuzz_fuzz_token_LDFLAGS = $(FUZZ_FLAGS)
 tests_fuzz_fuzz_token_LDADD = $(FUZZ_LIBS)
+
+noinst_PROGRAMS += tests/fuzz/fuzz_wsdeflate
+tests_fuzz_fuzz_wsdeflate_SOURCES = tests/fuzz/fuzz_wsdeflate.c $(FUZZ_CORE_SOURCES)
+tests_fuzz_fuzz_wsdeflate_CPPFLAGS = $(REPLAY_CPPFLAGS)
+tests_fuzz_fuzz_wsdeflate_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
+tests_fuzz_fuzz_wsdeflate_LDFLAGS = $(FUZZ_FLAGS)
+tests_fuzz_fuzz_wsdeflate_LDADD = $(FUZZ_LIBS)
 
 noinst_PROGRAMS += tests/fuzz/fuzz_trpc
 tests_fuzz_fuzz_trpc_SOURCES = tests/fuzz/fuzz_trpc.c $(FUZZ_CORE_SOURCES)

@@ -96,11 +96,15 @@ export async function runProtocolSuite(fx) {
     await ask({ type: 'subscribe', channel: 'nobody.serves.this', id: 6 }, 'no_backend');
     await ask({ type: 'publish', channel: 'news.x', id: 7 }, 'bad_request'); // no data
     await ask('[1,2,3]', 'bad_json');
-    // invalid UTF-8 in a text frame
-    c.ws.send(Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]), { binary: false });
-    const e = await c.next('error');
-    assert.equal(e.code, 'bad_json');
     await c.close();
+  });
+
+  await t.test('invalid UTF-8 in a text message closes 1007 (RFC 6455 8.1)', async () => {
+    const c = await wsClient(f.ws);
+    c.ws.send(Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]), { binary: false });
+    const info = await c.closed;
+    assert.equal(info.code, 1007);
+    assert.equal(c.all((fr) => fr.type === 'error').length, 0, 'no error frame, a close');
   });
 
   await t.test('too_many_subscriptions at max_subscriptions', async () => {
@@ -139,7 +143,8 @@ export async function runProtocolSuite(fx) {
     const m = parseMetrics(r.body);
     assert.ok(m['fanout_messages_in_total'] >= 202, JSON.stringify(m));
     assert.ok(m['fanout_deliveries_total'] >= 402);
-    assert.ok(m['fanout_protocol_errors_total{code="bad_json"}'] >= 3);
+    assert.ok(m['fanout_protocol_errors_total{code="bad_json"}'] >= 2);
+    assert.ok(m['fanout_ws_closes_total{reason="invalid_data"}'] >= 1);
     assert.equal(m['fanout_protocol_errors_total{code="no_backend"}'], 1);
     assert.equal(m['fanout_protocol_errors_total{code="too_many_subscriptions"}'], 1);
     assert.equal(m['fanout_backend_up{backend="mem"}'], 1);

@@ -12,4 +12,10 @@ TESTS += tests/unit/test_ws_frame
 tests_unit_test_ws_frame_SOURCES = tests/unit/test_ws_frame.c core/ws_frame.c core/json.c core/buf.c
 tests_unit_test_ws_frame_CPPFLAGS = $(AM_CPPFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_ws_frame_LDADD = $(CMOCKA_LIBS)
+
+check_PROGRAMS += tests/unit/test_ws_deflate
+TESTS += tests/unit/test_ws_deflate
+tests_unit_test_ws_deflate_SOURCES = tests/unit/test_ws_deflate.c core/ws_deflate.c core/buf.c
+tests_unit_test_ws_deflate_CPPFLAGS = $(AM_CPPFLAGS) $(CMOCKA_CFLAGS) $(ZLIB_CFLAGS)
+tests_unit_test_ws_deflate_LDADD = $(CMOCKA_LIBS) $(ZLIB_LIBS)
 endif
