@@ -78,3 +78,9 @@ VALKEY_NODE_TESTS = \
 	tests/integration/valkey_multi.mjs
 TESTS += $(VALKEY_NODE_TESTS)
 EXTRA_DIST += $(VALKEY_NODE_TESTS)
+# Cluster mode through two fanoutd on a 3-shard cluster, a shard killed and
+# restarted (~15 s): plain suite only.
+if !ASAN
+TESTS += tests/integration/valkey_cluster.mjs
+endif
+EXTRA_DIST += tests/integration/valkey_cluster.mjs
