@@ -12,7 +12,7 @@ set -eu
 PKGS="build-essential pkg-config autoconf automake libtool autoconf-archive
 libwebsockets-dev libhiredis-dev libinih-dev libjansson-dev libcmocka-dev libjwt-dev libssl-dev zlib1g-dev
 libnats-dev libsystemd-dev
-redis-server nginx nats-server chromium clang libclang-rt-14-dev valgrind curl
+redis-server nginx nats-server chromium python3-websockets clang libclang-rt-14-dev valgrind curl
 docker-compose fonts-dejavu-core systemd strace dpkg-dev debhelper
 gnuplot-nox"
 
