@@ -20,8 +20,9 @@
  *   if (auth_verify(k, token, len, time(NULL), &c, &reason)) -> 401 / error
  *   auth_may_subscribe(&c, "news.1"); ...; auth_claims_free(&c);
  *
- * Thread-safe: the key is read-only once loaded; nothing here keeps global
- * state or does I/O except auth_key_load() (reads the PEM file).
+ * Thread-safe: the key is read-only once loaded; the only global is the
+ * process's key pointer (set at start-up); no I/O except auth_key_load()
+ * (reads the PEM file).
  */
 #ifndef FANOUT_AUTH_H
 #define FANOUT_AUTH_H
@@ -57,8 +58,16 @@ struct auth_opts {
  */
 int auth_key_load(const struct auth_opts *o, struct auth_key **out, char *why, size_t why_len);
 void auth_key_free(struct auth_key *k);
+
+/* The process's key: set once by main.c at start-up (workers inherit it),
+ * read by every transport. NULL: tokens are off. */
+void auth_set_process_key(struct auth_key *k);
+const struct auth_key *auth_process_key(void);
 /* "HS256", "RS256" or "ES256". */
 const char *auth_key_alg(const struct auth_key *k);
+/* jwt_audience (NULL: not checked) and jwt_leeway_s of the key. */
+const char *auth_key_audience(const struct auth_key *k);
+long long auth_key_leeway(const struct auth_key *k);
 
 struct auth_claims {
 	long long exp;	 /* seconds since the epoch */

@@ -1,15 +1,20 @@
 /*
  * clients.c — owns the list of every client connection of the process (a
  * doubly linked list of the struct client each transport embeds), the
- * max_clients admission answer, the drain of all clients at shutdown and
- * the idle sweep (idle_timeout_s: one timer walks the list, so receiving a
- * frame costs one store, not a timer update). Loop thread only; allocates
- * nothing but the sweep timer (the links live in the transports'
- * connections).
+ * max_clients admission answer, the drain of all clients at shutdown, the
+ * idle sweep (idle_timeout_s: one timer walks the list, so receiving a
+ * frame costs one store, not a timer update) and the token sweep (once a
+ * second while any client has an access token: those whose token expired
+ * are handed to their transport, which closes them 4003). Loop thread
+ * only; allocates nothing but the two sweep timers (the links live in the
+ * transports' connections).
  */
 #include <stddef.h>
+#include <time.h>
 
+#include "auth.h"
 #include "clients.h"
+#include "guard.h"
 #include "loop.h"
 #include "metrics.h"
 
@@ -20,6 +25,8 @@ static void (*on_drained)(void);
 static int draining;
 static struct fanout_timer *idle_timer;
 static uint64_t idle_ms, sweep_ms;
+static struct fanout_timer *token_timer;
+static int token_timer_armed;
 
 void clients_init(long long max, void (*drained)(void))
 {
@@ -68,6 +75,47 @@ void clients_idle_free(void)
 	if (idle_timer)
 		loop_timer_remove(idle_timer);
 	idle_timer = NULL;
+}
+
+/* O(clients) once a second while any has a token (a comparison each). */
+static void token_sweep(struct fanout_timer *t, void *arg)
+{
+	const struct auth_key *k = auth_process_key();
+	long long now = (long long)time(NULL);
+	int any = 0;
+	token_timer_armed = 0;
+	for (struct client *c = head, *next; c; c = next) {
+		next = c->next; /* token_expired may close (remove) it */
+		if (!c->guard)
+			continue;
+		if (guard_expired(c->guard, k, now)) {
+			c->guard = NULL; /* once */
+			c->token_expired(c);
+		} else {
+			any = 1;
+		}
+	}
+	if (any) {
+		loop_timer_arm(token_timer, 1000);
+		token_timer_armed = 1;
+	}
+}
+
+void clients_watch_tokens(void)
+{
+	if (!token_timer && !(token_timer = loop_timer_add(token_sweep, NULL)))
+		return;
+	if (!token_timer_armed) {
+		loop_timer_arm(token_timer, 1000);
+		token_timer_armed = 1;
+	}
+}
+
+void clients_tokens_free(void)
+{
+	loop_timer_remove(token_timer);
+	token_timer = NULL;
+	token_timer_armed = 0;
 }
 
 enum clients_admit clients_add(struct client *c)

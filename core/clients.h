@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 struct config;
+struct guard;
 
 /* Transports, for per-transport metrics (metrics.transport_clients[]). */
 enum client_kind { CLIENT_WS, CLIENT_TRPC, CLIENT_SSE, CLIENT__KINDS };
@@ -27,6 +28,10 @@ struct client {
 	 * transport cannot hear from its clients, e.g. SSE; never idle). */
 	void (*idle)(struct client *c);
 	uint64_t last_rx_ms; /* clients_touch(): something arrived from it */
+	/* With an access token (guard.h; NULL: none): token_expired is called
+	 * once the token runs out without a refresh (WebSocket: close 4003). */
+	struct guard *guard;
+	void (*token_expired)(struct client *c);
 };
 
 /* Before the first client: max_clients after clamping to the fd limit;
@@ -39,6 +44,12 @@ int clients_idle_init(long long idle_s);
 void clients_idle_free(void);
 /* Something arrived from c (any frame, a pong). */
 void clients_touch(struct client *c);
+
+/* A client with a token was added: make sure the once-a-second sweep for
+ * expired tokens runs (it stops by itself when no client has a token). */
+void clients_watch_tokens(void);
+/* Stop that sweep's timer (before the loop goes). */
+void clients_tokens_free(void);
 
 /* What a new connection must do. */
 enum clients_admit {

@@ -34,6 +34,7 @@
 
 #include <ini.h>
 
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "netaddr.h"
@@ -64,10 +65,11 @@ enum ktype {
 	K_LOGLEVEL, /* int, enum log_level */
 };
 
-#define KF_NONEMPTY 1u /* K_STR/K_LIST: may not be empty */
-#define KF_SLASH    2u /* K_STR: must start with '/' (when not empty) */
-#define KF_SUFFIX   4u /* K_INT: accepts k/m/g (x1024) */
-#define KF_SECRET   8u /* K_STR: printed as *** by config_dump() */
+#define KF_NONEMPTY 1u	/* K_STR/K_LIST: may not be empty */
+#define KF_SLASH    2u	/* K_STR: must start with '/' (when not empty) */
+#define KF_SUFFIX   4u	/* K_INT: accepts k/m/g (x1024) */
+#define KF_SECRET   8u	/* K_STR: printed as *** by config_dump() */
+#define KF_AUTH	    16u /* in section [auth], not [server] */
 
 struct skey {
 	const char *name;
@@ -147,6 +149,17 @@ static const struct skey server_keys[] = {
     {"permessage_deflate", K_BOOL, "false", 0, 1, OFF(permessage_deflate), 0, 0,
      "accept permessage-deflate (each message compressed once, shared)"},
     {"log_level", K_LOGLEVEL, "info", 0, 0, OFF(log_level), 0, 0, "error|warn|info|debug"},
+    {"max_requests_per_s", K_INT, "0", 0, 1000000, OFF(max_requests_per_s), 0, 0,
+     "requests per client per second (burst 2x); over: error rate_limited; 0: off"},
+    /* [auth]: access tokens (auth.h) */
+    {"jwt_secret", K_STR, "", 0, 0, OFF(jwt_secret), 0, KF_AUTH | KF_SECRET,
+     "HS256 secret (at least 32 bytes); every client then needs a token"},
+    {"jwt_public_key", K_STR, "", 0, 0, OFF(jwt_public_key), 0, KF_AUTH,
+     "PEM public key file (RSA: RS256, EC P-256: ES256); every client then needs a token"},
+    {"jwt_audience", K_STR, "", 0, 0, OFF(jwt_audience), 0, KF_AUTH,
+     "when set, a token's aud claim must name it"},
+    {"jwt_leeway_s", K_INT, "0", 0, 300, OFF(jwt_leeway_s), 0, KF_AUTH,
+     "clock skew allowed on a token's exp and nbf"},
 };
 
 #define N_KEYS (sizeof(server_keys) / sizeof(server_keys[0]))
@@ -159,6 +172,11 @@ const char *config_server_key(size_t i)
 const char *config_server_key_help(size_t i)
 {
 	return i < N_KEYS ? server_keys[i].help : NULL;
+}
+
+const char *config_server_key_section(size_t i)
+{
+	return i >= N_KEYS ? NULL : server_keys[i].flags & KF_AUTH ? "auth" : "server";
 }
 
 /* ---- pure value parsers ----------------------------------------------- */
@@ -362,7 +380,7 @@ fail:
 
 /* ---- loader state and error reporting ---------------------------------- */
 
-enum sect { SEC_NONE, SEC_SERVER, SEC_BACKEND, SEC_SKIP, SEC_TRPC };
+enum sect { SEC_NONE, SEC_SERVER, SEC_AUTH, SEC_BACKEND, SEC_SKIP, SEC_TRPC };
 
 /* Where a key was set: > 0 a file line, 0 nowhere, -1 a -o override. */
 #define SET_BY_OVERRIDE (-1)
@@ -611,10 +629,13 @@ oom:
 	return -1;
 }
 
-static const struct skey *find_key(const char *name, size_t *idx)
+/* The key of section sect ("server" or "auth") named name. */
+static const struct skey *find_key(const char *sect, const char *name, size_t *idx)
 {
+	unsigned want = strcmp(sect, "auth") ? 0 : KF_AUTH;
 	for (size_t i = 0; i < N_KEYS; i++)
-		if (!strcmp(server_keys[i].name, name)) {
+		if ((server_keys[i].flags & KF_AUTH) == want &&
+		    !strcmp(server_keys[i].name, name)) {
 			*idx = i;
 			return &server_keys[i];
 		}
@@ -820,19 +841,21 @@ const char *config_trpc_channel(const struct config *c, const char *path)
 	return NULL;
 }
 
-static void set_server_key(struct ld *l, const char *key, const char *val, int set_by)
+/* A key of [server] or [auth] (sect). */
+static void set_server_key(struct ld *l, const char *sect, const char *key, const char *val,
+			   int set_by)
 {
 	size_t i;
 	const char *why;
 	int line = where(set_by);
-	const struct skey *k = find_key(key, &i);
+	const struct skey *k = find_key(sect, key, &i);
 
 	if (!k) {
-		err(l, line, "server", key, NULL, "unknown key");
+		err(l, line, sect, key, NULL, "unknown key");
 		return;
 	}
 	if (set_by > 0 && l->key_line[i] > 0) {
-		err(l, line, "server", key, NULL, "duplicate key (first set on line %d)",
+		err(l, line, sect, key, NULL, "duplicate key (first set on line %d)",
 		    l->key_line[i]);
 		return;
 	}
@@ -840,7 +863,7 @@ static void set_server_key(struct ld *l, const char *key, const char *val, int s
 	 * setting the same key is still reported as a duplicate. */
 	l->key_line[i] = set_by;
 	if (set_server(l->c, k, val, &why))
-		err(l, line, "server", key, NULL, "%s", why);
+		err(l, line, sect, key, NULL, "%s", why);
 }
 
 /* ---- the file ----------------------------------------------------------- */
@@ -892,6 +915,10 @@ static void do_section(struct ld *l, struct cur *cur, char *s, int line)
 		cur->sect = SEC_SERVER;
 		return;
 	}
+	if (!strcmp(body, "auth")) {
+		cur->sect = SEC_AUTH;
+		return;
+	}
 	if (!strncmp(body, "backend", 7) && (body[7] == ' ' || body[7] == '\t')) {
 		char *name = trim(body + 8);
 		size_t n = strlen(name);
@@ -924,7 +951,7 @@ static void do_section(struct ld *l, struct cur *cur, char *s, int line)
 		    "a backend section needs a name: [backend NAME]");
 	else
 		err(l, line, body, NULL, NULL,
-		    "unknown section (expected [server] or [backend NAME])");
+		    "unknown section (expected [server], [auth] or [backend NAME])");
 }
 
 /*
@@ -1030,11 +1057,12 @@ static int handler(void *user, const char *section, const char *name, const char
 	const char *why;
 	char *v = cfg_expand_env(value, &why);
 	struct cfg_backend *b = r->cur.sect == SEC_BACKEND ? &l->c->backends[r->cur.bi] : NULL;
+	const char *sect = r->cur.sect == SEC_AUTH ? "auth" : "server";
 	if (!v) {
 		if (b)
 			err(l, line, "backend", name, b->name, "%s", why);
 		else
-			err(l, line, "server", name, NULL, "%s", why);
+			err(l, line, sect, name, NULL, "%s", why);
 		return 1;
 	}
 	if (b)
@@ -1042,7 +1070,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	else if (r->cur.sect == SEC_TRPC)
 		set_trpc_key(l, name, v, line);
 	else
-		set_server_key(l, name, v, line);
+		set_server_key(l, sect, name, v, line);
 	free(v);
 	return 1;
 }
@@ -1100,11 +1128,11 @@ static void do_override(struct ld *l, const char *arg)
 	*dot = 0;
 	char *sect = trim(copy), *key = trim(dot + 1);
 	v = cfg_expand_env(trim(eq + 1), &why);
-	if (!strcmp(sect, "server")) {
+	if (!strcmp(sect, "server") || !strcmp(sect, "auth")) {
 		if (!v)
-			err(l, 0, "server", key, NULL, "%s", why);
+			err(l, 0, sect, key, NULL, "%s", why);
 		else
-			set_server_key(l, key, v, SET_BY_OVERRIDE);
+			set_server_key(l, sect, key, v, SET_BY_OVERRIDE);
 	} else if (!strcmp(sect, "trpc")) {
 		if (!v)
 			err(l, 0, "trpc", key, NULL, "%s", why);
@@ -1144,7 +1172,7 @@ static void do_override(struct ld *l, const char *arg)
 		else
 			set_backend_key(l, b, key, v, SET_BY_OVERRIDE);
 	} else {
-		err(l, 0, sect, key, NULL, "unknown section (server or backend.NAME)");
+		err(l, 0, sect, key, NULL, "unknown section (server, auth or backend.NAME)");
 	}
 done:
 	free(v);
@@ -1158,8 +1186,8 @@ static void validate(struct ld *l)
 	struct config *c = l->c;
 	size_t iq = 0, ip = 0;
 
-	find_key("client_queue_bytes", &iq);
-	find_key("max_payload_bytes", &ip);
+	find_key("server", "client_queue_bytes", &iq);
+	find_key("server", "max_payload_bytes", &ip);
 	if (c->client_queue_bytes < 2 * c->max_payload_bytes) {
 		/* Blame the key the user set (client_queue_bytes first). */
 		int by = l->key_line[iq] ? l->key_line[iq] : l->key_line[ip];
@@ -1173,7 +1201,7 @@ static void validate(struct ld *l)
 	const char *val[3];
 	size_t kidx[3];
 	for (int i = 0; i < 3; i++) {
-		const struct skey *k = find_key(paths[i], &kidx[i]);
+		const struct skey *k = find_key("server", paths[i], &kidx[i]);
 		val[i] = *(char **)field(c, k->off);
 		int by = l->key_line[kidx[i]];
 		if (val[i] && strlen(val[i]) > 200)
@@ -1186,6 +1214,16 @@ static void validate(struct ld *l)
 				    "\"%s\" is also %s", val[i], paths[j]);
 			}
 	}
+	size_t is = 0, ik = 0;
+	find_key("auth", "jwt_secret", &is);
+	find_key("auth", "jwt_public_key", &ik);
+	if (*c->jwt_secret && *c->jwt_public_key)
+		err(l, where(l->key_line[ik]), "auth", "jwt_public_key", NULL,
+		    "set jwt_secret or jwt_public_key, not both");
+	if (*c->jwt_secret && strlen(c->jwt_secret) < AUTH_SECRET_MIN)
+		err(l, where(l->key_line[is]), "auth", "jwt_secret", NULL,
+		    "must be at least %d bytes (it has %zu)", AUTH_SECRET_MIN,
+		    strlen(c->jwt_secret));
 	if (!c->n_backends)
 		err(l, -1, NULL, NULL, NULL,
 		    "no [backend] section (at least one [backend NAME] with a plugin is required)");
@@ -1386,11 +1424,17 @@ static void dump_backend(const struct cfg_backend *b, const struct fanout_plugin
 void config_dump_full(const struct config *c, const struct fanout_plugin *const *plugins,
 		      int verbose, FILE *out)
 {
-	fprintf(out, "; effective configuration%s%s\n[server]\n", c->path ? " of " : "",
+	fprintf(out, "; effective configuration%s%s\n", c->path ? " of " : "",
 		c->path ? c->path : "");
-	for (size_t i = 0; i < N_KEYS; i++) {
+	/* [server] keys, then [auth] keys, wherever they sit in the table */
+	for (size_t j = 0; j < 2 * N_KEYS; j++) {
+		size_t i = j % N_KEYS;
 		const struct skey *k = &server_keys[i];
 		const void *f = (const char *)c + k->off;
+		if (j == 0 || j == N_KEYS)
+			fprintf(out, "%s[%s]\n", j ? "\n" : "", j ? "auth" : "server");
+		if ((j < N_KEYS) != !(k->flags & KF_AUTH))
+			continue;
 		if (verbose)
 			fprintf(out, "; %s\n", k->help);
 		fprintf(out, "%s = ", k->name);

@@ -78,8 +78,15 @@ struct config {
 	long long idle_timeout_s;	  /* 0 = off */
 	char **channels;		  /* globs a client may use; {"*"} = any valid name */
 	size_t n_channels;
-	int permessage_deflate; /* bool, default false */
-	int log_level;		/* enum log_level */
+	int permessage_deflate;	      /* bool, default false */
+	int log_level;		      /* enum log_level */
+	long long max_requests_per_s; /* per client; 0 = unlimited (guard.h) */
+
+	/* [auth] (auth.h); jwt_secret and jwt_public_key both "": tokens off */
+	char *jwt_secret;     /* HS256 secret, >= AUTH_SECRET_MIN bytes */
+	char *jwt_public_key; /* path of a PEM public key (RS256 / ES256) */
+	char *jwt_audience;   /* "": aud not checked */
+	long long jwt_leeway_s;
 
 	struct cfg_backend *backends; /* in file order */
 	size_t n_backends;
@@ -132,10 +139,12 @@ const char *config_trpc_channel(const struct config *c, const char *path);
 /* The backend whose `channels` globs match channel first, or NULL. */
 const struct cfg_backend *config_route(const struct config *c, const char *channel);
 
-/* The [server] key table, for tests and docs: the name / one-line help of
- * key i, or NULL past the end. */
+/* The key table of [server] and [auth], for tests and docs: the name /
+ * one-line help / section ("server" or "auth") of key i, or NULL past the
+ * end. */
 const char *config_server_key(size_t i);
 const char *config_server_key_help(size_t i);
+const char *config_server_key_section(size_t i);
 
 /* ---- value parsers (pure; fuzzed by tests/fuzz/fuzz_config.c) ---- */
 

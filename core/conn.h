@@ -24,6 +24,7 @@ struct conn {
 	unsigned admin : 1;	 /* accepted on admin_listen */
 	unsigned proxied : 1;	 /* the peer is a trusted proxy */
 	unsigned counted : 1;	 /* holds one count of `counted_ip` */
+	unsigned token_ok : 1;	 /* the gate verified its token (gate_claims) */
 	struct netaddr counted_ip;
 	uint64_t accepted_ms;
 	unsigned requests; /* complete request heads seen (HTTP or upgrade) */

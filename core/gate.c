@@ -8,6 +8,16 @@
  * fixed buffer (a long legal one failed open), matched with fnmatch and two
  * Origin headers were joined into one string.
  *
+ * The last step is the access token (auth.h) when [auth] is on: found in
+ * the query (?token=) or an Authorization: Bearer header, never both,
+ * verified, refused with 401 and WWW-Authenticate: Bearer. A connection
+ * that passed is marked in its conn, so that the session, once the
+ * connection is a WebSocket, reads the token's claims again without paying
+ * for a second signature check (gate_claims()); one that somehow reached
+ * the WebSocket state without the mark is verified in full. The token is
+ * never logged (refusals give the reason only; log.c also masks token=
+ * and Bearer values in every line).
+ *
  * Loop thread only. Allocates the pattern array at init and one copy of an
  * Origin header per check (freed before returning).
  */
@@ -15,8 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define LOG_TAG "gate"
+#include "auth.h"
+#include "buf.h"
 #include "config.h"
 #include "conn.h"
 #include "gate.h"
@@ -24,6 +37,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "origin.h"
+#include "protocol.h"
 #include "refuse.h"
 #include "session.h"
 
@@ -137,6 +151,24 @@ static int check_origin(struct lws *wsi, const char **why)
 	return -1;
 }
 
+static int check_token(struct lws *wsi, const char **why);
+
+/* 401 {"error": why} with WWW-Authenticate: Bearer (RFC 6750). */
+static int refuse_token(struct lws *wsi, const char *why)
+{
+	static const char *const hdrs[] = {"WWW-Authenticate:", "Bearer realm=\"fanout\"", NULL};
+	struct buf b;
+	buf_init(&b, 0);
+	buf_puts(&b, "{\"error\":");
+	json_append_string(&b, why, strlen(why), NULL);
+	buf_puts(&b, "}\n");
+	int rc =
+	    b.oom ? -1
+		  : http_send(wsi, 401, "application/json", buf_data(&b), b.len, HTTP_CLOSE, hdrs);
+	buf_free(&b);
+	return rc ? -1 : 1;
+}
+
 /* The client behind trusted proxies, counted against the per-IP cap. */
 static int check_client(struct lws *wsi, struct conn *c)
 {
@@ -203,7 +235,109 @@ int gate_upgrade(struct lws *wsi)
 			       NULL);
 	if (check_origin(wsi, &why))
 		return refused(wsi, c, REFUSE_ORIGIN, 403, "origin not allowed", why);
-	/* 5. token: sec-auth's check (401, REFUSE_TOKEN) goes here. */
+	if (check_token(wsi, &why)) {
+		refuse(REFUSE_TOKEN, c ? c->ip : "-", "upgrade: token refused: %s", why);
+		return refuse_token(wsi, why);
+	}
+	if (c)
+		c->token_ok = 1;
+	return 0;
+}
+
+/* ---- the token ---- */
+
+long gate_request_token(struct lws *wsi, char *out, size_t cap)
+{
+	char frag[AUTH_TOKEN_MAX + 16];
+	long found = 0;
+
+	out[0] = 0;
+	for (int n = 0; n < 256; n++) {
+		int len =
+		    lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, n);
+		if (len < 0)
+			break;
+		if (strncmp(frag, "token=", 6))
+			continue;
+		if (found || (size_t)len - 6 >= cap)
+			return -1; /* twice, or too long */
+		memcpy(out, frag + 6, (size_t)len - 6);
+		out[len - 6] = 0;
+		found = len - 6;
+	}
+	int hl = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+	if (hl <= 0)
+		return found;
+	if ((size_t)hl >= sizeof(frag) ||
+	    lws_hdr_copy(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+		return -1;
+	if (strncasecmp(frag, "Bearer ", 7))
+		return found; /* another scheme: not ours */
+	if (found)
+		return -1; /* in the URL and in the header */
+	const char *t = frag + 7;
+	while (*t == ' ')
+		t++;
+	size_t tl = strlen(t);
+	while (tl && t[tl - 1] == ' ')
+		tl--;
+	if (tl >= cap)
+		return -1;
+	memcpy(out, t, tl);
+	out[tl] = 0;
+	return (long)tl;
+}
+
+/* 0: tokens off, or a valid token; -1: refuse (why says which). */
+static int check_token(struct lws *wsi, const char **why)
+{
+	const struct auth_key *k = auth_process_key();
+	char tok[AUTH_TOKEN_MAX + 1];
+	struct auth_claims claims;
+
+	if (!k)
+		return 0;
+	long n = gate_request_token(wsi, tok, sizeof(tok));
+	if (n < 0) {
+		*why = "token given twice, or too long";
+		return -1;
+	}
+	if (n == 0) {
+		*why = "a token is required (?token= or Authorization: Bearer)";
+		return -1;
+	}
+	if (auth_verify(k, tok, (size_t)n, (long long)time(NULL), &claims, why))
+		return -1;
+	auth_claims_free(&claims);
+	return 0;
+}
+
+int gate_claims(struct lws *wsi, struct conn *c, struct auth_claims *claims, const char **why)
+{
+	const struct auth_key *k = auth_process_key();
+	char tok[AUTH_TOKEN_MAX + 1];
+
+	memset(claims, 0, sizeof(*claims));
+	if (!k)
+		return 1;
+	int passed = c && c->token_ok;
+	if (c)
+		c->token_ok = 0;
+	long n = gate_request_token(wsi, tok, sizeof(tok));
+	if (n <= 0) {
+		*why = "no token";
+		return -1;
+	}
+	long long now = (long long)time(NULL);
+	if (!passed)
+		return auth_verify(k, tok, (size_t)n, now, claims, why);
+	/* Verified by the gate a moment ago, on these very bytes. */
+	if (auth_parse_token(tok, (size_t)n, auth_key_alg(k), auth_key_audience(k), claims, why))
+		return -1;
+	if (auth_check_time(claims, now, auth_key_leeway(k), why)) {
+		auth_claims_free(claims);
+		return -1;
+	}
 	return 0;
 }
 

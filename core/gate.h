@@ -13,7 +13,9 @@
  *   3. the client:      its address behind trusted proxies, counted against
  *                       max_connections_per_ip (429)
  *   4. the Origin:      absent, or parsed and listed in allowed_origins (403)
- *   5. the token:       [auth] (401) — sec-auth's step plugs in here
+ *   5. the token:       when [auth] is on: ?token= or Authorization: Bearer
+ *                       (not both), verified (auth.h) (401, with
+ *                       WWW-Authenticate: Bearer)
  *
  * A refusal is an HTTP answer with a JSON body {"error": "..."}, counted in
  * fanout_refused_total{reason} and logged with the client's address.
@@ -21,8 +23,12 @@
 #ifndef FANOUT_GATE_H
 #define FANOUT_GATE_H
 
+#include <stddef.h>
+
 struct lws;
 struct config;
+struct auth_claims;
+struct conn;
 
 /* Parse allowed_origins (config.c has checked every entry); 0 or -1. */
 int gate_init(const struct config *c);
@@ -45,5 +51,22 @@ int gate_stream(struct lws *wsi);
 
 /* 1 when path (no query) is a WebSocket endpoint of this server. */
 int gate_is_endpoint(const char *path);
+
+/*
+ * The token of an accepted connection (c: its accounting, which the gate
+ * marked; may be NULL) — a WebSocket connection, an event stream: 0 with
+ * *claims filled
+ * (free with auth_claims_free()), 1 when tokens are off (*claims empty),
+ * -1 when it has none or it is no longer valid (*why set). A connection
+ * the gate passed is not verified twice (its claims are read again); any
+ * other is verified in full.
+ */
+int gate_claims(struct lws *wsi, struct conn *c, struct auth_claims *claims, const char **why);
+
+/* Copy the request's token (?token= or Authorization: Bearer) into out
+ * (cap bytes, NUL-terminated), for any transport (SSE too). Returns its
+ * length, 0 when the request has none, -1 when it is ambiguous (given
+ * twice, or both in the URL and the header) or longer than cap - 1. */
+long gate_request_token(struct lws *wsi, char *out, size_t cap);
 
 #endif

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #define LOG_TAG "hub"
+#include "auth.h"
 #include "hub.h"
 #include "log.h"
 #include "loop.h"
@@ -248,6 +249,10 @@ void hub_subscribe(struct hub_subscriber *s, const char *channel, const char *id
 {
 	if (!channel_allowed(channel)) {
 		s->ops->error(s, id, PROTO_E_FORBIDDEN, "channel not allowed by this server");
+		return;
+	}
+	if (s->claims && !auth_may_subscribe(s->claims, channel)) {
+		s->ops->error(s, id, PROTO_E_FORBIDDEN, "channel not allowed by your token");
 		return;
 	}
 	long i = find_sub(s, channel);
@@ -504,6 +509,11 @@ void hub_publish(struct hub_subscriber *s, const char *channel, const char *data
 		s->ops->error(s, id, PROTO_E_FORBIDDEN, "channel not allowed by this server");
 		return;
 	}
+	if (s->claims && !auth_may_publish(s->claims, channel)) {
+		s->ops->error(s, id, PROTO_E_FORBIDDEN,
+			      "publishing here is not allowed by your token");
+		return;
+	}
 	struct fanout_backend *b = plugin_host_route(channel);
 	if (!b) {
 		s->ops->error(s, id, PROTO_E_NO_BACKEND, "no backend serves this channel");
@@ -573,6 +583,27 @@ void hub_published(struct fanout_backend *b, uint64_t token, int ok)
 	}
 	free(p->id);
 	free(p);
+}
+
+void hub_claims_changed(struct hub_subscriber *s)
+{
+	if (!s->claims)
+		return;
+	/* From the end: sub_remove() moves the last entry into slot i, and
+	 * that one was looked at already. */
+	for (size_t i = s->n_subs; i-- > 0;) {
+		struct hub_sub *hs = &s->subs[i];
+		if (auth_may_subscribe(s->claims, hs->ch->name))
+			continue;
+		char msg[PROTO_CHANNEL_MAX + 64];
+		snprintf(msg, sizeof(msg), "unsubscribed from %s: the new token does not allow it",
+			 hs->ch->name);
+		char *id = hs->confirmed ? NULL : hs->id; /* a pending subscribe's answer */
+		hs->id = NULL;
+		sub_remove(s, i, 1);
+		s->ops->error(s, id ? id : "", PROTO_E_FORBIDDEN, msg);
+		free(id);
+	}
 }
 
 void hub_subscriber_gone(struct hub_subscriber *s)

@@ -60,6 +60,7 @@ struct fanout_backend;
 struct pending_pub;
 struct msg;
 struct hub_subscriber;
+struct auth_claims;
 
 /* One event on a channel, handed to each transport's frame(). Borrowed
  * for the duration of the call. */
@@ -104,6 +105,10 @@ struct hub_subscriber {
 	/* set by the transport: may publish whatever allow_publish says (the
 	 * HTTP publish API, authorised by publish_api_key) */
 	int publisher;
+	/* The transport's: what the client's access token allows (auth.h), or
+	 * NULL when tokens are off. The hub checks it on every subscribe and
+	 * publish; after changing it call hub_claims_changed(). */
+	const struct auth_claims *claims;
 };
 
 /* Register the hub's entry points with the plugin host (hub → backends
@@ -120,6 +125,9 @@ void hub_subscribe(struct hub_subscriber *s, const char *channel, const char *id
 void hub_unsubscribe(struct hub_subscriber *s, const char *channel, const char *id);
 void hub_publish(struct hub_subscriber *s, const char *channel, const char *data, size_t len,
 		 const char *id);
+/* s->claims changed (a refreshed token): every subscription they no longer
+ * allow is dropped, each answered with an error forbidden naming it. */
+void hub_claims_changed(struct hub_subscriber *s);
 /* The subscriber is closing: drop its subscriptions and pending publishes. */
 void hub_subscriber_gone(struct hub_subscriber *s);
 

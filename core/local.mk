@@ -5,6 +5,8 @@ core_libfanoutcore_a_SOURCES = \
 	core/log.c core/log.h \
 	core/buf.c core/buf.h \
 	core/auth.c core/auth.h \
+	core/gate.c core/gate.h \
+	core/guard.c core/guard.h \
 	core/config.c core/config.h \
 	core/notify.c core/notify.h \
 	core/contract.c core/contract.h \

@@ -1,5 +1,7 @@
 /*
- * log.c — owns the process's log sink (stderr) and its threshold.
+ * log.c — owns the process's log sink (stderr) and its threshold. Every
+ * line is scrubbed of access tokens (a value after "token=" or "Bearer ")
+ * before it is written.
  *
  * Runs on the loop thread; log_write() is also safe from other threads (one
  * fprintf per line, stdio locks the stream). Allocates nothing.
@@ -48,6 +50,36 @@ const char *log_level_name(enum log_level level)
 	return (unsigned)level < 4 ? names[level] : "?";
 }
 
+/* Characters a token can be made of (base64url, '.', and what a URL
+ * might escape them as). */
+static int token_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_' || c == '.' || c == '%' || c == '~' || c == '+' || c == '/' ||
+	       c == '=';
+}
+
+/* Replace the value after each marker ("token=", "Bearer ") with "***": an
+ * access token is a secret, and a URL or header quoted in any log line —
+ * lws's own included — must not leak it. In place; the text only shrinks. */
+static void mask_tokens(char *text)
+{
+	static const char *const marks[] = {"token=", "Bearer ", "bearer "};
+	for (size_t m = 0; m < sizeof(marks) / sizeof(marks[0]); m++) {
+		size_t ml = strlen(marks[m]);
+		for (char *p = text; (p = strstr(p, marks[m]));) {
+			char *v = p + ml, *e = v;
+			while (*e && token_char(*e))
+				e++;
+			if (e - v > 3) {
+				memcpy(v, "***", 3);
+				memmove(v + 3, e, strlen(e) + 1);
+			}
+			p = v;
+		}
+	}
+}
+
 void log_vwrite(enum log_level level, const char *tag, const char *fmt, va_list ap)
 {
 	if (level > threshold)
@@ -60,6 +92,7 @@ void log_vwrite(enum log_level level, const char *tag, const char *fmt, va_list 
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 	vsnprintf(text, sizeof(text), fmt, ap);
+	mask_tokens(text);
 	/* One line per call: strip trailing newlines a caller may add. */
 	size_t n = strlen(text);
 	while (n && (text[n - 1] == '\n' || text[n - 1] == '\r'))

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #define LOG_TAG "main"
+#include "auth.h"
 #include "config.h"
 #include "hub.h"
 #include "listen.h"
@@ -170,6 +171,17 @@ int main(int argc, char **argv)
 	log_set_level((enum log_level)cfg.log_level);
 	log_set_instance(cfg.instance);
 
+	/* The token key is read once here (workers inherit it). */
+	struct auth_opts ao = {cfg.jwt_secret, cfg.jwt_public_key, cfg.jwt_audience,
+			       cfg.jwt_leeway_s};
+	char why[256];
+	struct auth_key *key;
+	if (auth_key_load(&ao, &key, why, sizeof(why))) {
+		fprintf(stderr, "%s: [auth] %s: %s\n", cfg.path ? cfg.path : file,
+			*cfg.jwt_public_key ? "jwt_public_key" : "jwt_secret", why);
+		config_free(&cfg);
+		return EXIT_CONFIG;
+	}
 	int rc = plugin_host_load(&cfg);
 	if (rc || check) {
 		if (!rc) {
@@ -181,9 +193,14 @@ int main(int argc, char **argv)
 			fprintf(stderr, "%s: configuration OK\n", cfg.path ? cfg.path : file);
 		}
 		plugin_host_unload();
+		auth_key_free(key);
 		config_free(&cfg);
 		return rc;
 	}
+	auth_set_process_key(key);
+	if (key)
+		log_info("tokens required: %s (%s)", auth_key_alg(key),
+			 *cfg.jwt_public_key ? cfg.jwt_public_key : "jwt_secret");
 
 	notify_init();
 	if (cfg.workers != 1) {
@@ -192,6 +209,8 @@ int main(int argc, char **argv)
 		int fd = listen_socket(&cfg, 0);
 		rc = fd < 0 ? EXIT_RUNTIME : run_server(&cfg, fd, 0);
 	}
+	auth_set_process_key(NULL);
+	auth_key_free(key);
 	config_free(&cfg);
 	return rc;
 }

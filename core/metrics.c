@@ -15,8 +15,9 @@
 struct metrics metrics;
 
 static const char *const err_codes[ME__COUNT] = {
-    PROTO_E_BAD_JSON,  PROTO_E_BAD_REQUEST,   PROTO_E_UNKNOWN_TYPE, PROTO_E_BAD_CHANNEL,
-    PROTO_E_FORBIDDEN, PROTO_E_TOO_MANY_SUBS, PROTO_E_NO_BACKEND,   PROTO_E_BACKEND_UNAVAIL,
+    PROTO_E_BAD_JSON,	 PROTO_E_BAD_REQUEST,	  PROTO_E_UNKNOWN_TYPE,
+    PROTO_E_BAD_CHANNEL, PROTO_E_FORBIDDEN,	  PROTO_E_TOO_MANY_SUBS,
+    PROTO_E_NO_BACKEND,	 PROTO_E_BACKEND_UNAVAIL, PROTO_E_RATE_LIMITED,
 };
 
 static const char *const refuse_names[REFUSE__COUNT] = {
@@ -62,6 +63,17 @@ void metrics_render_core(struct buf *o)
 			   m->refused[i]);
 	one(o, "fanout_idle_timeouts_total", "counter",
 	    "Clients closed 1001 after idle_timeout_s without a frame or pong.", m->idle_timeouts);
+	one(o, "fanout_token_expired_disconnects_total", "counter",
+	    "Clients closed 4003: their access token expired without a refresh.",
+	    m->clients_closed_token_expired);
+	one(o, "fanout_token_refreshes_total", "counter",
+	    "In-band token refreshes accepted (auth -> authed).", m->token_refreshes);
+	one(o, "fanout_requests_rate_limited_total", "counter",
+	    "Client messages over max_requests_per_s, answered rate_limited and not done.",
+	    m->requests_rate_limited);
+	one(o, "fanout_abuse_disconnects_total", "counter",
+	    "Clients closed 1008: they kept sending over max_requests_per_s.",
+	    m->clients_closed_abuse);
 	one(o, "fanout_clients_closed_too_big_total", "counter",
 	    "Clients closed 1009 for a frame over max_message_bytes.", m->clients_closed_too_big);
 	one(o, "fanout_slow_client_disconnects_total", "counter",

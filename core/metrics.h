@@ -17,6 +17,7 @@ enum metric_err {
 	ME_TOO_MANY_SUBS,
 	ME_NO_BACKEND,
 	ME_BACKEND_UNAVAIL,
+	ME_RATE_LIMITED,
 	ME__COUNT
 };
 
@@ -72,6 +73,10 @@ struct metrics {
 	long long loop_passes;		   /* passes of the event loop */
 	long long queue_bytes;		   /* gauge: bytes queued over all sessions */
 	long long deliveries;		   /* frames queued to subscribers */
+	long long clients_closed_token_expired; /* closed 4003 */
+	long long clients_closed_abuse;		/* closed 1008: over max_requests_per_s for long */
+	long long requests_rate_limited;	/* messages over max_requests_per_s, not done */
+	long long token_refreshes;		/* in-band auth accepted */
 	long long publish_ok, publish_failed;
 	long long gaps;			  /* gap notices queued */
 	long long channel_limit_hits;	  /* subscribe refused at max_channels */

@@ -259,13 +259,30 @@ static int parse(const char *frame, size_t len, struct proto_request *req, struc
 		req->type = PROTO_PUBLISH;
 	} else if (str_is(type, "ping")) {
 		req->type = PROTO_PING;
+	} else if (str_is(type, "auth")) {
+		req->type = PROTO_AUTH;
 	} else {
 		set_err(err, PROTO_E_UNKNOWN_TYPE,
-			"unknown type; expected subscribe, unsubscribe, publish or ping");
+			"unknown type; expected subscribe, unsubscribe, publish, ping or auth");
 		goto fail;
 	}
 	if (req->type == PROTO_PING)
 		goto done;
+	if (req->type == PROTO_AUTH) {
+		json_t *tok = json_object_get(root, "token");
+		size_t tl = json_is_string(tok) ? json_string_length(tok) : 0;
+		if (!tl || tl > PROTO_TOKEN_MAX) {
+			set_err(err, PROTO_E_BAD_REQUEST, "auth needs a token of 1-%d bytes",
+				PROTO_TOKEN_MAX);
+			goto fail;
+		}
+		if (!(req->token = strndup(json_string_value(tok), tl))) {
+			set_err(err, PROTO_E_BAD_REQUEST, "out of memory");
+			goto fail;
+		}
+		req->token_len = tl;
+		goto done;
+	}
 
 	json_t *ch = json_object_get(root, "channel");
 	if (!json_is_string(ch)) {
@@ -306,8 +323,7 @@ done:
 fail:
 	json_decref(root);
 	buf_free(&data);
-	req->data = NULL;
-	req->data_len = 0;
+	proto_request_clear(req);
 	return -1;
 }
 
@@ -327,6 +343,9 @@ void proto_request_clear(struct proto_request *req)
 	free(req->data);
 	req->data = NULL;
 	req->data_len = 0;
+	free(req->token);
+	req->token = NULL;
+	req->token_len = 0;
 }
 
 /* ---- ws upgrade query ---- */

@@ -16,12 +16,14 @@
 #define PROTO_ID_MAX	  128 /* bytes of the id's JSON text */
 /* The text of a bad_channel error. */
 #define PROTO_CHANNEL_RULE "channel must be 1-200 bytes of [A-Za-z0-9_.:/-], not starting with __"
+#define PROTO_TOKEN_MAX	   8192 /* bytes of an auth token (= AUTH_TOKEN_MAX) */
 
 enum proto_type {
 	PROTO_SUBSCRIBE = 1,
 	PROTO_UNSUBSCRIBE,
 	PROTO_PUBLISH,
 	PROTO_PING,
+	PROTO_AUTH, /* {"type":"auth","token":"…"}: a fresh access token */
 };
 
 /* Stable error codes (the "code" of an error frame). */
@@ -33,6 +35,7 @@ enum proto_type {
 #define PROTO_E_TOO_MANY_SUBS	"too_many_subscriptions"
 #define PROTO_E_NO_BACKEND	"no_backend"
 #define PROTO_E_BACKEND_UNAVAIL "backend_unavailable"
+#define PROTO_E_RATE_LIMITED	"rate_limited"
 
 struct proto_request {
 	enum proto_type type;
@@ -44,6 +47,9 @@ struct proto_request {
 	 * with proto_request_clear()); this is the payload given to the backend. */
 	char *data;
 	size_t data_len;
+	/* auth: the token (malloc'd, freed by proto_request_clear()) */
+	char *token;
+	size_t token_len;
 };
 
 /* When parsing fails: the error code, a human message, and the id if one
@@ -60,8 +66,9 @@ struct proto_error {
  * "type" a known string (bad_request when missing/not a string,
  * unknown_type otherwise), "channel" present and valid where needed
  * (bad_request when missing/not a string, bad_channel when invalid),
- * "data" present for publish (bad_request), "id" a string or number of at
- * most PROTO_ID_MAX bytes (bad_request). Unknown fields are ignored.
+ * "data" present for publish (bad_request), "token" a string of 1..
+ * PROTO_TOKEN_MAX bytes for auth (bad_request), "id" a string or number of
+ * at most PROTO_ID_MAX bytes (bad_request). Unknown fields are ignored.
  */
 int proto_parse(const char *frame, size_t len, struct proto_request *req, struct proto_error *err);
 /* The body of POST /api/publish: {"channel":"c","data":<any JSON>} with

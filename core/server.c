@@ -310,6 +310,7 @@ int server_run(void)
 
 void server_free(void)
 {
+	clients_tokens_free();
 	loop_watch_remove(accept_watch);
 	accept_watch = NULL;
 	loop_watch_remove(signal_watch);

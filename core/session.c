@@ -18,12 +18,15 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define LOG_TAG "session"
+#include "auth.h"
 #include "clients.h"
 #include "config.h"
 #include "conn.h"
 #include "gate.h"
+#include "guard.h"
 #include "hub.h"
 #include "log.h"
 #include "loop.h"
@@ -221,6 +224,38 @@ static const struct hub_sink_ops ws_ops = {
 
 /* ---- the native protocol (protocol v1 at ws_path) ---- */
 
+/* {"type":"auth","token":…}: a fresh token replaces the claims. */
+static void on_auth(struct session *s, const struct proto_request *req)
+{
+	const char *why;
+	char msg[160];
+	if (guard_refresh(&s->guard, auth_process_key(), req->token, req->token_len,
+			  (long long)time(NULL), &why)) {
+		snprintf(msg, sizeof(msg), "token refused: %s", why);
+		session_send_error(
+		    s, req->id, auth_process_key() ? PROTO_E_FORBIDDEN : PROTO_E_BAD_REQUEST, msg);
+		return;
+	}
+	metrics.token_refreshes++;
+	session_send_ack(s, "authed", req->id, NULL);
+	hub_claims_changed(&s->hub);
+}
+
+/* A message over max_requests_per_s: not carried out, answered
+ * rate_limited (with its id when it has one). */
+static void native_limited(struct session *s, const char *p, size_t len)
+{
+	struct proto_request req;
+	struct proto_error err;
+	const char *id = "";
+	if (!proto_parse(p, len, &req, &err))
+		id = req.id;
+	else
+		id = err.id;
+	session_send_error(s, id, PROTO_E_RATE_LIMITED, "over max_requests_per_s: not done");
+	proto_request_clear(&req);
+}
+
 static void handle_request(struct session *s, const char *p, size_t len)
 {
 	struct proto_request req;
@@ -245,6 +280,9 @@ static void handle_request(struct session *s, const char *p, size_t len)
 		buf_init(&b, MSG_PRE);
 		proto_pong(&b, req.id);
 		session_send_buf(s, &b);
+		break;
+	case PROTO_AUTH:
+		on_auth(s, &req);
 		break;
 	}
 	proto_request_clear(&req);
@@ -307,16 +345,64 @@ static const struct session_proto native_proto = {
     .kind = CLIENT_WS,
     .open = native_open,
     .message = native_message,
+    .limited = native_limited,
     .closed = native_closed,
 };
 
 /* ---- the connection ---- */
+
+/* clients.c's token sweep: the token ran out without a refresh. */
+static void token_expired(struct client *cl)
+{
+	struct session *s = (struct session *)((char *)cl - offsetof(struct session, cl));
+	metrics.clients_closed_token_expired++;
+	session_close(s, 4003, "token expired", 0);
+}
+
+/* The token the gate accepted (tokens on) and the request-rate bucket:
+ * from now on the hub checks the claims on every subscribe and publish.
+ * 0, or -1 when the session is being closed (4003). */
+static int admit_token(struct session *s, struct lws *wsi)
+{
+	struct auth_claims claims;
+	const char *why = NULL;
+	int t = gate_claims(wsi, s->conn, &claims, &why);
+	guard_init(&s->guard, cfg->max_requests_per_s, loop_now_ms(), t == 0 ? &claims : NULL);
+	s->hub.claims = guard_claims(&s->guard);
+	if (t < 0) { /* expired since the gate looked (or no gate ran) */
+		metrics.clients_closed_token_expired++;
+		session_close(s, 4003, "token expired", 0);
+		return -1;
+	}
+	if (t == 0) {
+		s->cl.guard = &s->guard;
+		s->cl.token_expired = token_expired;
+		clients_watch_tokens();
+	}
+	return 0;
+}
 
 static void conn_message(struct wsconn *c, int opcode, const char *p, size_t len)
 {
 	struct session *s = (struct session *)((char *)c - offsetof(struct session, c));
 	if (!s->opened || s->c.closing)
 		return;
+	/* Every message counts against max_requests_per_s. */
+	switch (guard_request(&s->guard, loop_now_ms())) {
+	case GUARD_OK:
+		break;
+	case GUARD_LIMITED:
+		metrics.requests_rate_limited++;
+		if (s->proto->limited)
+			s->proto->limited(s, p, len);
+		return;
+	case GUARD_ABUSE:
+		metrics.clients_closed_abuse++;
+		log_info("client #%llu (%s) kept sending over max_requests_per_s: closing 1008",
+			 (unsigned long long)s->serial, s->conn ? s->conn->ip : "-");
+		session_close(s, WS_CLOSE_POLICY, "request rate too high", 0);
+		return;
+	}
 	if (!len && opcode == WS_OP_TEXT) {
 		/* An empty message is not a request (and not a UTF-8 problem). */
 		session_send_error(s, "", PROTO_E_BAD_JSON, "empty message");
@@ -330,6 +416,8 @@ static void conn_closed(struct wsconn *c)
 	struct session *s = (struct session *)((char *)c - offsetof(struct session, c));
 	if (s->opened)
 		s->proto->closed(s);
+	s->hub.claims = NULL;
+	guard_free(&s->guard);
 	clients_remove(&s->cl);
 	if (s->conn)
 		conn_release(s->conn);
@@ -391,6 +479,8 @@ static int on_established(struct ws_pss *pss, struct lws *wsi)
 	}
 	log_debug("client #%llu connected from %s", (unsigned long long)s->serial,
 		  s->conn ? s->conn->ip : "-");
+	if (admit_token(s, wsi))
+		goto out;
 	s->opened = 1;
 	if (s->proto->open(s))
 		session_close(s, WS_CLOSE_INTERNAL, "out of memory", 0);

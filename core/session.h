@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "clients.h"
+#include "guard.h"
 #include "hub.h"
 #include "outq.h"
 #include "wsconn.h"
@@ -35,6 +36,10 @@ struct session_proto {
 	/* One complete message (p[0..len), reassembled, inflated, at most
 	 * max_message_bytes; text is valid UTF-8; binary: a binary frame). */
 	void (*message)(struct session *s, const char *p, size_t len, int binary);
+	/* A message over max_requests_per_s, not carried out: answer it the
+	 * protocol's way (native: error rate_limited with its id). NULL: it
+	 * is dropped unanswered. Sustained abuse closes 1008 without it. */
+	void (*limited)(struct session *s, const char *p, size_t len);
 	/* Shutdown began (s->draining is set). NULL: the session closes 1001
 	 * once its queue is flushed; else the protocol leads the client away
 	 * itself and the session stays until the client or the grace period
@@ -52,6 +57,10 @@ struct session {
 	uint64_t serial;
 	struct client cl;	   /* in clients.c's list */
 	struct hub_subscriber hub; /* the native protocol's subscriber handle */
+	/* The token's claims (NULL claims: tokens off) and the request rate.
+	 * Set before proto->open(); a protocol with subscriber handles of its
+	 * own points each one's claims at guard_claims(&s->guard). */
+	struct guard guard;
 	const struct session_proto *proto;
 	void *proto_state; /* the protocol's per-connection state */
 	int opened;	   /* proto->open() ran */

@@ -32,6 +32,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "msg.h"
+#include "guard.h"
 #include "protocol.h"
 #include "session.h"
 #include "trpc.h"
@@ -329,6 +330,7 @@ static void subscribe(struct trpc_conn *c, const struct trpc_req *r)
 		goto oom;
 	}
 	t->h.ops = &trpc_ops;
+	t->h.claims = guard_claims(&c->s->guard); /* the connection's token (NULL: none) */
 	t->c = c;
 	memcpy(t->id, r->id, sizeof(t->id));
 	memcpy(t->path, r->path, sizeof(t->path));

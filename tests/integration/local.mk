@@ -59,3 +59,7 @@ EXTRA_DIST += tests/integration/systemd.mjs
 # scripts/bench-plot.sh: bench.sh's reports drawn as SVG (gnuplot).
 TESTS += tests/integration/bench_plot.sh
 EXTRA_DIST += tests/integration/bench_plot.sh tests/integration/data/bench scripts/bench-plot.sh
+
+# Security: access tokens, claims, refresh/4003, request rate (sec-auth).
+TESTS += tests/integration/security_auth.mjs
+EXTRA_DIST += tests/integration/security_auth.mjs

@@ -27,6 +27,7 @@
 #include <openssl/pem.h>
 
 #include "auth.h"
+#include "log.h"
 
 #define SECRET "0123456789abcdef0123456789abcdef"
 #define NOW    1700000000LL
@@ -404,6 +405,27 @@ static void t_key_confusion(void **state)
 	accepted(es, es_tok, NOW, &c);
 	assert_string_equal(c.sub, "e");
 	auth_claims_free(&c);
+	/* signatures changed or cut: one byte flipped, shortened, lengthened */
+	char *toks[] = {rs_tok, es_tok};
+	struct auth_key *ks[] = {rs, es};
+	for (int i = 0; i < 2; i++) {
+		char t2[4096];
+		size_t n = strlen(toks[i]);
+		snprintf(t2, sizeof(t2), "%s", toks[i]);
+		t2[n - 5] = t2[n - 5] == 'A' ? 'B' : 'A';
+		refused(ks[i], t2, NOW, "bad signature");
+		snprintf(t2, sizeof(t2), "%.*s", (int)n - 4, toks[i]);
+		refused(ks[i], t2, NOW, "bad signature");
+		snprintf(t2, sizeof(t2), "%sAAAA", toks[i]);
+		refused(ks[i], t2, NOW, "bad signature");
+		/* the claims changed under a good signature */
+		const char *d1 = strchr(toks[i], '.'), *d2 = strrchr(toks[i], '.');
+		char body[128];
+		const char *c2 = "{\"exp\":1800000000,\"sub\":\"x\"}";
+		b64url(c2, strlen(c2), body);
+		snprintf(t2, sizeof(t2), "%.*s.%s%s", (int)(d1 - toks[i]), toks[i], body, d2);
+		refused(ks[i], t2, NOW, "bad signature");
+	}
 	/* an RS256 header over an HS signature */
 	refused(rs, hand("{\"alg\":\"RS256\"}", "{\"exp\":1800000000}", rsa_pub), NOW,
 		"bad signature");
@@ -518,14 +540,41 @@ static void t_audience(void **state)
 	auth_key_free(k);
 }
 
+/* log.c masks a token after "token=" or "Bearer " in every line. */
+static void t_log_masks_tokens(void **state)
+{
+	char path[] = "/tmp/test_auth_log.XXXXXX";
+	int fd = mkstemp(path), saved = dup(2);
+	assert_true(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	dup2(fd, 2);
+	log_write(LOG_LVL_ERR, "t",
+		  "GET /ws?channel=a&token=eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9.c2ln&x=1");
+	log_write(LOG_LVL_ERR, "t", "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJ9.sig end");
+	log_write(LOG_LVL_ERR, "t", "token=abc short values stay, token= too");
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	char buf[1024] = "";
+	lseek(fd, 0, SEEK_SET);
+	assert_true(read(fd, buf, sizeof(buf) - 1) > 0);
+	close(fd);
+	unlink(path);
+	assert_non_null(strstr(buf, "GET /ws?channel=a&token=***&x=1\n"));
+	assert_non_null(strstr(buf, "Authorization: Bearer *** end\n"));
+	assert_non_null(strstr(buf, "token=abc short values stay, token= too\n"));
+	assert_null(strstr(buf, "eyJ"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(t_b64url),	       cmocka_unit_test(t_key_load),
-	    cmocka_unit_test(t_hs256_claims),  cmocka_unit_test(t_time),
-	    cmocka_unit_test(t_forged),	       cmocka_unit_test(t_alg_none),
-	    cmocka_unit_test(t_key_confusion), cmocka_unit_test(t_structure),
-	    cmocka_unit_test(t_claims),	       cmocka_unit_test(t_audience),
+	    cmocka_unit_test(t_b64url),		  cmocka_unit_test(t_key_load),
+	    cmocka_unit_test(t_hs256_claims),	  cmocka_unit_test(t_time),
+	    cmocka_unit_test(t_forged),		  cmocka_unit_test(t_alg_none),
+	    cmocka_unit_test(t_key_confusion),	  cmocka_unit_test(t_structure),
+	    cmocka_unit_test(t_claims),		  cmocka_unit_test(t_audience),
+	    cmocka_unit_test(t_log_masks_tokens),
 	};
 	return cmocka_run_group_tests_name("auth", tests, setup, teardown);
 }

@@ -375,26 +375,30 @@ static void t_shipped_configs(void **state)
 	free(path);
 }
 
-/* Every key of the table appears in conf/fanout.ini's [server] section as
- * `key = ` or `; key = ` at the start of a line, and nothing else does. */
+/* Every key of the table appears in conf/fanout.ini's section of that key
+ * ([server] or [auth]) as `key = ` or `; key = ` at the start of a line, and
+ * nothing else does. */
 static void t_table_matches_fanout_ini(void **state)
 {
 	char *path = srcpath("conf/fanout.ini");
 	FILE *f = fopen(path, "r");
 	char line[1024];
-	int seen[64] = {0};
-	size_t nkeys = 0, in_server = 0;
+	int seen[128] = {0};
+	size_t nkeys = 0;
+	const char *sect = NULL; /* "server", "auth" or NULL (another section) */
 
 	assert_non_null(f);
 	while (config_server_key(nkeys))
 		nkeys++;
-	assert_true(nkeys > 10 && nkeys < 64);
+	assert_true(nkeys > 10 && nkeys < 128);
 	while (fgets(line, sizeof(line), f)) {
 		if (line[0] == '[') {
-			in_server = !strncmp(line, "[server]", 8);
+			sect = !strncmp(line, "[server]", 8) ? "server"
+			       : !strncmp(line, "[auth]", 6) ? "auth"
+							     : NULL;
 			continue;
 		}
-		if (!in_server)
+		if (!sect)
 			continue;
 		char *p = line;
 		if (p[0] == ';')
@@ -404,10 +408,13 @@ static void t_table_matches_fanout_ini(void **state)
 			continue; /* prose, indented comment or blank */
 		p[kl] = 0;
 		size_t i;
-		for (i = 0; i < nkeys && strcmp(config_server_key(i), p); i++)
+		for (i = 0; i < nkeys && (strcmp(config_server_key(i), p) ||
+					  strcmp(config_server_key_section(i), sect));
+		     i++)
 			;
 		if (i == nkeys)
-			fail_msg("conf/fanout.ini documents \"%s\", which is not a server key", p);
+			fail_msg("conf/fanout.ini documents \"%s\", which is not a [%s] key", p,
+				 sect);
 		seen[i]++;
 	}
 	fclose(f);
@@ -443,7 +450,8 @@ static void t_errors_file(void **state)
 	has_err(&r, "10: [server] log_level: must be one of error, warn, info, debug");
 	has_err(&r, "11: [server] instance: environment variable FANOUT_TEST_UNSET_VAR is not set");
 	has_err(&r, "12: expected key = value");
-	has_err(&r, "13: [nonsense]: unknown section (expected [server] or [backend NAME])");
+	has_err(&r,
+		"13: [nonsense]: unknown section (expected [server], [auth] or [backend NAME])");
 	has_err(&r, "17: [backend a]: duplicate section (first on line 15)");
 	has_err(&r,
 		"15: [backend a] plugin: missing (every backend needs plugin = NAME or a path)");
@@ -667,7 +675,7 @@ static void t_override_errors(void **state)
 		    "'-')");
 	has_err(&r, "-o backend.a.b.c=1: expected backend.NAME.KEY=V (NAME: letters, digits, "
 		    "'_', '-')");
-	has_err(&r, "-o other.k: unknown section (server or backend.NAME)");
+	has_err(&r, "-o other.k: unknown section (server, auth or backend.NAME)");
 	has_err(&r, "-o backend.new.plugin: missing (every backend needs plugin = NAME or a path)");
 	has_err(&r, "-o server.client_queue_bytes: 64 is less than 2 x max_payload_bytes "
 		    "(2097152)");
@@ -856,6 +864,46 @@ static void t_dump(void **state)
 	free(path);
 }
 
+/* [auth]: its keys, their errors, overrides, and the secret never dumped. */
+static void t_auth_section(void **state)
+{
+	struct config c;
+	char text[512];
+	snprintf(text, sizeof(text),
+		 "[server]\nlisten = :1\n[auth]\njwt_secret = %s\njwt_audience = app\n"
+		 "jwt_leeway_s = 10\n%s",
+		 "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t", BACKEND);
+	const char *ov[] = {"auth.jwt_leeway_s=20"};
+	struct res r = load_text(&c, text, ov, 1);
+	if (r.n)
+		fail_msg("%s", r.errs);
+	assert_string_equal(c.jwt_secret, "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t");
+	assert_string_equal(c.jwt_audience, "app");
+	assert_string_equal(c.jwt_public_key, "");
+	assert_int_equal(c.jwt_leeway_s, 20);
+	char *out = dump(&c);
+	assert_non_null(strstr(out, "\n[auth]\njwt_secret = ***\n"));
+	assert_non_null(strstr(out, "\njwt_audience = app\n"));
+	assert_null(strstr(out, "s3cr3t"));
+	free(out);
+	config_free(&c);
+	res_free(&r);
+
+	r = load_text(&c,
+		      "[auth]\njwt_secret = short\njwt_public_key = /k.pem\nlisten = :1\n"
+		      "jwt_leeway_s = 301\n"
+		      "[server]\njwt_secret = 0123456789abcdef0123456789abcdef\n"
+		      "[backend b]\nplugin = loopback\n",
+		      NULL, 0);
+	assert_int_equal(r.n, 5);
+	has_err(&r, "4: [auth] listen: unknown key");
+	has_err(&r, "5: [auth] jwt_leeway_s: out of range: \"301\" (allowed 0..300)");
+	has_err(&r, "7: [server] jwt_secret: unknown key");
+	has_err(&r, "3: [auth] jwt_public_key: set jwt_secret or jwt_public_key, not both");
+	has_err(&r, "2: [auth] jwt_secret: must be at least 32 bytes (it has 5)");
+	res_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -878,6 +926,7 @@ int main(void)
 	    cmocka_unit_test(t_backend_value_errors),
 	    cmocka_unit_test(t_route),
 	    cmocka_unit_test(t_dump),
+	    cmocka_unit_test(t_auth_section),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -6,7 +6,8 @@
  * backend's confirmation, one frame is shared by every subscriber of a
  * transport (refcounts) and built once per transport, payload caps, refused
  * subscriptions, publish completion, gap notices, pending subscriptions
- * (readiness).
+ * (readiness), a token's claims on subscribe and publish and after a
+ * refresh.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "auth.h"
 #include "config.h"
 #include "hub.h"
 #include "metrics.h"
@@ -395,6 +397,45 @@ static void gap_reaches_every_subscriber_of_the_backend(void **state)
 	assert_ptr_equal(frame_dest[2], sess[0]);
 }
 
+/* A subscriber with token claims: only its globs, for subscribe and publish;
+ * narrower claims after a refresh drop what they no longer allow. */
+static void token_claims_enforced(void **state)
+{
+	char *subs[] = {"news.*", "user/alice"}, *pubs[] = {"chat.*"};
+	struct auth_claims c = {
+	    .exp = 1, .channels = subs, .n_channels = 2, .publish = pubs, .n_publish = 1};
+	backend_auto_confirm = 1;
+	sess[0]->claims = &c;
+	hub_subscribe(sess[0], "news.1", "1", NULL);
+	hub_subscribe(sess[0], "user/alice", "2", NULL);
+	hub_subscribe(sess[0], "user/bob", "3", NULL);
+	assert_true(has_event("ack 1 subscribed 1 news.1"));
+	assert_true(has_event("ack 1 subscribed 2 user/alice"));
+	assert_true(has_event("err 1 3 forbidden"));
+	assert_int_equal(count_prefix("sub user/bob"), 0); /* the backend never heard of it */
+	hub_publish(sess[0], "chat.x", "1", 1, "4");
+	hub_publish(sess[0], "news.1", "1", 1, "5");
+	assert_int_equal(count_prefix("pub chat.x"), 1);
+	assert_true(has_event("err 1 5 forbidden"));
+	assert_int_equal(count_prefix("pub news.1"), 0);
+	/* no claims (tokens off): anything the server allows */
+	hub_subscribe(sess[1], "user/bob", "6", NULL);
+	assert_true(has_event("ack 2 subscribed 6 user/bob"));
+
+	/* refreshed: news only; user/alice goes, with an error naming it */
+	char *narrow[] = {"news.*"};
+	struct auth_claims c2 = {.exp = 2, .channels = narrow, .n_channels = 1};
+	sess[0]->claims = &c2;
+	n_events = 0;
+	hub_claims_changed(sess[0]);
+	assert_int_equal(count_prefix("err 1 - forbidden"), 1);
+	assert_int_equal(count_prefix("unsub user/alice"), 1);
+	assert_int_equal(sess[0]->n_subs, 1);
+	hub_publish(sess[0], "chat.x", "1", 1, "7"); /* no publish claim any more */
+	assert_true(has_event("err 1 7 forbidden"));
+	sess[0]->claims = NULL;
+}
+
 static void many_channels_and_churn(void **state)
 {
 	char name[32];
@@ -434,6 +475,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(gap_reaches_every_subscriber_of_the_backend, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(many_channels_and_churn, setup, teardown),
+	    cmocka_unit_test_setup_teardown(token_claims_enforced, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("hub", tests, NULL, NULL);
 }
