@@ -16,6 +16,8 @@
 
 #define LOG_TAG "listen"
 #include "listen.h"
+
+#define LISTEN_BACKLOG 65535
 #include "log.h"
 
 static int listen_on(const char *what, const char *host_in, int port_n, int reuseport)
@@ -45,7 +47,11 @@ static int listen_on(const char *what, const char *host_in, int port_n, int reus
 		int v6only = strcmp(host, "::") ? 1 : 0;
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
 	}
-	if (bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 1024))
+	/* A connection storm (an instance drained, its clients moving here)
+	 * must not overflow the accept queue: a dropped handshake costs the
+	 * client a 1 s SYN retransmit. The kernel caps this at
+	 * net.core.somaxconn (4096 on Debian 12). */
+	if (bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, LISTEN_BACKLOG))
 		goto fail;
 	freeaddrinfo(res);
 	return fd;

@@ -61,7 +61,9 @@ static void on_accept(struct fanout_watch *w, int lfd, unsigned ev, void *arg)
 	int admin = arg != NULL;
 
 	/* the admin listener keeps answering while draining (/readyz says so) */
-	for (int i = 0; i < 64 && (admin || !clients_draining()); i++) {
+	/* Up to 256 per pass: a storm drains the accept queue quickly while the
+	 * rest of the loop still gets its turn. */
+	for (int i = 0; i < 256 && (admin || !clients_draining()); i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);

@@ -111,6 +111,7 @@ struct bench {
 	uint64_t step_base_seq; /* per-channel seqs below this belong to earlier steps */
 	uint64_t received, gaps, dups, foreign, disconnected, pub_acks, pub_errors;
 	int64_t last_rx_ns;
+	int64_t rx_now; /* clock at the current socket read */
 	struct hist h;
 	/* connect phase */
 	int connected, failed, dead_total;
@@ -348,8 +349,8 @@ static void client_cb(struct wsc *c, enum wsc_event ev, char *data, size_t len, 
 			if (seq > cl->last_seq)
 				cl->last_seq = seq;
 			b->received++;
-			b->last_rx_ns = now_ns_mono();
-			hist_add(&b->h, b->last_rx_ns - t);
+			b->last_rx_ns = b->rx_now;
+			hist_add(&b->h, b->rx_now - t);
 		} else if (memmem(data, len, "\"type\":\"subscribed\"", 19)) {
 			if (cl->state == C_CONNECTING) {
 				cl->state = C_READY;
@@ -470,6 +471,9 @@ static void poll_once(struct bench *b, int timeout_ms)
 				    wsc_want_write(&b->pubws), 0);
 		} else {
 			struct client *cl = &b->cl[k];
+			/* one clock read per socket read, not per frame: every frame
+			 * of one read() arrived at the same moment */
+			b->rx_now = now_ns_mono();
 			if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 				wsc_handle_write(&cl->ws);
 			if (cl->ws.state != WSC_CONNECTING && (e & (EPOLLIN | EPOLLERR | EPOLLHUP)))
@@ -640,10 +644,16 @@ static void run_step(struct bench *b, struct step_result *sr)
 			last_pub_ns = now;
 		}
 		{
-			/* sleep until the next message is due (at most 2 ms to stay responsive) */
+			/* sleep until the next message is due, rounded up to the
+			 * millisecond (at most 2 ms to stay responsive): rounding
+			 * down would spin in epoll_wait(0) and take the CPU the
+			 * receiving side needs; messages due meanwhile go out
+			 * together, each stamped when it is actually sent */
 			double next = (double)(sent) / sr->rate * 1e9 + (double)t0;
-			int64_t wait_ms = (int64_t)((next - (double)now_ns_mono()) / 1e6);
-			poll_once(b, wait_ms < 0 ? 0 : wait_ms > 2 ? 2 : (int)wait_ms);
+			int64_t wait_us = (int64_t)((next - (double)now_ns_mono()) / 1e3);
+			poll_once(b, wait_us <= 0      ? 0
+				     : wait_us >= 2000 ? 2
+						       : (int)((wait_us + 999) / 1000));
 		}
 	}
 	sr->secs = (double)(last_pub_ns - t0) / 1e9;
@@ -1068,6 +1078,9 @@ int cmd_bench(int argc, char **argv)
 	double connect_secs = 0;
 	struct rlimit rl;
 
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--storm"))
+			return cmd_bench_storm(argc, argv);
 	b->nclients = 100;
 	b->nch = 1;
 	b->chprefix = "bench.";

@@ -71,6 +71,27 @@ await t.test('bench --floor writes 140-byte frames to loopback sockets and repor
   assert.ok(fl.us_per_write > 0);
 });
 
+await t.test('bench --storm: 200 clients on two instances, one drained, every client back on the other', async () => {
+  const ini = `[server]\nshutdown_grace_ms = 5000\n\n[backend mem]\nplugin = ${pluginPath('loopback')}\n`;
+  const a = await startFanoutd({ ini, instance: 'a' });
+  const b = await startFanoutd({ ini, instance: 'b' });
+  try {
+    const s = await run(FANOUT_CLI, ['bench', '--storm', '--json', '--url', a.ws, '--url', b.ws, '--clients', '200',
+      '--channels', '3', '--server-pid', `${a.pid},${b.pid}`, '--drain-pid', String(a.pid), '--timeout-s', '30'], { timeoutMs: 60000 });
+    assert.equal(s.code, 0, s.stdout + s.stderr);
+    const rep = JSON.parse(s.stdout);
+    assert.equal(rep.ok, true);
+    assert.equal(rep.connect.done, 200);
+    assert.ok(rep.connect.ms.p50 <= rep.connect.ms.p99 && rep.connect.ms.p99 <= rep.connect.ms.max);
+    assert.equal(rep.drain.closed_1001, 100, 'half of the clients were on the drained instance');
+    assert.equal(rep.drain.moved, 100);
+    assert.equal(rep.drain.back.done, 100, 'every moved client subscribed again');
+    assert.equal(await a.stop(), 0); // it exits on its own once drained
+  } finally {
+    assert.equal(await b.stop(), 0);
+  }
+});
+
 await t.test('bench without a server fails clearly', async () => {
   const b = await run(FANOUT_CLI, ['bench', '--url', 'ws://127.0.0.1:1/ws', '-c', '3', '-n', '1', '--connect-timeout-s', '5']);
   assert.equal(b.code, 1);
