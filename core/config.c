@@ -40,6 +40,7 @@
 #include "netaddr.h"
 #include "origin.h"
 #include "protocol.h"
+#include "tls.h"
 #include "trpc_proto.h"
 
 #ifndef FANOUT_WEB_ROOT
@@ -138,6 +139,9 @@ static const struct skey server_keys[] = {
     {"publish_api_key", K_STR, "", 0, 0, OFF(publish_api_key), 0, KF_SECRET,
      "key of POST /api/publish (Authorization: apikey KEY), >= 16 bytes; empty: off",
      check_api_key},
+    {"tls_cert", K_STR, "", 0, 0, OFF(tls_cert), 0, 0,
+     "PEM certificate chain: the listener speaks TLS only (wss/https); empty: plain"},
+    {"tls_key", K_STR, "", 0, 0, OFF(tls_key), 0, 0, "PEM private key of tls_cert"},
     {"handshake_timeout_s", K_INT, "10", 1, 600, OFF(handshake_timeout_s), 0, 0,
      "a connection's first request (TLS handshake included) must be complete within this"},
     {"idle_timeout_s", K_INT, "600", 0, 86400, OFF(idle_timeout_s), 0, 0,
@@ -1224,6 +1228,21 @@ static void validate(struct ld *l)
 		err(l, where(l->key_line[is]), "auth", "jwt_secret", NULL,
 		    "must be at least %d bytes (it has %zu)", AUTH_SECRET_MIN,
 		    strlen(c->jwt_secret));
+	size_t tc = 0, tk = 0;
+	find_key("server", "tls_cert", &tc);
+	find_key("server", "tls_key", &tk);
+	if (!*c->tls_cert != !*c->tls_key) {
+		int cert_set = *c->tls_cert != 0;
+		int by = cert_set ? l->key_line[tc] : l->key_line[tk];
+		err(l, by ? where(by) : -1, "server", cert_set ? "tls_cert" : "tls_key", NULL,
+		    "tls_cert and tls_key go together");
+	} else if (*c->tls_cert) {
+		char why[512];
+		if (tls_check_files(c->tls_cert, c->tls_key, why, sizeof(why))) {
+			int by = l->key_line[tc] ? l->key_line[tc] : l->key_line[tk];
+			err(l, by ? where(by) : -1, "server", "tls_cert", NULL, "%s", why);
+		}
+	}
 	if (!c->n_backends)
 		err(l, -1, NULL, NULL, NULL,
 		    "no [backend] section (at least one [backend NAME] with a plugin is required)");

@@ -74,6 +74,8 @@ struct config {
 	long long max_connections_per_ip; /* 0 = off */
 	char *admin_listen;		  /* "" = off; else host:port like listen */
 	char *publish_api_key;		  /* "" = the HTTP publish API is off */
+	char *tls_cert;			  /* "" = plain; else PEM chain: TLS only */
+	char *tls_key;			  /* PEM private key of tls_cert */
 	long long handshake_timeout_s;	  /* accept to complete first request */
 	long long idle_timeout_s;	  /* 0 = off */
 	char **channels;		  /* globs a client may use; {"*"} = any valid name */

@@ -33,6 +33,7 @@ core_libfanoutcore_a_SOURCES = \
 	core/conn.c core/conn.h \
 	core/refuse.c core/refuse.h \
 	core/gate.c core/gate.h \
+	core/tls.c core/tls_files.c core/tls.h \
 	core/http_route.c core/http_route.h \
 	core/http_api.c core/http_api.h \
 	core/server.c core/server.h \

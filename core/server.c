@@ -33,6 +33,7 @@
 #include "server.h"
 #include "session.h"
 #include "sse.h"
+#include "tls.h"
 #include "trpc.h"
 #include "workers.h"
 #include "wsconn.h"
@@ -41,6 +42,7 @@ struct server srv = {.listen_fd = -1};
 
 static struct fanout_watch *accept_watch, *admin_watch, *signal_watch;
 static int admin_fd = -1;
+static struct lws_vhost *admin_vh; /* with TLS on: admin_listen's plain vhost */
 static struct fanout_timer *grace_timer, *accept_pause_timer;
 static int signal_fd = -1;
 static uint64_t emfile_logged_ms;
@@ -90,16 +92,22 @@ static void on_accept(struct fanout_watch *w, int lfd, unsigned ev, void *arg)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		lws_adopt_desc_t info;
 		memset(&info, 0, sizeof(info));
-		info.vh = srv.vh;
+		info.vh = admin && admin_vh ? admin_vh : srv.vh;
 		info.type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP | LWS_ADOPT_ALLOW_SSL;
 		info.fd.sockfd = fd;
 		info.opaque = c;
 		adopting = c;
 		adopting_released = 0;
 		if (!lws_adopt_descriptor_vhost_via_info(&info)) {
-			log_warn("could not adopt a connection from %s", c->ip);
-			if (!adopting_released)
+			/* lws closed the socket; with TLS a handshake that fails
+			 * at once ends here (plain HTTP on the TLS port), so this
+			 * is not worth more than a debug line */
+			if (!adopting_released) {
+				log_debug("could not adopt a connection from %s", c->ip);
 				conn_release(c);
+			} else {
+				log_debug("a connection closed while being adopted");
+			}
 		}
 		adopting = NULL;
 	}
@@ -195,8 +203,13 @@ static void on_signal(struct fanout_watch *w, int fd, unsigned ev, void *arg)
 			server_drain(si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
 			break;
 		case SIGHUP:
-			log_info(
-			    "SIGHUP ignored (no reload in this version; restart to apply config)");
+			/* TLS files are re-read; the rest of the config needs a
+			 * restart (a full reload will hook in here) */
+			if (tls_enabled(srv.cfg))
+				tls_reload(srv.ctx, srv.cfg);
+			else
+				log_info("SIGHUP: nothing to reload (restart to apply config "
+					 "changes)");
 			break;
 		}
 	}
@@ -257,6 +270,7 @@ int server_init(const struct config *c, int listen_fd, long long max_clients)
 	 * leave lws right after the 101 (wsconn.c pings and negotiates
 	 * permessage-deflate itself). */
 	info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * 0; /* our own listener binds */
+	tls_setup(&info, c); /* tls_cert: the public vhost speaks TLS only */
 
 	srv.ctx = lws_create_context(&info);
 	if (!srv.ctx) {
@@ -267,6 +281,18 @@ int server_init(const struct config *c, int listen_fd, long long max_clients)
 	if (!srv.vh) {
 		log_err("no default vhost");
 		return -1;
+	}
+	if (tls_enabled(c) && c->admin_listen && *c->admin_listen) {
+		/* the admin listener stays plain HTTP: a vhost of its own */
+		info.vhost_name = "admin";
+		info.ssl_cert_filepath = info.ssl_private_key_filepath = NULL;
+		info.options &= ~(uint64_t)LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.alpn = NULL;
+		admin_vh = lws_create_vhost(srv.ctx, &info);
+		if (!admin_vh) {
+			log_err("cannot create the admin vhost");
+			return -1;
+		}
 	}
 	loop_init(srv.ctx, srv.vh);
 	loop_on_pass_end(wsconn_pass_end);
@@ -333,6 +359,7 @@ void server_free(void)
 	if (srv.ctx)
 		lws_context_destroy(srv.ctx);
 	srv.ctx = NULL;
+	admin_vh = NULL;
 	gate_free();
 	http_free();
 	conn_free_all();

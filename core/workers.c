@@ -411,7 +411,10 @@ int workers_run(const struct config *c, workers_serve_fn serve)
 				if (pids[i] > 0)
 					kill(pids[i], sig);
 		} else if (sig == SIGHUP) {
-			log_info("SIGHUP ignored (no reload in this version)");
+			/* each worker re-reads what it can (TLS files) */
+			for (int i = 0; i < n; i++)
+				if (pids[i] > 0)
+					kill(pids[i], SIGHUP);
 		}
 		/* Reap every dead worker. */
 		int status;

@@ -131,7 +131,7 @@ FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 # coverage instrumentation.
 FUZZ_CORE_SOURCES = core/protocol.c core/json.c core/buf.c core/config.c core/contract.c core/log.c \
 	core/auth.c core/ws_frame.c core/origin.c core/netaddr.c core/trpc_proto.c core/http_route.c \
-	core/ws_deflate.c
+	core/ws_deflate.c core/tls_files.c
 FUZZ_LIBS = $(INIH_LIBS) $(JANSSON_LIBS) $(JWT_LIBS) $(CRYPTO_LIBS) $(ZLIB_LIBS)
 
 noinst_PROGRAMS += tests/fuzz/fuzz_protocol tests/fuzz/fuzz_json tests/fuzz/fuzz_query \

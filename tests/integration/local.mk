@@ -63,3 +63,8 @@ EXTRA_DIST += tests/integration/bench_plot.sh tests/integration/data/bench scrip
 # Security: access tokens, claims, refresh/4003, request rate (sec-auth).
 TESTS += tests/integration/security_auth.mjs
 EXTRA_DIST += tests/integration/security_auth.mjs
+
+# TLS on the listener: https/wss from Node and Chromium, SIGHUP reload,
+# --check-config on bad certificate files (certificates made by openssl).
+TESTS += tests/integration/security_tls.mjs
+EXTRA_DIST += tests/integration/security_tls.mjs
