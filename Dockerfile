@@ -1,31 +1,26 @@
-# Dockerfile — fanout images for compose.yaml, built with the project's own
-# autotools build on Debian 12.
+# Dockerfile — fanout images for compose.yaml, built from the Debian package
+# (debian/) on Debian 12, so an image has exactly what `apt install
+# ./fanoutd_*.deb` gives, runtime libraries resolved by dpkg.
 #
-#   build    all build dependencies; autoreconf + configure + make install
-#            into /out (DESTDIR)
+#   build    the build dependencies of debian/control; dpkg-buildpackage
 #   lb       nginx (Debian's 1.22, the version the tests check
-#            conf/nginx.conf with) + the installed web page
-#   runtime  (default target) fanoutd, fanout-cli and the plugins with only
-#            their runtime libraries; runs as an unprivileged user
+#            conf/nginx.conf with) + the packaged web page
+#   runtime  (default target) the fanoutd package: fanoutd, fanout-cli, the
+#            backends; runs as an unprivileged user
 #
 #   docker build -t fanout .            # runtime image
 #   docker build --target lb -t fanout-lb .
 
 FROM debian:12 AS build
 ENV DEBIAN_FRONTEND=noninteractive
-RUN apt-get update \
- && apt-get install -y --no-install-recommends \
-      build-essential pkg-config autoconf automake libtool autoconf-archive \
-      libwebsockets-dev libhiredis-dev libinih-dev libjansson-dev ca-certificates \
- && rm -rf /var/lib/apt/lists/*
-WORKDIR /src
+WORKDIR /src/fanout
 COPY . .
-RUN autoreconf -fi \
- && ./configure --prefix=/usr --sysconfdir=/etc \
- && make -j"$(nproc)" \
- && make install DESTDIR=/out \
- && install -m 0644 conf/fanout-compose.ini /out/etc/fanout/compose.ini \
- && find /out -name '*.la' -delete
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends dpkg-dev debhelper ca-certificates \
+ && apt-get build-dep -y ./ \
+ && DEB_BUILD_OPTIONS="nocheck noddebs parallel=$(nproc)" dpkg-buildpackage -us -uc -b \
+ && mkdir /debs && mv ../fanoutd_*.deb ../libfanout-plugin-dev_*.deb /debs/ \
+ && dpkg-deb -x /debs/fanoutd_*.deb /out
 
 FROM debian:12-slim AS lb
 ENV DEBIAN_FRONTEND=noninteractive
@@ -42,15 +37,32 @@ CMD ["nginx", "-g", "daemon off;"]
 
 FROM debian:12-slim AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
+COPY --from=build /debs/fanoutd_*.deb /tmp/
 RUN apt-get update \
- && apt-get install -y --no-install-recommends \
-      libwebsockets17 libhiredis0.14 libinih1 libjansson4 curl ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get install -y --no-install-recommends /tmp/fanoutd_*.deb curl ca-certificates \
+ && rm -rf /var/lib/apt/lists/* /tmp/*.deb \
  && useradd --system --no-create-home --shell /usr/sbin/nologin fanout
-COPY --from=build /out/ /
+COPY conf/fanout-compose.ini /etc/fanout/compose.ini
 USER fanout
 EXPOSE 8080
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=5s --timeout=2s --retries=3 \
   CMD curl -fsS -o /dev/null http://127.0.0.1:8080/readyz || exit 1
 CMD ["fanoutd", "-c", "/etc/fanout/fanout.ini"]
+
+# A stand-in for valkey/valkey:8 where no registry is reachable
+# (compose.podman.yaml): Debian 12's redis-server (the same RESP2 pub/sub and
+# functions) behind the names compose.yaml calls, valkey-server (listening
+# on every address without protected mode, as Valkey's image does) and
+# valkey-cli.
+FROM debian:12-slim AS broker
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends redis-server \
+ && rm -rf /var/lib/apt/lists/* \
+ && printf '#!/bin/sh\nexec redis-server --bind 0.0.0.0 --protected-mode no "$@"\n' \
+      > /usr/local/bin/valkey-server \
+ && chmod 755 /usr/local/bin/valkey-server \
+ && ln -s /usr/bin/redis-cli /usr/local/bin/valkey-cli
+EXPOSE 6379
+CMD ["valkey-server"]

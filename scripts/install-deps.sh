@@ -2,8 +2,9 @@
 # install-deps.sh — install what a fresh Debian 12 needs to build fanout,
 # run every test (`make check`) and run the demo (scripts/demo.sh).
 # Run as root (or through sudo). CI (.ci/run) calls it too. Recommends are
-# skipped (docker-compose would pull in a whole container engine; here it only
-# validates compose.yaml); fonts-dejavu-core gives headless Chromium a font.
+# skipped (docker-compose would pull in Docker's engine; here it validates
+# compose.yaml, and podman + podman-compose + runc run it, see
+# compose.podman.yaml); fonts-dejavu-core gives headless Chromium a font.
 #
 #   scripts/install-deps.sh            # install
 #   scripts/install-deps.sh --print    # only print the package list
@@ -14,7 +15,8 @@ libwebsockets-dev libhiredis-dev libinih-dev libjansson-dev libcmocka-dev libjwt
 libnats-dev libsystemd-dev
 redis-server nginx nats-server chromium python3-websockets clang libclang-rt-14-dev valgrind curl
 docker-compose fonts-dejavu-core systemd strace dpkg-dev debhelper
-gnuplot-nox"
+gnuplot-nox podman podman-compose runc debootstrap containernetworking-plugins
+golang-github-containernetworking-plugin-dnsname iptables"
 
 # Node 18+ runs the integration and browser tests. Keep a node that is
 # already there (the build machines have node 20); otherwise take Debian's.

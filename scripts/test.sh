@@ -8,7 +8,10 @@
 #   5. `make distcheck` (the tarball builds, installs and uninstalls; its
 #      test run is skipped: steps 1-3 ran the suite),
 #   6. the Debian package: built, installed, run, purged
-#      (`make check-package`, tests/package/deb.sh; needs root).
+#      (`make check-package`, tests/package/deb.sh; needs root),
+#   7. compose.yaml run with podman: images built, the stack up, pages
+#      through nginx on all three instances, down
+#      (`make check-compose`, tests/integration/compose_stack.mjs; root).
 # Ends with one line "N passed, N failed" and exits non-zero on any failure.
 #
 #   scripts/test.sh [--quick]     --quick: step 1 only
@@ -122,6 +125,14 @@ if [ $quick = 0 ]; then
   x=$(grep -cE '^(not ok|Bail out)' "$top/_build/default/package.out")
   [ "$p" -gt 0 ] || [ "$x" -gt 0 ] || { tail -20 "$top/_build/default/package.out"; x=1; }
   [ "$x" -gt 0 ] && grep '^#' "$top/_build/default/package.out" | tail -40
+  passed=$((passed + p)); failed=$((failed + x))
+  log "compose (make check-compose)"
+  (cd "$top/_build/default" && make check-compose >compose.out 2>&1)
+  grep -E '^(ok|not ok|Bail out)' "$top/_build/default/compose.out"
+  p=$(grep -c '^ok' "$top/_build/default/compose.out")
+  x=$(grep -cE '^(not ok|Bail out)' "$top/_build/default/compose.out")
+  [ "$p" -gt 0 ] || [ "$x" -gt 0 ] || { tail -20 "$top/_build/default/compose.out"; x=1; }
+  [ "$x" -gt 0 ] && grep '^#' "$top/_build/default/compose.out" | tail -40
   passed=$((passed + p)); failed=$((failed + x))
   log "distcheck"
   if (cd "$top/_build/default" && make -j"$jobs" distcheck TESTS= >distcheck.out 2>&1); then

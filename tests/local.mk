@@ -5,6 +5,7 @@
 #                 (the mock host itself: tests/plugin/local.mk)
 #   integration/  real fanoutd + real Valkey/Redis, nginx (node)
 #                                                             tests/integration/local.mk,
+#                                                             tests/integration/deploy.mk,
 #                                                             plugins/NAME/local.mk
 #   unit-js/      web/fanout.js in node                       tests/unit-js/local.mk
 #   browser/      the page in real Chromium (node)            tests/browser/local.mk
@@ -71,5 +72,6 @@ include tests/browser/local.mk
 include tests/loader/local.mk
 include tests/plugin/local.mk
 include tests/integration/local.mk
+include tests/integration/deploy.mk
 include tests/fuzz/local.mk
 include tests/package/local.mk

@@ -118,16 +118,20 @@ else
 fi
 
 # ---- Dockerfile ---------------------------------------------------------------------
-check "Dockerfile has the stages compose builds (build, lb, runtime) on debian:12" sh -c '
+check "Dockerfile has the stages compose builds (build, lb, runtime, broker) on debian:12" sh -c '
 	grep -q "^FROM debian:12 AS build" "$1" && grep -q "^FROM debian:12-slim AS lb" "$1" &&
-	grep -q "^FROM debian:12-slim AS runtime" "$1" && grep -q "target: runtime" "$2" && grep -q "target: lb" "$2" &&
-	grep -q "./configure --prefix=/usr --sysconfdir=/etc" "$1"' _ "$SRC/Dockerfile" "$SRC/compose.yaml"
-if command -v apt-cache >/dev/null 2>&1 && [ -r /etc/debian_version ] && grep -q '^12' /etc/debian_version; then
-	pk=$(sed -n '/AS runtime/,$p' "$SRC/Dockerfile" | sed -n 's/^ *\(libwebsockets[0-9]* libhiredis[^ ]* libinih[0-9]* libjansson[0-9]*\).*/\1/p')
-	# shellcheck disable=SC2086
-	check "the runtime image's library packages exist in Debian 12 ($pk)" sh -c '[ -n "$1" ] && apt-cache show $1 >/dev/null' _ "$pk"
+	grep -q "^FROM debian:12-slim AS runtime" "$1" && grep -q "^FROM debian:12-slim AS broker" "$1" &&
+	grep -q "target: runtime" "$2" && grep -q "target: lb" "$2" && grep -q "target: broker" "$3"' \
+	_ "$SRC/Dockerfile" "$SRC/compose.yaml" "$SRC/compose.podman.yaml"
+check "the images are built from the Debian package (dpkg-buildpackage; runtime installs fanoutd_*.deb)" sh -c '
+	sed -n "/AS build/,/^FROM/p" "$1" | grep -q "apt-get build-dep -y ./" &&
+	sed -n "/AS build/,/^FROM/p" "$1" | grep -q "dpkg-buildpackage -us -uc -b" &&
+	sed -n "/AS runtime/,/^FROM/p" "$1" | grep -q "apt-get install .*/tmp/fanoutd_\*.deb"' _ "$SRC/Dockerfile"
+if [ -n "$COMPOSE" ]; then
+	check "docker-compose config -q accepts compose.yaml + compose.podman.yaml" \
+		"$COMPOSE" --project-directory "$SRC" -f "$SRC/compose.yaml" -f "$SRC/compose.podman.yaml" config -q
 else
-	skip "the runtime image's library packages exist" "not a Debian 12 machine"
+	skip "compose.podman.yaml" "docker-compose not installed"
 fi
 
 # ---- scripts --------------------------------------------------------------------------

@@ -46,20 +46,6 @@ EXTRA_DIST += tests/integration/trpc_basic.mjs
 TESTS += tests/integration/sse_basic.mjs
 EXTRA_DIST += tests/integration/sse_basic.mjs
 
-# systemd: the unit (systemd-analyze verify), the notify protocol through a
-# real notify socket (notify-sink), and fanoutd inside the unit's sandbox
-# under strace. Once (plain suite): the sandbox check traces a plain build.
-check_PROGRAMS += tests/integration/notify-sink
-tests_integration_notify_sink_SOURCES = tests/integration/notify_sink.c
-if !ASAN
-TESTS += tests/integration/systemd.mjs
-endif
-EXTRA_DIST += tests/integration/systemd.mjs
-
-# scripts/bench-plot.sh: bench.sh's reports drawn as SVG (gnuplot).
-TESTS += tests/integration/bench_plot.sh
-EXTRA_DIST += tests/integration/bench_plot.sh tests/integration/data/bench scripts/bench-plot.sh
-
 # Security: access tokens, claims, refresh/4003, request rate (sec-auth).
 TESTS += tests/integration/security_auth.mjs
 EXTRA_DIST += tests/integration/security_auth.mjs
