@@ -70,6 +70,9 @@ struct step_result {
 	double floor_rate, floor_us_per_write, floor_sys_us, floor_user_us;
 	uint64_t floor_writes, floor_eagain;
 	double vs_floor;
+	double rx_bytes_per_delivery; /* bytes the clients read per delivery */
+	uint64_t hop_n;
+	double hop_p50_ms, hop_p99_ms;
 };
 
 struct bench {
@@ -93,6 +96,9 @@ struct bench {
 	int pids[MAX_PIDS];
 	int npids;
 	int json, no_floor, floor_only, allow_loss;
+	int deflate;	  /* clients offer permessage-deflate */
+	int payload_json; /* realistic JSON records instead of padding */
+	int broker_hop;	  /* also time the broker alone (a direct SUBSCRIBE) */
 	double floor_s;
 	double idle_s;
 	/* runtime */
@@ -113,6 +119,8 @@ struct bench {
 	int64_t last_rx_ns;
 	int64_t rx_now; /* clock at the current socket read */
 	struct hist h;
+	struct hist hop;      /* --broker-hop: publish -> direct subscriber */
+	redisContext *hop_rc; /* that subscriber */
 	/* connect phase */
 	int connected, failed, dead_total;
 	char first_error[200];
@@ -255,6 +263,7 @@ static long servers_rss_kib(const struct bench *b)
 
 #define IDX_PUBWS ((uint64_t)1 << 40)
 #define IDX_REDIS ((uint64_t)1 << 41)
+#define IDX_HOP	  ((uint64_t)1 << 42)
 
 static void arm(struct bench *b, int fd, uint64_t key, uint8_t *armed, int want_out, int add)
 {
@@ -302,10 +311,30 @@ static int parse_payload(const char *p, size_t n, uint64_t *seq, uint32_t *ch, i
 static size_t make_payload(struct bench *b, uint32_t ch, uint64_t seq)
 {
 	int n = snprintf(b->payload, (size_t)b->payload_bytes + 64,
-			 "{\"bseq\":%" PRIu64 ",\"bch\":%u,\"bt\":%" PRId64 ",\"pad\":\"", seq, ch,
-			 now_ns_mono());
+			 "{\"bseq\":%" PRIu64 ",\"bch\":%u,\"bt\":%" PRId64 ",%s", seq, ch,
+			 now_ns_mono(), b->payload_json ? "\"items\":[" : "\"pad\":\"");
 	size_t len = (size_t)n;
 
+	if (b->payload_json) {
+		/* a list update as an application sends it: records with
+		 * consecutive ids, codes derived from them, prices and
+		 * quantities that vary (compresses about 3-4x per message on
+		 * its own; the padding compresses 50x) */
+		uint32_t x = (uint32_t)seq * 2654435761u + ch, id = 100000 + (x >> 16 & 0xffff);
+		for (int i = 0; (int)len < b->payload_bytes - 90; i++) {
+			x = x * 1103515245u + 12345u;
+			len += (size_t)snprintf(b->payload + len, 96,
+						"%s{\"id\":%u,\"sku\":\"SKU-%u\",\"price\":%u.%02u,"
+						"\"qty\":%u,\"open\":%s}",
+						i ? "," : "", id + (uint32_t)i, id + (uint32_t)i,
+						x >> 20 & 0x3ff, (x >> 3) % 100, x >> 24 & 0x3f,
+						x & 1 ? "true" : "false");
+		}
+		b->payload[len++] = ']';
+		b->payload[len++] = '}';
+		b->payload[len] = '\0';
+		return len;
+	}
 	while ((int)len < b->payload_bytes - 2)
 		b->payload[len++] = 'x';
 	b->payload[len++] = '"';
@@ -431,6 +460,26 @@ static void redis_read(struct bench *b)
 	}
 }
 
+/* --broker-hop: the direct subscriber's pushes, timed like deliveries. */
+static void hop_read(struct bench *b)
+{
+	void *reply;
+	if (redisBufferRead(b->hop_rc) != REDIS_OK)
+		return;
+	while (redisGetReplyFromReader(b->hop_rc, &reply) == REDIS_OK && reply) {
+		redisReply *r = reply;
+		uint64_t seq;
+		uint32_t ch;
+		int64_t t;
+		if (b->in_step && r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
+		    r->element[3]->type == REDIS_REPLY_STRING &&
+		    !parse_payload(r->element[3]->str, r->element[3]->len, &seq, &ch, &t) &&
+		    seq >= b->step_base_seq)
+			hist_add(&b->hop, now_ns_mono() - t);
+		freeReplyObject(reply);
+	}
+}
+
 static void redis_flush(struct bench *b)
 {
 	int done = 0;
@@ -454,7 +503,9 @@ static void poll_once(struct bench *b, int timeout_ms)
 	for (int i = 0; i < n; i++) {
 		uint64_t k = evs[i].data.u64;
 		uint32_t e = evs[i].events;
-		if (k == IDX_REDIS) {
+		if (k == IDX_HOP) {
+			hop_read(b);
+		} else if (k == IDX_REDIS) {
 			if (e & EPOLLIN)
 				redis_read(b);
 			if (e & EPOLLOUT)
@@ -521,6 +572,40 @@ static int connect_clients(struct bench *b)
 	return b->connected;
 }
 
+/* --broker-hop: a subscriber of our own on the broker, so the report can
+ * say how much of the latency is the broker's hop alone. */
+static int hop_open(struct bench *b)
+{
+	struct timeval tv = {.tv_sec = 3};
+	redisReply *r;
+	if (b->redis.unix_path[0])
+		b->hop_rc = redisConnectUnixWithTimeout(b->redis.unix_path, tv);
+	else
+		b->hop_rc = redisConnectWithTimeout(b->redis.host, b->redis.port, tv);
+	if (!b->hop_rc || b->hop_rc->err) {
+		warnx_("bench: --broker-hop: %s", b->hop_rc ? b->hop_rc->errstr : "out of memory");
+		return -1;
+	}
+	if (b->redis.password[0]) {
+		r = b->redis.user[0]
+			? redisCommand(b->hop_rc, "AUTH %s %s", b->redis.user, b->redis.password)
+			: redisCommand(b->hop_rc, "AUTH %s", b->redis.password);
+		freeReplyObject(r);
+	}
+	r = redisCommand(b->hop_rc, "PSUBSCRIBE %s%s*", b->redis_prefix, b->chprefix);
+	if (!r || r->type == REDIS_REPLY_ERROR) {
+		warnx_("bench: --broker-hop: PSUBSCRIBE failed");
+		freeReplyObject(r);
+		return -1;
+	}
+	freeReplyObject(r);
+	fcntl(b->hop_rc->fd, F_SETFL, fcntl(b->hop_rc->fd, F_GETFL) | O_NONBLOCK);
+	b->hop_rc->flags &= ~REDIS_BLOCK;
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = IDX_HOP};
+	epoll_ctl(b->ep, EPOLL_CTL_ADD, b->hop_rc->fd, &ev);
+	return 0;
+}
+
 static int publisher_open(struct bench *b)
 {
 	if (b->via_ws) {
@@ -574,6 +659,8 @@ static int publisher_open(struct bench *b)
 		fcntl(b->rc->fd, F_SETFL, fcntl(b->rc->fd, F_GETFL) | O_NONBLOCK);
 		b->rc->flags &= ~REDIS_BLOCK;
 		arm(b, b->rc->fd, IDX_REDIS, (uint8_t *)&b->rc_out_armed, 0, 1);
+		if (b->broker_hop && hop_open(b))
+			return -1;
 		return 0;
 	}
 }
@@ -610,6 +697,10 @@ static void run_step(struct bench *b, struct step_result *sr)
 	uint64_t sent = 0;
 
 	memset(&b->h, 0, sizeof(b->h));
+	memset(&b->hop, 0, sizeof(b->hop));
+	uint64_t rx0 = 0;
+	for (int i = 0; i < b->nclients; i++)
+		rx0 += b->cl[i].ws.rx_bytes;
 	b->received = b->gaps = b->dups = b->foreign = b->disconnected = 0;
 	b->pub_acks = b->pub_errors = 0;
 	/* sequence numbers restart above everything sent so far */
@@ -686,6 +777,16 @@ static void run_step(struct bench *b, struct step_result *sr)
 			span = sr->secs;
 		sr->deliveries_per_s = span > 0 ? (double)sr->received / span : 0;
 	}
+	{
+		uint64_t rx1 = 0;
+		for (int i = 0; i < b->nclients; i++)
+			rx1 += b->cl[i].ws.rx_bytes;
+		sr->rx_bytes_per_delivery =
+		    sr->received ? (double)(rx1 - rx0) / (double)sr->received : 0;
+	}
+	sr->hop_n = b->hop.n;
+	sr->hop_p50_ms = hist_pct_ms(&b->hop, 0.50);
+	sr->hop_p99_ms = hist_pct_ms(&b->hop, 0.99);
 	sr->p50_ms = hist_pct_ms(&b->h, 0.50);
 	sr->p90_ms = hist_pct_ms(&b->h, 0.90);
 	sr->p99_ms = hist_pct_ms(&b->h, 0.99);
@@ -895,6 +996,12 @@ static void print_step_text(const struct bench *b, int i, const struct step_resu
 	       s->disconnected);
 	printf("  deliveries/s %.0f   latency ms p50 %.3f p90 %.3f p99 %.3f max %.3f\n",
 	       s->deliveries_per_s, s->p50_ms, s->p90_ms, s->p99_ms, s->max_ms);
+	printf("  clients read %.1f bytes per delivery%s\n", s->rx_bytes_per_delivery,
+	       b->deflate ? " (permessage-deflate offered)" : "");
+	if (s->hop_n)
+		printf("  the broker hop alone (publish -> a direct subscriber): ms p50 %.3f p99 "
+		       "%.3f\n",
+		       s->hop_p50_ms, s->hop_p99_ms);
 	if (s->server_cpu_s >= 0)
 		printf("  server CPU %.3f s (%.1f%% of a core), %.2f us/delivery, RSS %.1f MiB\n",
 		       s->server_cpu_s, s->server_cpu_pct, s->server_us_per_delivery,
@@ -927,6 +1034,10 @@ static void print_step_json(const struct step_result *s, int last)
 	       s->rate, s->secs, s->published, s->pub_acks, s->pub_errors, s->expected, s->received,
 	       s->expected > s->received ? s->expected - s->received : 0, s->gaps, s->dups,
 	       s->disconnected, s->deliveries_per_s, s->p50_ms, s->p90_ms, s->p99_ms, s->max_ms);
+	printf("\"rx_bytes_per_delivery\":%.2f,", s->rx_bytes_per_delivery);
+	if (s->hop_n)
+		printf("\"broker_hop_ms\":{\"n\":%" PRIu64 ",\"p50\":%.4f,\"p99\":%.4f},", s->hop_n,
+		       s->hop_p50_ms, s->hop_p99_ms);
 	if (s->server_cpu_s >= 0)
 		printf("\"server\":{\"cpu_s\":%.4f,\"cpu_pct\":%.2f,\"us_per_delivery\":%.3f,"
 		       "\"rss_kib\":%ld},",
@@ -984,6 +1095,11 @@ static void bench_help(void)
 	      "  --floor-s S             floor measurement per step (2)\n"
 	      "  --no-floor              skip the floor\n"
 	      "  --allow-loss            exit 0 even when deliveries were lost\n"
+	      "  --deflate               clients offer permessage-deflate (and inflate)\n"
+	      "  --payload-json          payloads of JSON records (compress like real data)\n"
+	      "                          instead of padding\n"
+	      "  --broker-hop            also time publish -> a direct Valkey subscriber, to\n"
+	      "                          tell the broker's share of the latency\n"
 	      "  --json                  print the report as one JSON object\n"
 	      "  -h, --help              this text\n"
 	      "\n"
@@ -1040,6 +1156,9 @@ int cmd_bench(int argc, char **argv)
 		O_NOFLOOR,
 		O_ALLOWLOSS,
 		O_JSON,
+		O_DEFLATE,
+		O_PAYLOAD_JSON,
+		O_HOP,
 	};
 	static const struct option opts[] = {
 	    {"url", required_argument, NULL, 'u'},
@@ -1064,6 +1183,9 @@ int cmd_bench(int argc, char **argv)
 	    {"no-floor", no_argument, NULL, O_NOFLOOR},
 	    {"allow-loss", no_argument, NULL, O_ALLOWLOSS},
 	    {"json", no_argument, NULL, O_JSON},
+	    {"deflate", no_argument, NULL, O_DEFLATE},
+	    {"payload-json", no_argument, NULL, O_PAYLOAD_JSON},
+	    {"broker-hop", no_argument, NULL, O_HOP},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -1193,6 +1315,15 @@ int cmd_bench(int argc, char **argv)
 		case O_JSON:
 			b->json = 1;
 			break;
+		case O_DEFLATE:
+			b->deflate = 1;
+			break;
+		case O_PAYLOAD_JSON:
+			b->payload_json = 1;
+			break;
+		case O_HOP:
+			b->broker_hop = 1;
+			break;
 		case 'h':
 			bench_help();
 			return EXIT_OK;
@@ -1262,8 +1393,10 @@ int cmd_bench(int argc, char **argv)
 		warnx_("bench: out of memory");
 		goto out;
 	}
-	for (int i = 0; i < b->nclients; i++)
+	for (int i = 0; i < b->nclients; i++) {
 		wsc_init(&b->cl[i].ws);
+		b->cl[i].ws.deflate = (uint8_t)b->deflate;
+	}
 	wsc_init(&b->pubws);
 
 	rss_before = servers_rss_kib(b);
@@ -1354,6 +1487,8 @@ out:
 	wsc_free(&b->pubws);
 	if (b->rc)
 		redisFree(b->rc);
+	if (b->hop_rc)
+		redisFree(b->hop_rc);
 	free(b->ready_per_ch);
 	free(b->chseq);
 	free(b->payload);

@@ -11,7 +11,8 @@ tools_fanout_cli_SOURCES = \
 	tools/bench.c \
 	tools/storm.c
 tools_fanout_cli_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/valkey -I$(top_builddir)/plugins/valkey -DVERSION='"$(VERSION)"' $(HIREDIS_CFLAGS) $(JANSSON_CFLAGS)
-tools_fanout_cli_LDADD = $(HIREDIS_LIBS) $(JANSSON_LIBS) -lm
+tools_fanout_cli_CPPFLAGS += $(ZLIB_CFLAGS)
+tools_fanout_cli_LDADD = $(HIREDIS_LIBS) $(JANSSON_LIBS) $(ZLIB_LIBS) -lm
 
 man_MANS += tools/fanout-cli.1
 CLEANFILES += tools/fanout-cli.1

@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "wsc.h"
 
@@ -278,6 +279,7 @@ void wsc_free(struct wsc *c)
 {
 	size_t max = c->max_message;
 	void *user = c->user;
+	uint8_t deflate = c->deflate;
 
 	if (c->fd >= 0)
 		close(c->fd);
@@ -287,6 +289,7 @@ void wsc_free(struct wsc *c)
 	wsc_init(c);
 	c->max_message = max;
 	c->user = user;
+	c->deflate = deflate;
 }
 
 int wsc_start(struct wsc *c, const struct sockaddr *sa, socklen_t salen, const char *hostport,
@@ -307,9 +310,12 @@ int wsc_start(struct wsc *c, const struct sockaddr *sa, socklen_t salen, const c
 	c->rng |= 1;
 	n = snprintf(req, sizeof(req),
 		     "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-		     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+		     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s"
 		     "User-Agent: fanout-cli\r\n\r\n",
-		     path, hostport, c->key);
+		     path, hostport, c->key,
+		     c->deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
+				  "server_no_context_takeover; client_no_context_takeover\r\n"
+				: "");
 	if (n < 0 || (size_t)n >= sizeof(req)) {
 		fail(c, WSC_CLOSE_ABNORMAL, "request too long");
 		return -1;
@@ -524,10 +530,18 @@ static ssize_t parse_handshake(struct wsc *c, char *buf, size_t len)
 		fail(c, WSC_CLOSE_ABNORMAL, "handshake: wrong Sec-WebSocket-Accept");
 		return -1;
 	}
-	if (header(buf, "Sec-WebSocket-Extensions", &vl)) {
-		fail(c, WSC_CLOSE_ABNORMAL,
-		     "handshake: server chose an extension we did not offer");
-		return -1;
+	v = header(buf, "Sec-WebSocket-Extensions", &vl);
+	if (v) {
+		/* only what we offered: permessage-deflate, no context takeover
+		 * (server_no_context_takeover must be in the answer: we inflate
+		 * every message on its own) */
+		if (!c->deflate || vl < 18 || strncmp(v, "permessage-deflate", 18) ||
+		    !memmem(v, vl, "server_no_context_takeover", 26)) {
+			fail(c, WSC_CLOSE_ABNORMAL,
+			     "handshake: server chose an extension we did not offer");
+			return -1;
+		}
+		c->z = 1;
 	}
 	buf[hl - 1] = save;
 	c->state = WSC_OPEN;
@@ -544,8 +558,66 @@ static void protocol_error(struct wsc *c, int code, const char *why)
 	fail(c, WSC_CLOSE_ABNORMAL, NULL);
 }
 
+/* Inflate a compressed message (fresh context: server_no_context_takeover)
+ * into the shared out buffer; returns its length or -1. */
+static char *zout;
+static size_t zout_cap;
+static z_stream zs;
+static int zs_ready;
+
+static ssize_t inflate_msg(struct wsc *c, const char *p, size_t n)
+{
+	static const unsigned char tail[4] = {0, 0, 0xff, 0xff};
+	if (!zs_ready) {
+		if (inflateInit2(&zs, -15) != Z_OK)
+			return -1;
+		zs_ready = 1;
+	} else if (inflateReset(&zs) != Z_OK) {
+		return -1;
+	}
+	size_t len = 0;
+	for (int part = 0; part < 2; part++) {
+		zs.next_in = (Bytef *)(part ? (const char *)tail : p);
+		zs.avail_in = (uInt)(part ? sizeof(tail) : n);
+		while (zs.avail_in) {
+			if (zout_cap - len < 4096 && grow(&zout, &zout_cap, zout_cap * 2 + 65536))
+				return -1;
+			zs.next_out = (Bytef *)zout + len;
+			zs.avail_out = (uInt)(zout_cap - len - 1);
+			int rc = inflate(&zs, Z_SYNC_FLUSH);
+			len = zout_cap - 1 - zs.avail_out;
+			if (len > c->max_message)
+				return -1;
+			if (rc == Z_STREAM_END)
+				break;
+			if (rc != Z_OK && rc != Z_BUF_ERROR)
+				return -1;
+			if (rc == Z_BUF_ERROR && zs.avail_out)
+				break;
+		}
+	}
+	return (ssize_t)len;
+}
+
+/* A whole message (inflated first when compressed): to the callback. */
+static void message(struct wsc *c, int op, int z, char *p, size_t n, wsc_cb cb, void *arg)
+{
+	if (z) {
+		ssize_t k = inflate_msg(c, p, n);
+		if (k < 0) {
+			protocol_error(c, 1007, "bad compressed data");
+			return;
+		}
+		zout[k] = '\0';
+		p = zout;
+		n = (size_t)k;
+	}
+	cb(c, op == 1 ? WSC_EV_TEXT : WSC_EV_BINARY, p, n, arg);
+}
+
 /* Handle one complete frame; returns 0, or -1 once the connection is closed. */
-static int on_frame(struct wsc *c, int fin, int op, char *p, size_t n, wsc_cb cb, void *arg)
+static int on_frame(struct wsc *c, int fin, int op, int rsv1, char *p, size_t n, wsc_cb cb,
+		    void *arg)
 {
 	switch (op) {
 	case 0x0: /* continuation */
@@ -564,12 +636,13 @@ static int on_frame(struct wsc *c, int fin, int op, char *p, size_t n, wsc_cb cb
 			char save = p[n]; /* p[n] exists: the frame parser never passes the
 					     last byte of a buffer without its +1 room */
 			p[n] = '\0';
-			cb(c, op == 1 ? WSC_EV_TEXT : WSC_EV_BINARY, p, n, arg);
+			message(c, op, rsv1, p, n, cb, arg);
 			if (c->state != WSC_CLOSED)
 				p[n] = save;
 			return c->state == WSC_CLOSED ? -1 : 0;
 		}
 		c->msg_op = op;
+		c->msg_z = (uint8_t)rsv1;
 		c->msg_len = 0;
 	frag:
 		if (c->msg_len + n > c->max_message) {
@@ -587,7 +660,7 @@ static int on_frame(struct wsc *c, int fin, int op, char *p, size_t n, wsc_cb cb
 			int mop = c->msg_op;
 			c->msg_op = 0;
 			c->msg[c->msg_len] = '\0';
-			cb(c, mop == 1 ? WSC_EV_TEXT : WSC_EV_BINARY, c->msg, c->msg_len, arg);
+			message(c, mop, c->msg_z, c->msg, c->msg_len, cb, arg);
 			if (c->msg_cap > 65536) { /* don't keep a big buffer per client */
 				free(c->msg);
 				c->msg = NULL;
@@ -633,13 +706,14 @@ static ssize_t parse_frames(struct wsc *c, char *buf, size_t len, wsc_cb cb, voi
 		unsigned char *p = (unsigned char *)buf + off;
 		size_t avail = len - off, h = 2;
 		uint64_t n;
-		int fin, op;
+		int fin, op, rsv1;
 
 		if (avail < 2)
 			break;
 		fin = p[0] & 0x80;
 		op = p[0] & 0x0f;
-		if (p[0] & 0x70) {
+		rsv1 = (p[0] & 0x40) != 0;
+		if ((p[0] & 0x30) || (rsv1 && (!c->z || op == 0 || (op & 0x8)))) {
 			protocol_error(c, 1002, "reserved bits set");
 			return -1;
 		}
@@ -685,7 +759,7 @@ static ssize_t parse_frames(struct wsc *c, char *buf, size_t len, wsc_cb cb, voi
 		/* The byte after the payload may belong to the next frame; on_frame
 		 * saves and restores it around its NUL. At the end of the buffer,
 		 * the +1 of every allocation (and the scratch slack) covers it. */
-		if (on_frame(c, fin, op, (char *)p + h, (size_t)n, cb, arg))
+		if (on_frame(c, fin, op, rsv1, (char *)p + h, (size_t)n, cb, arg))
 			return -1;
 		off += h + (size_t)n;
 	}
@@ -731,6 +805,8 @@ int wsc_handle_read(struct wsc *c, wsc_cb cb, void *arg)
 			room = sizeof(scratch) - 1; /* keep one byte for the NUL */
 		}
 		r = read(c->fd, dst, room);
+		if (r > 0)
+			c->rx_bytes += (uint64_t)r;
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;

@@ -3,7 +3,11 @@
  * benchmark. One struct wsc per connection, no threads, no allocation per
  * frame: the caller owns the event loop (epoll, poll, anything) and calls
  * wsc_handle_read()/wsc_handle_write() when the fd is ready. ws:// only
- * (no TLS), no extensions, client frames masked, server frames unmasked.
+ * (no TLS), client frames masked, server frames unmasked.
+ *
+ * permessage-deflate (RFC 7692) on request (deflate = 1 before wsc_start()):
+ * the client offers it with no context takeover either way, inflates the
+ * server's compressed messages, and sends its own uncompressed.
  *
  * Memory per idle connection is the struct itself (~300 bytes) plus what a
  * partially received frame or an unsent request needs: input is read into
@@ -83,8 +87,12 @@ struct wsc {
 	int close_sent;
 	int close_notified;
 	char close_reason[124];
-	char err[160]; /* why the connection ended, "" for a clean close */
-	void *user;    /* for the caller */
+	char err[160];	   /* why the connection ended, "" for a clean close */
+	void *user;	   /* for the caller */
+	uint8_t deflate;   /* set by the caller: offer permessage-deflate */
+	uint8_t z;	   /* the server accepted it */
+	uint8_t msg_z;	   /* the message being reassembled is compressed */
+	uint64_t rx_bytes; /* bytes read from the socket (handshake included) */
 };
 
 void wsc_init(struct wsc *c);
@@ -123,7 +131,8 @@ static inline int wsc_send_text(struct wsc *c, const char *s, size_t len)
 }
 /* Send a close frame with code (0: none) and wait for the server's. */
 void wsc_close(struct wsc *c, int code);
-/* Close the fd at once and free the buffers; c can be started again. */
+/* Close the fd at once and free the buffers; c can be started again (the
+ * caller's settings, max_message, user and deflate, stay). */
 void wsc_free(struct wsc *c);
 
 /* Helpers shared with the tests: SHA-1 and base64 as the handshake needs. */

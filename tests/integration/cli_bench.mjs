@@ -47,6 +47,31 @@ await t.test('bench via Valkey: 20 clients, 2 channels, 200 messages, loss 0', a
   }
 });
 
+await t.test('bench --deflate --payload-json --broker-hop: compressed frames inflated, bytes per delivery, the broker hop', async () => {
+  const r2 = await startRedis();
+  const ini = `[server]\ninstance = bench\npermessage_deflate = true\n\n[backend valkey]\nplugin = ${pluginPath('valkey')}\nurl = ${r2.url}\n`;
+  const f = await startFanoutd({ ini, wait: 'ready' });
+  try {
+    const run1 = async (extra) => {
+      const b = await run(FANOUT_CLI, ['bench', '--json', '--url', f.ws, '--redis', r2.url, '--clients', '10', '--messages', '50',
+        '--rate', '200', '--payload-bytes', '1024', '--payload-json', '--no-floor', '--idle-s', '0', ...extra], { timeoutMs: 60000 });
+      assert.equal(b.code, 0, b.stdout + b.stderr);
+      return JSON.parse(b.stdout).steps[0];
+    };
+    const plain = await run1(['--broker-hop']);
+    const z = await run1(['--deflate']);
+    assert.equal(plain.loss, 0);
+    assert.equal(z.loss, 0);
+    assert.ok(plain.rx_bytes_per_delivery > 1000, `plain ${plain.rx_bytes_per_delivery}`);
+    assert.ok(z.rx_bytes_per_delivery * 2 < plain.rx_bytes_per_delivery, `deflate ${z.rx_bytes_per_delivery}`);
+    assert.equal(plain.broker_hop_ms.n, 50);
+    assert.ok(plain.broker_hop_ms.p50 > 0 && plain.broker_hop_ms.p50 <= plain.broker_hop_ms.p99);
+  } finally {
+    assert.equal(await f.stop(), 0);
+    await r2.stop();
+  }
+});
+
 await t.test('bench via ws publish frames (loopback backend): loss 0', async () => {
   const ini = `[server]\ninstance = bench\nallow_publish = true\n\n[backend mem]\nplugin = ${pluginPath('loopback')}\n`;
   const f = await startFanoutd({ ini });
