@@ -5,6 +5,7 @@
 // every frame, any byte after a close frame, and when the TCP stream ends.
 import crypto from 'node:crypto';
 import net from 'node:net';
+import tls from 'node:tls';
 import zlib from 'node:zlib';
 
 /** A client frame (masked unless mask: false). payload: Buffer|string. */
@@ -65,11 +66,12 @@ export function json(fr) {
  *   done(ms)                  resolves when the server closed TCP:
  *                             {close: {code, reason} | null, afterClose, eof}
  * Options: path, httpVersion ('1.1'), extensions (header value), extra
- * (raw bytes appended to the request, in the same write), headers.
+ * (raw bytes appended to the request, in the same write), headers, ca (a
+ * PEM: connect with TLS and trust it).
  */
-export function rawConnect(port, { path = '/ws', httpVersion = '1.1', extensions, extra, headers = {} } = {}) {
+export function rawConnect(port, { path = '/ws', httpVersion = '1.1', extensions, extra, headers = {}, ca } = {}) {
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
+    const sock = ca ? tls.connect({ host: '127.0.0.1', port, ca, servername: undefined }) : net.connect({ host: '127.0.0.1', port });
     const key = crypto.randomBytes(16).toString('base64');
     let buf = Buffer.alloc(0);
     let upgraded = false;

@@ -1,0 +1,117 @@
+// wsconn_tls.mjs — fanoutd's own WebSocket I/O (core/wsconn.c) on TLS
+// connections: lws does the TLS handshake and the upgrade, then fanoutd
+// keeps reading and writing through the same SSL object. Big messages both
+// ways (one frame across many TLS records), a burst of 8 KiB messages
+// (partial SSL writes), a reader that stops (4001 while a fast one gets
+// everything), the close handshake and a protocol error (the close frame
+// before close_notify and FIN), permessage-deflate over TLS.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { tap } from '../lib/tap.mjs';
+import { WebSocket, pluginPath, startFanoutd, tmpDir, waitFor, parseMetrics } from '../lib/harness.mjs';
+import { rawConnect, frame, OP, closePayload, json } from '../lib/rawws.mjs';
+
+const t = tap();
+const dir = tmpDir('fanout-wstls-');
+const cert = path.join(dir, 'c.crt'), key = path.join(dir, 'c.key');
+execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+  '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=wsconn',
+  '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+const ca = fs.readFileSync(cert);
+const f = await startFanoutd({
+  ini: `[server]\ninstance = tls\ntls_cert = ${cert}\ntls_key = ${key}\nallow_publish = true\n` +
+    `permessage_deflate = true\nclient_queue_bytes = 2m\nmax_payload_bytes = 1m\n\n[backend mem]\nplugin = ${pluginPath('loopback')}\n`,
+  wait: 'none',
+});
+await waitFor(async () => { try { const c = await rawConnect(f.port, { ca }); c.destroy(); return c.status === 101; } catch { return false; } },
+  { what: 'fanoutd over TLS' });
+const url = `wss://127.0.0.1:${f.port}/ws`;
+const wss = (opts = {}) => new Promise((resolve, reject) => {
+  const ws = new WebSocket(url, { ca, perMessageDeflate: false, ...opts });
+  const got = [];
+  ws.on('message', (d) => got.push(JSON.parse(d.toString())));
+  ws.on('open', () => resolve({ ws, got }));
+  ws.on('error', reject);
+});
+
+await t.test('a 65,536-byte request and its answer over TLS (one frame, many TLS records)', async () => {
+  const c = await rawConnect(f.port, { ca });
+  assert.equal(c.status, 101);
+  await c.next((fr) => json(fr)?.type === 'hello');
+  const base = '{"type":"ping","id":"big","pad":""}';
+  c.send(frame(OP.TEXT, `{"type":"ping","id":"big","pad":"${'p'.repeat(65536 - base.length)}"}`));
+  await c.next((fr) => json(fr)?.id === 'big', 5000, 'pong big');
+  c.send(frame(OP.CLOSE, closePayload(1000)));
+  const d = await c.done();
+  assert.equal(d.close.code, 1000);
+  assert.equal(d.afterClose, 0);
+});
+
+await t.test('2000 messages of 8 KiB to two TLS subscribers, in order; a reader that stops is cut 4001', async () => {
+  const fast = await wss();
+  const slow = await wss();
+  for (const c of [fast, slow]) {
+    c.ws.send(JSON.stringify({ type: 'subscribe', channel: 'tls', id: 's' }));
+    await waitFor(() => c.got.some((m) => m.type === 'subscribed'), { what: 'subscribed' });
+  }
+  slow.ws._socket.pause();
+  const pub = await wss();
+  const blob = 'b'.repeat(8000);
+  for (let i = 0; i < 2000; i++) {
+    pub.ws.send(JSON.stringify({ type: 'publish', channel: 'tls', data: { i, blob }, id: i }));
+    if (i % 200 === 199) await waitFor(() => pub.got.some((m) => m.id === i), { what: `ack ${i}` });
+  }
+  await waitFor(() => fast.got.filter((m) => m.type === 'message').length === 2000, { timeoutMs: 30000, what: 'fast got all' });
+  assert.deepEqual(fast.got.filter((m) => m.type === 'message').map((m) => m.data.i), [...Array(2000).keys()]);
+  const closed = new Promise((r) => slow.ws.on('close', (code) => r(code)));
+  slow.ws._socket.resume();
+  assert.ok([4001, 1006].includes(await closed));
+  const m = parseMetrics((await new Promise((resolve) => {
+    import('node:https').then(({ default: https }) => https.get({ host: '127.0.0.1', port: f.port, path: '/metrics', ca }, (res) => {
+      let b = ''; res.on('data', (x) => (b += x)); res.on('end', () => resolve(b));
+    }));
+  })));
+  assert.equal(m.fanout_slow_client_disconnects_total, 1);
+  fast.ws.close();
+  pub.ws.close();
+});
+
+await t.test('a protocol error over TLS: the close frame 1002 arrives, nothing after it', async () => {
+  const c = await rawConnect(f.port, { ca });
+  await c.next((fr) => json(fr)?.type === 'hello');
+  c.send(frame(OP.PING, Buffer.alloc(126, 0x61)));
+  const d = await c.done();
+  assert.equal(d.close.code, 1002);
+  assert.equal(d.afterClose, 0);
+});
+
+await t.test('permessage-deflate over TLS: a compressed 1 KiB message, clean close', async () => {
+  const c = await wss({ perMessageDeflate: true });
+  c.ws.send(JSON.stringify({ type: 'subscribe', channel: 'tlsz', id: 's' }));
+  await waitFor(() => c.got.some((m) => m.type === 'subscribed'), { what: 'subscribed' });
+  const data = { rows: [...Array(30).keys()].map((i) => ({ i, name: `row ${i}` })) };
+  const p = await wss();
+  p.ws.send(JSON.stringify({ type: 'publish', channel: 'tlsz', data }));
+  await waitFor(() => c.got.some((m) => m.type === 'message'), { what: 'message' });
+  assert.deepEqual(c.got.find((m) => m.type === 'message').data, data);
+  const closed = new Promise((r) => c.ws.on('close', (code) => r(code)));
+  c.ws.close(1000);
+  assert.equal(await closed, 1000);
+  p.ws.close();
+});
+
+await t.test('drain over TLS: every client gets 1001 and fanoutd exits 0', async () => {
+  const c = await rawConnect(f.port, { ca });
+  await c.next((fr) => json(fr)?.type === 'hello');
+  process.kill(f.pid, 'SIGTERM');
+  const cl = await c.next((fr) => fr.op === OP.CLOSE, 5000, 'close 1001');
+  assert.equal(cl.payload.readUInt16BE(0), 1001);
+  c.send(frame(OP.CLOSE, closePayload(1001)));
+  const d = await c.done();
+  assert.equal(d.afterClose, 0);
+  assert.equal(await f.stop(), 0);
+});
+
+t.done();
