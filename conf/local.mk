@@ -36,3 +36,8 @@ conf/fanoutd.service: conf/fanoutd.service.in Makefile
 		< $(srcdir)/conf/fanoutd.service.in > $@.tmp && mv $@.tmp $@
 CLEANFILES += conf/fanoutd.service
 EXTRA_DIST += conf/fanoutd.service.in
+
+# The Grafana dashboard over /metrics, installed for import
+# ($(pkgdatadir)/grafana/fanout.json).
+grafanadir = $(pkgdatadir)/grafana
+dist_grafana_DATA = conf/grafana/fanout.json

@@ -23,3 +23,7 @@ check-compose: all
 	@$(AM_TESTS_ENVIRONMENT) $(SHELL) $(top_srcdir)/tests/lib/node.sh \
 		$(top_srcdir)/tests/integration/compose_stack.mjs
 .PHONY: check-compose
+
+# conf/grafana/fanout.json against a running fanoutd's /metrics.
+TESTS += tests/integration/grafana_dashboard.mjs
+EXTRA_DIST += tests/integration/grafana_dashboard.mjs
