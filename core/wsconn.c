@@ -280,23 +280,52 @@ static ssize_t tls_write(struct wsconn *c, const struct iovec *iov, int n)
 	return -1;
 }
 
+/* The prefix of a deflate stream that carries n bytes as they are: one
+ * stored block, not final (RFC 1951 3.2.4: a zero byte for the block
+ * header, byte-aligned, then LEN and NLEN), 5 bytes. */
+#define STORED_PREFIX 5
+static size_t stored_block(uint8_t *p, size_t n)
+{
+	p[0] = 0;
+	p[1] = (uint8_t)n;
+	p[2] = (uint8_t)(n >> 8);
+	p[3] = (uint8_t)~n;
+	p[4] = (uint8_t)(~n >> 8);
+	return STORED_PREFIX;
+}
+
 /* One frame's bytes as up to three pieces: the header and payload of a
  * shared frame (one contiguous run), or a header built here, the
- * subscriber's head and the shared body. Returns the pieces; *wire is the
- * msg whose bytes a half-written frame continues with. */
+ * subscriber's head and the shared body. On a deflate connection a
+ * (head, body) frame whose body has a compressed variant goes out
+ * compressed without compressing anything per subscriber: a stored block
+ * holding the head, then the body's shared compressed bytes (a deflate
+ * stream may continue with blocks that never refer back). Returns the
+ * pieces; *wire is the msg whose bytes a half-written frame continues
+ * with. hdr has room for WS_HEADER_MAX + STORED_PREFIX bytes. */
 static int frame_pieces(struct wsconn *c, size_t i, uint8_t *hdr, struct iovec *seg,
 			struct msg **wire)
 {
 	struct outq_ent *e = outq_at(&c->q, i);
 	*wire = NULL;
 	if (e->head && !e->body->op) {
-		size_t len = e->head->len + e->body->len;
+		struct msg *body = e->body;
+		size_t h;
+		if (c->zbits && e->head->len <= 0xffff &&
+		    (body = wire_frame(c, e->body)) != e->body) {
+			size_t len = STORED_PREFIX + e->head->len + body->len;
+			h = ws_frame_header(hdr, WS_OP_TEXT, 1, len);
+			h += stored_block(hdr + h, e->head->len);
+		} else {
+			body = e->body;
+			h = ws_frame_header(hdr, WS_OP_TEXT, 0, e->head->len + body->len);
+		}
 		seg[0].iov_base = hdr;
-		seg[0].iov_len = ws_frame_header(hdr, WS_OP_TEXT, 0, len);
+		seg[0].iov_len = h;
 		seg[1].iov_base = msg_payload(e->head);
 		seg[1].iov_len = e->head->len;
-		seg[2].iov_base = msg_payload(e->body);
-		seg[2].iov_len = e->body->len;
+		seg[2].iov_base = msg_payload(body);
+		seg[2].iov_len = body->len;
 		return 3;
 	}
 	struct msg *w = i == 0 && c->q_off ? c->q_wire : wire_frame(c, e->body);
@@ -315,7 +344,7 @@ static void flush(struct wsconn *c)
 		struct iovec iov[IOV_BATCH];
 		size_t flen[IOV_BATCH];
 		struct msg *fwire[IOV_BATCH];
-		uint8_t hdr[IOV_BATCH / 3][WS_HEADER_MAX];
+		uint8_t hdr[IOV_BATCH / 3][WS_HEADER_MAX + STORED_PREFIX];
 		size_t total = 0;
 		int n = 0, frames = 0, heads = 0;
 		for (size_t i = 0; i < c->q.len && n + 3 <= IOV_BATCH && total < WRITE_MAX; i++) {

@@ -11,8 +11,10 @@ EXTRA_DIST += tests/integration/protocol_suite.mjs tests/integration/protocol_lo
 
 # RFC 6455 / RFC 7692 conformance in the Autobahn test suite's categories
 # (raw sockets; ~8 s); its results table is in README.md. Under ASan too.
-TESTS += tests/integration/rfc6455.mjs tests/integration/wsconn_tls.mjs
-EXTRA_DIST += tests/integration/rfc6455.mjs tests/integration/wsconn_tls.mjs
+TESTS += tests/integration/rfc6455.mjs tests/integration/wsconn_tls.mjs \
+	tests/integration/deflate_transports.mjs
+EXTRA_DIST += tests/integration/rfc6455.mjs tests/integration/wsconn_tls.mjs \
+	tests/integration/deflate_transports.mjs
 
 # Security suite (issue 11, HTTP side): raw-socket attacks on the HTTP
 # routes and the upgrade gate; run under ASan too (leaks, UB).
