@@ -18,7 +18,8 @@ dist_fanoutexamples_DATA = \
 	conf/examples/loopback.ini \
 	conf/examples/cluster.ini \
 	conf/examples/routing.ini \
-	conf/examples/nats.ini
+	conf/examples/nats.ini \
+	conf/examples/valkey-cluster.ini
 
 CLEANFILES += conf/installed/fanout.ini
 EXTRA_DIST += conf/fanout.ini

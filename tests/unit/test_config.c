@@ -360,6 +360,7 @@ static void t_shipped_configs(void **state)
 	load_clean("conf/examples/loopback.ini", NULL, 0);
 	load_clean("conf/examples/cluster.ini", NULL, 0);
 	load_clean("conf/examples/routing.ini", NULL, 0);
+	load_clean("conf/examples/valkey-cluster.ini", NULL, 0);
 
 	/* the default config's backend is what the docs say it is */
 	struct config c;
