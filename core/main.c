@@ -183,6 +183,8 @@ int main(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	int rc = plugin_host_load(&cfg);
+	if (!rc && check)
+		rc = plugin_host_check();
 	if (rc || check) {
 		if (!rc) {
 			const struct fanout_plugin **p = calloc(cfg.n_backends + 1, sizeof(*p));

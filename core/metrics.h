@@ -35,7 +35,7 @@ enum refuse_reason {
 	REFUSE_URL,	     /* 414: URL over the limit */
 	REFUSE_METHOD,	     /* 405 */
 	REFUSE_API_KEY,	     /* 401: /api/publish without the right key */
-	REFUSE_TIMEOUT,	     /* handshake or idle timeout */
+	REFUSE_TIMEOUT,	     /* no complete request within handshake_timeout_s */
 	REFUSE_HTTP_VERSION, /* 400: a WebSocket upgrade over HTTP/1.0 */
 	REFUSE__COUNT
 };

@@ -301,6 +301,22 @@ int plugin_host_load(const struct config *c)
 	return rc;
 }
 
+int plugin_host_check(void)
+{
+	for (size_t i = 0; i < n_backends; i++) {
+		struct fanout_backend *b = &backends[i];
+		void *state = NULL;
+		int r = b->p->init(&host_table, b, b->values, &state);
+		if (r) {
+			log_err("[backend %s]: %s: init refuses this configuration: %s (%d)",
+				b->cfg->name, b->path, fanout_strerror(r), r);
+			return EXIT_PLUGIN_INIT;
+		}
+		b->p->destroy(state);
+	}
+	return 0;
+}
+
 int plugin_host_start(void)
 {
 	for (size_t i = 0; i < n_backends; i++) {

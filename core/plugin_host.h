@@ -54,6 +54,11 @@ struct fanout_backend {
 int plugin_host_load(const struct config *c);
 /* init + start every backend in file order; 0 or EXIT_PLUGIN_INIT. */
 int plugin_host_start(void);
+/* --check-config: run each backend's init (which by the ABI checks its
+ * values and does no I/O) and destroy it at once, so a value only the
+ * backend can judge (a broker URL) is refused as start-up would refuse it.
+ * 0, or EXIT_PLUGIN_INIT after logging the backend's reason. */
+int plugin_host_check(void);
 /* stop every started backend (loop still running), then destroy + dlclose. */
 void plugin_host_stop(void);
 void plugin_host_unload(void);

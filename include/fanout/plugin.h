@@ -501,7 +501,9 @@ struct fanout_plugin {
 	 * Mandatory. Check values, allocate, store state in *state. No I/O.
 	 * Returns 0, or a negative FANOUT_E*: fanoutd logs it with
 	 * fanout_strerror() and exits with code 5 (destroy() is not called;
-	 * free what init allocated before returning).
+	 * free what init allocated before returning). `fanoutd --check-config`
+	 * calls init and then destroy() at once (no start), so refuse every
+	 * bad value here, not in start().
 	 */
 	int (*init)(const struct fanout_host *host, struct fanout_backend *b,
 		    const struct fanout_value *values, void **state);

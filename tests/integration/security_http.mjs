@@ -414,7 +414,7 @@ await t.test('idle_timeout_s: a WebSocket client that sends nothing is closed 10
   assert.equal(await f.stop(), 0);
 });
 
-await t.test('--check-config refuses what start-up would: a listen name, control characters in instance', async () => {
+await t.test('--check-config refuses what start-up would: a listen name, control characters in instance, a broker URL', async () => {
   const dir = tmpDir('fanout-cfg-');
   const file = path.join(dir, 'f.ini');
   fs.writeFileSync(file, `[server]\n[backend mem]\nplugin = ${lb}\n`);
@@ -438,6 +438,14 @@ await t.test('--check-config refuses what start-up would: a listen name, control
   assert.equal(r.code, 3, r.stderr);
   r = await check('server.listen=[::1]:8080', 'server.instance=édge-1', 'server.trusted_proxies=10.0.0.0/8 ::1');
   assert.equal(r.code, 0, r.stderr);
+  // a broker URL the backend refuses at start-up is refused here too
+  fs.writeFileSync(file, `[server]\n[backend v]\nplugin = ${pluginPath('valkey')}\nurl = rediss://127.0.0.1:6379/0\n`);
+  r = await run(FANOUTD, ['-c', file, '--check-config']);
+  assert.equal(r.code, 5, r.stderr);
+  assert.match(r.stderr, /url: TLS \(rediss:\/\/\) is not supported/);
+  fs.writeFileSync(file, `[server]\n[backend v]\nplugin = ${pluginPath('valkey')}\nurl = redis://127.0.0.1:99999/0\n`);
+  r = await run(FANOUTD, ['-c', file, '--check-config']);
+  assert.equal(r.code, 5, r.stderr);
 });
 
 t.done();

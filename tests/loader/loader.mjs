@@ -79,11 +79,16 @@ await t.test('a plugin whose start fails stops start-up (exit 5)', async () => {
   assert.match(r.stderr, /start failed/);
 });
 
-await t.test('--check-config checks plugins without running their code', async () => {
+await t.test('--check-config lets each backend judge its values: an init that refuses fails it (exit 5)', async () => {
+  // init checks values and does no I/O (plugin ABI); --check-config runs it
+  // and destroys the state at once, so it refuses what start-up would
   const r = await fanoutd(withPlugin(bad('initfail')), ['--check-config']);
-  assert.equal(r.code, 0, r.stderr);
-  assert.doesNotMatch(r.stderr, /init refuses/);
-  assert.match(r.stdout, /\[backend b\]/);
+  assert.equal(r.code, 5, r.stderr);
+  assert.match(r.stderr, /init refuses/);
+  assert.doesNotMatch(r.stdout, /\[backend b\]/);
+  const ok = await fanoutd(withPlugin(pluginPath('loopback')), ['--check-config']);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /\[backend b\]/);
 });
 
 await t.test('a plugin with a malformed option table is refused (exit 4)', async () => {
