@@ -159,16 +159,21 @@ out:
 
 /* ---- flushing subscribes ---- */
 
+/* The shard owning c's slot in the current map (its slot computed once). */
 static struct shard *owner_of(struct vk *vk, struct chan *c, unsigned *slot)
 {
-	size_t l;
-	char *full = vk_broker_name(vk, c->name, &l);
-
-	*slot = 0;
-	if (!full)
-		return NULL;
-	*slot = cluster_slot(full, l);
-	free(full);
+	if (!c->has_slot) {
+		size_t l;
+		char *full = vk_broker_name(vk, c->name, &l);
+		if (!full) {
+			*slot = 0;
+			return NULL;
+		}
+		c->slot = (uint16_t)cluster_slot(full, l);
+		c->has_slot = true;
+		free(full);
+	}
+	*slot = c->slot;
 	return vk->slots[*slot];
 }
 

@@ -104,6 +104,8 @@ struct chan {
 	uint64_t floor;
 	struct shard *shard;	 /* cluster: the shard it is subscribed on or queued for */
 	bool regap;		 /* cluster: gap() once subscribed again */
+	bool has_slot;		 /* cluster: slot below is computed */
+	uint16_t slot;		 /* cluster: the slot of its broker name */
 	const char *regap_why;	 /* static text */
 	bool sub_sent;		 /* SUBSCRIBE sent, reply not yet seen */
 	bool answered;		 /* host->subscribed() called for the current demand */
