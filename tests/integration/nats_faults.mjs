@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { tap } from '../lib/tap.mjs';
 import { startFanoutd, wsClient, waitFor, sleep } from '../lib/harness.mjs';
 import { startNats, rawNats } from '../lib/nats.mjs';
+import { stopProcess } from '../lib/backends.mjs';
 
 const t = tap();
 const CH = 'fault.c';
@@ -70,7 +71,7 @@ async function scenario(js) {
   await Promise.all(fs.map((f) => waitFor(async () => (await f.http('/readyz')).status === 200,
     { what: 'ready after the restart', timeoutMs: 15000 })));
   await sleep(1000);
-  n.kill('SIGSTOP');
+  stopProcess(n.pid);
   await sleep(1500);
   n.kill('SIGCONT');
   await Promise.all(fs.map((f) => waitFor(async () => (await f.http('/readyz')).status === 200,

@@ -22,6 +22,21 @@
 //   stop()               stop the broker
 import { startRedis, pluginPath } from './harness.mjs';
 import { startNats } from './nats.mjs';
+import fs from 'node:fs';
+
+/* SIGSTOP takes effect asynchronously: return once every thread of pid is
+ * stopped (state T), so nothing sent afterwards is answered. */
+export function stopProcess(pid) {
+  process.kill(pid, 'SIGSTOP');
+  const end = Date.now() + 5000;
+  const stopped = () => fs.readdirSync(`/proc/${pid}/task`).every((t) => {
+    try {
+      const st = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      return st[st.lastIndexOf(')') + 2] === 'T';
+    } catch { return true; }
+  });
+  while (!stopped()) if (Date.now() > end) throw new Error(`process ${pid} did not stop`);
+}
 
 export function loopbackBackend() {
   return {
@@ -53,7 +68,7 @@ export function valkeyBackend() {
       // socket buffer until SIGCONT.
       return {
         keys: '',
-        begin() { r.kill('SIGSTOP'); },
+        begin() { stopProcess(r.pid); },
         end() { r.kill('SIGCONT'); },
       };
     },
@@ -98,7 +113,7 @@ export function natsBackend({ js = false } = {}) {
       // waits until SIGCONT.
       return {
         keys: '',
-        begin() { n.kill('SIGSTOP'); },
+        begin() { stopProcess(n.pid); },
         end() { n.kill('SIGCONT'); },
       };
     },

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -209,6 +210,49 @@ static void server_kill(struct server *s, int sig)
 		waitpid(s->pid, NULL, 0);
 		live_set(s->pid, 0);
 		s->pid = 0;
+	}
+}
+
+/* 1 when every thread of pid is stopped (state T in /proc/PID/task/N/stat). */
+static int all_stopped(pid_t pid)
+{
+	char path[64], line[512];
+	struct dirent *d;
+	DIR *dir;
+	int stopped = 1;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return 0;
+	while (stopped && (d = readdir(dir)) != NULL) {
+		FILE *fp;
+		char *p;
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(line, sizeof(line), "%s/%s/stat", path, d->d_name);
+		fp = fopen(line, "r");
+		if (!fp)
+			continue;
+		if (fgets(line, sizeof(line), fp) && (p = strrchr(line, ')')) != NULL &&
+		    p[2] != 'T')
+			stopped = 0;
+		fclose(fp);
+	}
+	closedir(dir);
+	return stopped;
+}
+
+/* SIGSTOP takes effect asynchronously: wait until the server is stopped. */
+static void server_stop_signal(struct server *s)
+{
+	uint64_t end = mockhost_now_ms() + 5000;
+
+	kill(s->pid, SIGSTOP);
+	while (!all_stopped(s->pid)) {
+		if (mockhost_now_ms() > end)
+			fail_msg("nats-server %d did not stop", (int)s->pid);
+		usleep(1000);
 	}
 }
 
@@ -554,13 +598,13 @@ static void test_sigstop(void **unused)
 	server_start(&f.srv);
 	fx_start(&f, NULL, 0, NULL);
 	assert_true(mockhost_run_until(f.m, mockhost_pred_up, NULL, 5000));
-	server_kill(&f.srv, SIGSTOP);
+	server_stop_signal(&f.srv);
 	assert_int_equal(plugin->subscribe(f.st, "news.s"), 0);
 	mockhost_run(f.m, 150);
 	assert_int_equal(mockhost_n_subscribed_for(f.m, "news.s", -1), 0);
 	server_kill(&f.srv, SIGCONT);
 	assert_true(mockhost_run_until(f.m, mockhost_pred_subscribed, "news.s", 5000));
-	server_kill(&f.srv, SIGSTOP);
+	server_stop_signal(&f.srv);
 	assert_true(mockhost_run_until(f.m, mockhost_pred_down, NULL, 10000));
 	server_kill(&f.srv, SIGCONT);
 	assert_true(mockhost_run_until(f.m, mockhost_pred_up, NULL, 10000));
