@@ -174,6 +174,11 @@ int clients_draining(void)
 	return draining;
 }
 
+struct client *clients_head(void)
+{
+	return head;
+}
+
 long long clients_count(void)
 {
 	return n_clients;

@@ -15,6 +15,7 @@
 
 struct config;
 struct guard;
+struct outq;
 
 /* Transports, for per-transport metrics (metrics.transport_clients[]). */
 enum client_kind { CLIENT_WS, CLIENT_TRPC, CLIENT_SSE, CLIENT__KINDS };
@@ -32,6 +33,11 @@ struct client {
 	 * once the token runs out without a refresh (WebSocket: close 4003). */
 	struct guard *guard;
 	void (*token_expired)(struct client *c);
+	/* Its send queue (NULL: none) and how to close it as a slow consumer
+	 * (4001), dropping the queue at once: budget.c cuts the clients
+	 * furthest behind at max_queued_bytes. */
+	struct outq *q;
+	int (*slow)(struct client *c); /* 0: closing already, nothing cut */
 };
 
 /* Before the first client: max_clients after clamping to the fd limit;
@@ -66,6 +72,8 @@ void clients_remove(struct client *c);
 long long clients_drain_all(void);
 /* 1 once clients_drain_all() was called. */
 int clients_draining(void);
+/* The first client of the list (then c->next), for budget.c. */
+struct client *clients_head(void);
 /* Clients open now, all transports / one transport. */
 long long clients_count(void);
 long long clients_count_kind(enum client_kind k);

@@ -71,6 +71,7 @@ enum ktype {
 #define KF_SUFFIX   4u	/* K_INT: accepts k/m/g (x1024) */
 #define KF_SECRET   8u	/* K_STR: printed as *** by config_dump() */
 #define KF_AUTH	    16u /* in section [auth], not [server] */
+#define KF_AUTO	    32u /* K_INT: "auto" is also a value, stored as -1 */
 
 struct skey {
 	const char *name;
@@ -155,6 +156,11 @@ static const struct skey server_keys[] = {
     {"log_level", K_LOGLEVEL, "info", 0, 0, OFF(log_level), 0, 0, "error|warn|info|debug"},
     {"max_requests_per_s", K_INT, "0", 0, 1000000, OFF(max_requests_per_s), 0, 0,
      "requests per client per second (burst 2x); over: error rate_limited; 0: off"},
+    {"max_queued_bytes", K_INT, "auto", 64 * KIB, 64 * GIB, OFF(max_queued_bytes), 0,
+     KF_SUFFIX | KF_AUTO,
+     "memory all send queues may pin; over: the clients furthest behind close 4001"},
+    {"max_channels_per_ip", K_INT, "0", 0, 10000000, OFF(max_channels_per_ip), 0, 0,
+     "distinct channels one client address may bring into the hub; 0: off"},
     /* [auth]: access tokens (auth.h) */
     {"jwt_secret", K_STR, "", 0, 0, OFF(jwt_secret), 0, KF_AUTH | KF_SECRET,
      "HS256 secret (at least 32 bytes); every client then needs a token"},
@@ -556,6 +562,10 @@ static int set_server(struct config *c, const struct skey *k, const char *v, con
 		return 0;
 	}
 	case K_INT:
+		if ((k->flags & KF_AUTO) && !strcasecmp(v, "auto")) {
+			*(long long *)field(c, k->off) = -1;
+			return 0;
+		}
 		if (parse_int_checked(v, k->min, k->max, !!(k->flags & KF_SUFFIX), &n, why))
 			return -1;
 		*(long long *)field(c, k->off) = n;
@@ -1466,7 +1476,10 @@ void config_dump_full(const struct config *c, const struct fanout_plugin *const 
 				fputs(*(char *const *)f ? *(char *const *)f : "", out);
 			break;
 		case K_INT:
-			fprintf(out, "%lld", *(const long long *)f);
+			if ((k->flags & KF_AUTO) && *(const long long *)f == -1)
+				fputs("auto", out);
+			else
+				fprintf(out, "%lld", *(const long long *)f);
 			break;
 		case K_BOOL:
 			fputs(*(const int *)f ? "true" : "false", out);

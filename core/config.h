@@ -83,6 +83,8 @@ struct config {
 	int permessage_deflate;	      /* bool, default false */
 	int log_level;		      /* enum log_level */
 	long long max_requests_per_s; /* per client; 0 = unlimited (guard.h) */
+	long long max_queued_bytes;   /* all send queues (budget.h); -1 = auto */
+	long long max_channels_per_ip; /* channels charged per address (hub.c); 0 = off */
 
 	/* [auth] (auth.h); jwt_secret and jwt_public_key both "": tokens off */
 	char *jwt_secret;     /* HS256 secret, >= AUTH_SECRET_MIN bytes */

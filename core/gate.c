@@ -358,6 +358,11 @@ int gate_stream(struct lws *wsi)
 			       NULL);
 	if (check_origin(wsi, &why))
 		return refused(wsi, c, REFUSE_ORIGIN, 403, "origin not allowed", why);
-	/* token: sec-auth's check (401, REFUSE_TOKEN) goes here too. */
+	if (check_token(wsi, &why)) {
+		refuse(REFUSE_TOKEN, c ? c->ip : "-", "event stream: token refused: %s", why);
+		return refuse_token(wsi, why);
+	}
+	if (c)
+		c->token_ok = 1;
 	return 0;
 }

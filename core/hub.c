@@ -40,8 +40,20 @@ struct subref {
 	size_t idx; /* index of the hub_sub in s->subs */
 };
 
+/* Channels brought into the hub per client address (max_channels_per_ip). */
+struct ipcharge {
+	struct ipcharge *next;
+	struct netaddr addr;
+	long long n;
+};
+
 struct channel {
 	struct channel *next; /* hash chain */
+	/* max_channels_per_ip: the subscriber whose address this channel is
+	 * counted against (the one that brought it in, then the next one when
+	 * that one leaves), and that address's count */
+	struct hub_subscriber *owner;
+	struct ipcharge *charge;
 	uint32_t hash;
 	int state;
 	struct fanout_backend *b;
@@ -141,8 +153,69 @@ static struct channel *ch_create(const char *name, struct fanout_backend *b)
 	return ch;
 }
 
+/* ---- max_channels_per_ip ---- */
+
+#define IP_BUCKETS 1024
+static struct ipcharge *charges[IP_BUCKETS];
+
+static unsigned ip_hash(const struct netaddr *a)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < sizeof(a->a); i++)
+		h = (h ^ a->a[i]) * 16777619u;
+	return h % IP_BUCKETS;
+}
+
+static struct ipcharge *charge_find(const struct netaddr *a)
+{
+	for (struct ipcharge *e = charges[ip_hash(a)]; e; e = e->next)
+		if (netaddr_equal(&e->addr, a))
+			return e;
+	return NULL;
+}
+
+/* One more channel counted against a's address; NULL when out of memory. */
+static struct ipcharge *charge_add(const struct netaddr *a)
+{
+	struct ipcharge *e = charge_find(a);
+	if (!e) {
+		if (!(e = calloc(1, sizeof(*e))))
+			return NULL;
+		e->addr = *a;
+		e->next = charges[ip_hash(a)];
+		charges[ip_hash(a)] = e;
+	}
+	e->n++;
+	return e;
+}
+
+static void charge_del(struct ipcharge *e)
+{
+	if (!e || --e->n > 0)
+		return;
+	struct ipcharge **pp = &charges[ip_hash(&e->addr)];
+	while (*pp != e)
+		pp = &(*pp)->next;
+	*pp = e->next;
+	free(e);
+}
+
+/* The owner of ch is leaving it: count ch against the next subscriber's
+ * address (or nobody's when it has none). */
+static void charge_move(struct channel *ch)
+{
+	struct hub_subscriber *next = ch->n_subs ? ch->subs[0].s : NULL;
+	ch->owner = next;
+	if (next && next->has_addr && ch->charge && netaddr_equal(&ch->charge->addr, &next->addr))
+		return;
+	charge_del(ch->charge);
+	ch->charge = next && next->has_addr ? charge_add(&next->addr) : NULL;
+}
+
 static void ch_destroy(struct channel *ch)
 {
+	charge_del(ch->charge);
+	ch->charge = NULL;
 	struct channel **pp = &table[ch->hash & (table_size - 1)];
 	while (*pp && *pp != ch)
 		pp = &(*pp)->next;
@@ -177,6 +250,8 @@ static void sub_remove(struct hub_subscriber *s, size_t i, int call_backend)
 		moved->ch->subs[moved->slot].idx = i;
 	}
 	metrics.subscriptions--;
+	if (ch->owner == s && ch->n_subs)
+		charge_move(ch);
 
 	if (ch->n_subs == 0) {
 		if (call_backend) {
@@ -285,6 +360,18 @@ void hub_subscribe(struct hub_subscriber *s, const char *channel, const char *id
 				      "channel limit reached (max_channels)");
 			return;
 		}
+		/* A few connections from one address must not use up
+		 * max_channels: a new channel counts against the address
+		 * that brings it in (existing channels cost nothing). */
+		struct ipcharge *e = NULL;
+		if (cfg->max_channels_per_ip > 0 && s->has_addr && (e = charge_find(&s->addr)) &&
+		    e->n >= cfg->max_channels_per_ip) {
+			metrics.channel_ip_limit_hits++;
+			s->ops->error(
+			    s, id, PROTO_E_TOO_MANY_SUBS,
+			    "channel limit of this address reached (max_channels_per_ip)");
+			return;
+		}
 		ch = ch_create(channel, b);
 		if (!ch)
 			goto oom;
@@ -294,6 +381,11 @@ void hub_subscribe(struct hub_subscriber *s, const char *channel, const char *id
 		if (created)
 			ch_destroy(ch);
 		goto oom;
+	}
+	if (created) {
+		ch->owner = s;
+		if (cfg->max_channels_per_ip > 0 && s->has_addr)
+			ch->charge = charge_add(&s->addr);
 	}
 	if (!created) {
 		if (ch->state == CH_ACTIVE)
@@ -629,6 +721,12 @@ void hub_free(void)
 		}
 	free(table);
 	table = NULL;
+	for (size_t i = 0; i < IP_BUCKETS; i++)
+		while (charges[i]) {
+			struct ipcharge *e = charges[i];
+			charges[i] = e->next;
+			free(e);
+		}
 	for (size_t i = 0; i < PUB_BUCKETS; i++)
 		for (struct pending_pub *p = pubs[i], *next; p; p = next) {
 			next = p->next_hash;

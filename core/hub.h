@@ -54,6 +54,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "netaddr.h"
 
 struct channel;
 struct fanout_backend;
@@ -109,6 +110,10 @@ struct hub_subscriber {
 	 * NULL when tokens are off. The hub checks it on every subscribe and
 	 * publish; after changing it call hub_claims_changed(). */
 	const struct auth_claims *claims;
+	/* The transport's: the client's address (after trusted proxies), for
+	 * max_channels_per_ip; has_addr 0: not counted. */
+	struct netaddr addr;
+	int has_addr;
 };
 
 /* Register the hub's entry points with the plugin host (hub → backends

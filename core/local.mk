@@ -7,6 +7,7 @@ core_libfanoutcore_a_SOURCES = \
 	core/auth.c core/auth.h \
 	core/gate.c core/gate.h \
 	core/guard.c core/guard.h \
+	core/budget.c core/budget.h \
 	core/config.c core/config.h \
 	core/notify.c core/notify.h \
 	core/contract.c core/contract.h \

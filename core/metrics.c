@@ -71,6 +71,15 @@ void metrics_render_core(struct buf *o)
 	one(o, "fanout_requests_rate_limited_total", "counter",
 	    "Client messages over max_requests_per_s, answered rate_limited and not done.",
 	    m->requests_rate_limited);
+	one(o, "fanout_queue_pinned_bytes", "gauge",
+	    "Memory all send queues pin: each queued frame once, plus 16 bytes per entry.",
+	    m->queue_pinned_bytes);
+	one(o, "fanout_queue_budget_bytes", "gauge", "max_queued_bytes in effect (this process).",
+	    m->queue_budget_bytes);
+	one(o, "fanout_queue_budget_disconnects_total", "counter",
+	    "Clients closed 4001 (furthest behind) at max_queued_bytes.", m->budget_disconnects);
+	one(o, "fanout_channel_ip_limit_hits_total", "counter",
+	    "Subscribes refused at max_channels_per_ip.", m->channel_ip_limit_hits);
 	one(o, "fanout_abuse_disconnects_total", "counter",
 	    "Clients closed 1008: they kept sending over max_requests_per_s.",
 	    m->clients_closed_abuse);

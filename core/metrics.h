@@ -77,6 +77,10 @@ struct metrics {
 	long long clients_closed_abuse;		/* closed 1008: over max_requests_per_s for long */
 	long long requests_rate_limited;	/* messages over max_requests_per_s, not done */
 	long long token_refreshes;		/* in-band auth accepted */
+	long long queue_pinned_bytes;		/* gauge: memory send queues pin (budget.c) */
+	long long queue_budget_bytes;		/* gauge: max_queued_bytes in effect */
+	long long budget_disconnects;		/* closed 4001 at max_queued_bytes */
+	long long channel_ip_limit_hits;	/* subscribes refused at max_channels_per_ip */
 	long long publish_ok, publish_failed;
 	long long gaps;			  /* gap notices queued */
 	long long channel_limit_hits;	  /* subscribe refused at max_channels */

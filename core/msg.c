@@ -25,6 +25,7 @@ struct msg *msg_from_buf(struct buf *b)
 		return NULL;
 	memset(m, 0, sizeof(*m));
 	m->refs = 1;
+	m->queued = 0;
 	m->len = b->len;
 	m->data = buf_steal(b);
 	if (!m->data) { /* empty buffer: allocate headroom anyway */

@@ -19,6 +19,7 @@
 
 struct msg {
 	int refs;
+	int queued;	      /* send-queue entries holding it (budget.c counts it once) */
 	size_t len;	      /* payload bytes (after the headroom) */
 	char *data;	      /* allocation: MSG_PRE headroom + len bytes */
 	unsigned char hlen;   /* ws header bytes in the headroom; 0 = not written yet */

@@ -29,6 +29,15 @@ struct outq {
 	size_t bytes; /* head + body bytes queued */
 };
 
+/* The memory all queues of the process pin (max_queued_bytes, budget.h):
+ * each queued frame once, however many queues hold it, plus its overhead
+ * (struct msg, headroom, allocator), plus OUTQ_ENTRY_BYTES per entry. */
+#define OUTQ_MSG_OVERHEAD 72
+#define OUTQ_ENTRY_BYTES  16
+long long outq_pinned(void);
+/* What queueing (head, body) once more would add to outq_pinned(). */
+long long outq_cost(const struct msg *head, const struct msg *body);
+
 /* Bytes of one entry. */
 size_t outq_ent_len(const struct outq_ent *e);
 /* Append body (and head, may be NULL), taking a reference to each.
@@ -40,6 +49,8 @@ struct outq_ent *outq_at(struct outq *q, size_t i);
  * (outq_ent_release). q->len must be > 0. */
 void outq_pop(struct outq *q, struct outq_ent *out);
 void outq_ent_release(struct outq_ent *e);
+/* Replace the body of entry e (in q) by body, in place (a newer pong). */
+void outq_set_body(struct outq *q, struct outq_ent *e, struct msg *body);
 /* Put body (and head) first, before every other entry. 0 or -1. */
 int outq_push_front(struct outq *q, struct msg *head, struct msg *body);
 /* Drop every entry after the first keep ones (references released). */

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #define LOG_TAG "server"
+#include "budget.h"
 #include "clients.h"
 #include "conn.h"
 #include "gate.h"
@@ -28,6 +29,7 @@
 #include "http_api.h"
 #include "listen.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "loop.h"
 #include "server.h"
@@ -236,6 +238,9 @@ int server_init(const struct config *c, int listen_fd, long long max_clients)
 	srv.listen_fd = listen_fd;
 	srv.started_ms = loop_now_ms();
 	clients_init(max_clients, sessions_drained);
+	metrics.queue_budget_bytes = budget_init(c);
+	log_info("max_queued_bytes: %lld bytes for this process's send queues%s",
+		 metrics.queue_budget_bytes, c->max_queued_bytes < 0 ? " (auto)" : "");
 	session_init(c);
 	if (conn_init(c) || gate_init(c) || http_init(c))
 		return -1;

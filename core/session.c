@@ -22,6 +22,7 @@
 
 #define LOG_TAG "session"
 #include "auth.h"
+#include "budget.h"
 #include "clients.h"
 #include "config.h"
 #include "conn.h"
@@ -147,6 +148,10 @@ void session_enqueue_pair(struct session *s, struct msg *head, struct msg *m)
 		log_info("client #%llu (%s) is too slow (%zu bytes queued): closing 4001",
 			 (unsigned long long)s->serial, s->conn ? s->conn->ip : "-", s->c.q.bytes);
 		session_close(s, 4001, "slow consumer", 0);
+		return;
+	}
+	if (budget_admit(&s->cl, head, m)) { /* this one is furthest behind */
+		session_close(s, 4001, "slow consumer (max_queued_bytes)", 0);
 		return;
 	}
 	/* Written at the end of this loop pass, with every other frame the
@@ -351,6 +356,20 @@ static const struct session_proto native_proto = {
 
 /* ---- the connection ---- */
 
+/* budget.c: cut as a slow consumer (max_queued_bytes); the queue goes at
+ * once. 0 when it is closing already (nothing to cut). */
+static int slow(struct client *cl)
+{
+	struct session *s = (struct session *)((char *)cl - offsetof(struct session, cl));
+	if (s->c.closing || s->c.state >= WSC_LINGER)
+		return 0;
+	log_info("client #%llu (%s) is furthest behind (%zu bytes queued) at max_queued_bytes: "
+		 "closing 4001",
+		 (unsigned long long)s->serial, s->conn ? s->conn->ip : "-", s->c.q.bytes);
+	session_close(s, 4001, "slow consumer (max_queued_bytes)", 0);
+	return 1;
+}
+
 /* clients.c's token sweep: the token ran out without a refresh. */
 static void token_expired(struct client *cl)
 {
@@ -451,8 +470,11 @@ static int on_established(struct ws_pss *pss, struct lws *wsi)
 	/* The connection outlives lws's wsi now: its accounting (per-IP
 	 * count, address for logs) moves from the wsi to the session. */
 	s->conn = conn_of(wsi);
-	if (s->conn)
+	if (s->conn) {
 		lws_set_opaque_user_data(wsi, NULL);
+		s->hub.addr = s->conn->client; /* max_channels_per_ip */
+		s->hub.has_addr = 1;
+	}
 	if (pss->zbits)
 		metrics.deflate_clients++;
 	s->wsi = wsi;
@@ -464,6 +486,8 @@ static int on_established(struct ws_pss *pss, struct lws *wsi)
 	s->cl.kind = s->proto->kind;
 	s->cl.drain = drain;
 	s->cl.idle = idle;
+	s->cl.q = &s->c.q;
+	s->cl.slow = slow;
 
 	switch (clients_add(&s->cl)) {
 	case CLIENTS_DRAINING:

@@ -22,14 +22,18 @@
  * and the queue's ring, freed there.
  */
 #include <libwebsockets.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define LOG_TAG "sse"
+#include "auth.h"
+#include "budget.h"
 #include "clients.h"
 #include "config.h"
 #include "conn.h"
 #include "gate.h"
+#include "guard.h"
 #include "http.h"
 #include "hub.h"
 #include "log.h"
@@ -52,6 +56,7 @@ struct sse_chan {
 struct sse_stream {
 	struct client cl;	   /* in clients.c's list */
 	struct hub_subscriber hub; /* the hub's handle */
+	struct guard guard;	   /* the token's claims (tokens on), expiry */
 	struct lws *wsi;
 	uint64_t serial;
 	struct outq q;
@@ -134,6 +139,16 @@ static void cut(struct sse_stream *st, const char *why)
 	lws_set_timeout(st->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
+/* budget.c: cut at max_queued_bytes (the queue goes now). */
+static int slow(struct client *c)
+{
+	struct sse_stream *st = (struct sse_stream *)((char *)c - offsetof(struct sse_stream, cl));
+	if (st->cut || st->ended)
+		return 0;
+	cut(st, "too slow (max_queued_bytes)");
+	return 1;
+}
+
 static void enqueue(struct sse_stream *st, struct msg *head, struct msg *m)
 {
 	if (!m || st->cut || st->ended)
@@ -142,6 +157,10 @@ static void enqueue(struct sse_stream *st, struct msg *head, struct msg *m)
 	if ((long long)(st->q.bytes + len) > cfg->client_queue_bytes) {
 		metrics.slow_client_disconnects++;
 		cut(st, "too slow (client_queue_bytes)");
+		return;
+	}
+	if (budget_admit(&st->cl, head, m)) {
+		cut(st, "too slow (max_queued_bytes)");
 		return;
 	}
 	int was_empty = st->q.len == 0;
@@ -159,6 +178,21 @@ static void send_event(struct sse_stream *st, const char *name, struct buf *json
 	buf_free(json);
 	enqueue(st, NULL, m);
 	msg_unref(m);
+}
+
+/* clients.c's token sweep: the token expired; the stream ends with an
+ * "expired" event (the client reconnects with a fresh token). */
+static void token_expired(struct client *c)
+{
+	struct sse_stream *st = (struct sse_stream *)((char *)c - offsetof(struct sse_stream, cl));
+	struct buf b;
+	metrics.clients_closed_token_expired++;
+	buf_init(&b, 0);
+	buf_puts(&b, "{\"reason\":\"token expired\"}");
+	send_event(st, "expired", &b);
+	st->closing = 1;
+	if (st->open)
+		lws_callback_on_writable(st->wsi);
 }
 
 /* ---- the hub's sink table for event streams ---- */
@@ -397,13 +431,35 @@ static int on_request(struct sse_stream *st, struct lws *wsi)
 	int g = gate_stream(wsi);
 	if (g)
 		return -1; /* refused and answered */
+	/* The token the gate accepted: its claims for every subscribe, its
+	 * expiry ends the stream (an event stream cannot be refreshed in-band:
+	 * the client opens a new one with a fresh token). */
+	struct auth_claims claims;
+	int t = gate_claims(wsi, conn_of(wsi), &claims, &why);
+	if (t < 0)
+		return http_error(wsi, 401, why, HTTP_CLOSE), -1;
+	guard_init(&st->guard, 0, loop_now_ms(), t == 0 ? &claims : NULL);
+	struct conn *cn = conn_of(wsi);
+	if (cn) { /* max_channels_per_ip */
+		st->hub.addr = cn->client;
+		st->hub.has_addr = 1;
+	}
+	st->hub.claims = guard_claims(&st->guard);
+	if (t == 0) {
+		st->cl.guard = &st->guard;
+		st->cl.token_expired = token_expired;
+	}
 	int status = read_channels(st, &why);
 	if (status)
 		return http_error(wsi, status, why, HTTP_CLOSE), -1;
 
 	st->cl.kind = CLIENT_SSE;
 	st->cl.drain = drain;
+	st->cl.q = &st->q;
+	st->cl.slow = slow;
 	st->registered = 1;
+	if (st->cl.guard)
+		clients_watch_tokens();
 	switch (clients_add(&st->cl)) {
 	case CLIENTS_FULL:
 		return http_error(wsi, 503, "server full (max_clients)", HTTP_CLOSE), -1;
@@ -522,6 +578,8 @@ static void on_closed(struct sse_stream *st)
 		hub_subscriber_gone(&st->hub);
 		clients_remove(&st->cl);
 	}
+	st->hub.claims = NULL;
+	guard_free(&st->guard);
 	outq_free(&st->q);
 	free(st->ch);
 	st->ch = NULL;

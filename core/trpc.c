@@ -331,6 +331,8 @@ static void subscribe(struct trpc_conn *c, const struct trpc_req *r)
 	}
 	t->h.ops = &trpc_ops;
 	t->h.claims = guard_claims(&c->s->guard); /* the connection's token (NULL: none) */
+	t->h.addr = c->s->hub.addr;		  /* max_channels_per_ip */
+	t->h.has_addr = c->s->hub.has_addr;
 	t->c = c;
 	memcpy(t->id, r->id, sizeof(t->id));
 	memcpy(t->path, r->path, sizeof(t->path));

@@ -502,10 +502,7 @@ static void queue_pong(struct wsconn *c, const uint8_t *p, size_t len)
 	}
 	struct outq_ent *e = c->q.len > at ? outq_at(&c->q, at) : NULL;
 	if (e && !e->head && e->body->op == WS_OP_PONG) { /* replace it in place */
-		c->q.bytes += m->len - e->body->len;
-		metrics.queue_bytes += (long long)m->len - (long long)e->body->len;
-		msg_unref(e->body);
-		e->body = msg_ref(m);
+		outq_set_body(&c->q, e, m);
 	} else if (q_push_front(c, m)) {
 		msg_unref(m);
 		fail(c, WS_CLOSE_INTERNAL, "out of memory");

@@ -48,7 +48,8 @@ EXTRA_DIST += tests/integration/trpc_basic.mjs
 TESTS += tests/integration/sse_basic.mjs
 EXTRA_DIST += tests/integration/sse_basic.mjs
 
-# Security: access tokens, claims, refresh/4003, request rate (sec-auth).
+# Security: access tokens, claims, refresh/4003, request rate,
+# max_channels_per_ip, tokens on SSE (sec-auth).
 TESTS += tests/integration/security_auth.mjs
 EXTRA_DIST += tests/integration/security_auth.mjs
 
@@ -56,3 +57,13 @@ EXTRA_DIST += tests/integration/security_auth.mjs
 # --check-config on bad certificate files (certificates made by openssl).
 TESTS += tests/integration/security_tls.mjs
 EXTRA_DIST += tests/integration/security_tls.mjs
+
+# Security: max_queued_bytes under 50 clients that stop reading (stallers:
+# sockets with 4 KiB receive buffers) (sec-auth). ~20 s and an RSS check:
+# plain suite only.
+check_PROGRAMS += tests/integration/stallers
+tests_integration_stallers_SOURCES = tests/integration/stallers.c
+if !ASAN
+TESTS += tests/integration/security_limits.mjs
+endif
+EXTRA_DIST += tests/integration/security_limits.mjs

@@ -6,7 +6,9 @@
 //   claims enforced for subscribe (also ?channel=) and publish; in-band
 //   refresh extends the session, expiry without one closes 4003; a token
 //   never reaches the log (log_level = debug, lws's own lines included);
-//   max_requests_per_s: rate_limited, then 1008 for sustained abuse.
+//   max_requests_per_s: rate_limited, then 1008 for sustained abuse;
+//   max_channels_per_ip (addresses from X-Forwarded-For behind a trusted
+//   proxy); tokens on Server-Sent Events (401, claims, an "expired" event).
 // Keys are generated with openssl inside the test.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -15,6 +17,7 @@ import path from 'node:path';
 import { tap } from '../lib/tap.mjs';
 import { startFanoutd, wsClient, parseMetrics, pluginPath, waitFor, WebSocket, run, FANOUTD, tmpDir } from '../lib/harness.mjs';
 import { makeKeys, sign, now } from '../lib/jwt.mjs';
+import { sseConnect } from '../lib/sse.mjs';
 
 const t = tap();
 const lb = pluginPath('loopback');
@@ -238,6 +241,56 @@ await t.test('max_requests_per_s: a burst of 2 x rate, then rate_limited, then 1
   assert.equal(m.fanout_abuse_disconnects_total, 1);
   assert.ok(m['fanout_protocol_errors_total{code="rate_limited"}'] >= 50);
   await d.close();
+  assert.equal(await f.stop(), 0);
+});
+
+await t.test('max_channels_per_ip: new channels count per client address (X-Forwarded-For behind a trusted proxy)', async () => {
+  const f = await startFanoutd({ ini: ini('', 'max_channels_per_ip = 3\ntrusted_proxies = 127.0.0.1') });
+  const from = (ip) => wsClient(f.ws, { headers: { 'X-Forwarded-For': ip } });
+  const a1 = await from('10.0.0.1'), a2 = await from('10.0.0.1'), b = await from('10.0.0.2');
+  await a1.subscribe('c1');
+  await a1.subscribe('c2');
+  await a2.subscribe('c3'); // another connection, same address: the third
+  a2.send({ type: 'subscribe', channel: 'c4', id: 'x' });
+  const e = await a2.next((fr) => fr.id === 'x');
+  assert.equal(e.code, 'too_many_subscriptions');
+  assert.match(e.message, /max_channels_per_ip/);
+  await a2.subscribe('c1'); // exists: free
+  await b.subscribe('c4'); // another address: its own count
+  await b.subscribe('c5');
+  await b.subscribe('c6');
+  // c2 goes (its only subscriber leaves): a has room again
+  a1.send({ type: 'unsubscribe', channel: 'c2', id: 'u' });
+  await a1.next((fr) => fr.id === 'u');
+  await a2.subscribe('c7');
+  const m = parseMetrics((await f.http('/metrics')).body);
+  assert.equal(m.fanout_channel_ip_limit_hits_total, 1);
+  assert.equal(m.fanout_channels, 6);
+  await Promise.all([a1.close(), a2.close(), b.close()]);
+  assert.equal(await f.stop(), 0);
+});
+
+await t.test('tokens on Server-Sent Events: 401 without, claims on channels, an expired event at the end', async () => {
+  const f = await startFanoutd({ ini: ini(`jwt_secret = ${SECRET}`) });
+  const base = `http://127.0.0.1:${f.port}/sse`;
+  const none = await sseConnect(`${base}?channel=news.1`);
+  assert.equal(none.status, 401);
+  assert.equal(none.headers['www-authenticate'], 'Bearer realm="fanout"');
+  const tok = sign('HS256', SECRET, { exp: now() + 2, channels: ['news.*'] });
+  const bad = await sseConnect(`${base}?channel=news.1&channel=secret&token=${tok}`);
+  assert.equal(bad.status, 403); // a channel outside the token's claims
+  assert.match(bad.body, /secret.*forbidden/);
+  const s = await sseConnect(`${base}?channel=news.1&token=${tok}`);
+  assert.equal(s.status, 200);
+  assert.equal((await s.next('subscribed')).json.channel, 'news.1');
+  const h = await sseConnect(`${base}?channel=news.2`, { headers: { Authorization: `Bearer ${tok}` } });
+  assert.equal(h.status, 200);
+  await h.next('subscribed');
+  await s.next('expired', 8000);
+  await s.ended;
+  await h.close();
+  const m = parseMetrics((await f.http('/metrics')).body);
+  assert.ok(m.fanout_token_expired_disconnects_total >= 1);
   assert.equal(await f.stop(), 0);
 });
 

@@ -3,7 +3,7 @@ if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_hub
 TESTS += tests/unit/test_hub
 tests_unit_test_hub_SOURCES = tests/unit/test_hub.c core/hub.c core/msg.c core/buf.c \
-	core/protocol.c core/json.c core/log.c core/auth.c
+	core/protocol.c core/json.c core/log.c core/auth.c core/netaddr.c
 tests_unit_test_hub_CPPFLAGS = $(AM_CPPFLAGS) $(LWS_CFLAGS) $(JANSSON_CFLAGS) $(CMOCKA_CFLAGS) \
 	$(JWT_CFLAGS) $(CRYPTO_CFLAGS)
 tests_unit_test_hub_LDADD = $(CMOCKA_LIBS) $(JANSSON_LIBS) $(JWT_LIBS) $(CRYPTO_LIBS)

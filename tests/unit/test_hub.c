@@ -436,6 +436,45 @@ static void token_claims_enforced(void **state)
 	sess[0]->claims = NULL;
 }
 
+/* max_channels_per_ip: new channels count against the address that brings
+ * them in; existing ones are free; the count follows the channel to the
+ * next subscriber when the first one leaves. */
+static void channels_per_ip(void **state)
+{
+	struct netaddr a, b;
+	assert_int_equal(netaddr_parse("10.0.0.1", 8, &a), 0);
+	assert_int_equal(netaddr_parse("10.0.0.2", 8, &b), 0);
+	cfg.max_channels_per_ip = 2;
+	cfg.max_subscriptions = 10;
+	backend_auto_confirm = 1;
+	sess[0]->addr = a, sess[0]->has_addr = 1;
+	sess[1]->addr = a, sess[1]->has_addr = 1; /* same address, another connection */
+	sess[2]->addr = b, sess[2]->has_addr = 1;
+	hub_subscribe(sess[0], "c1", "1", NULL);
+	hub_subscribe(sess[1], "c2", "2", NULL);
+	hub_subscribe(sess[1], "c3", "3", NULL); /* a's third new channel */
+	assert_true(has_event("err 2 3 too_many_subscriptions"));
+	assert_int_equal(metrics.channel_ip_limit_hits, 1);
+	hub_subscribe(sess[1], "c1", "4", NULL); /* exists: free */
+	assert_true(has_event("ack 2 subscribed 4 c1"));
+	hub_subscribe(sess[2], "c3", "5", NULL); /* b has its own count */
+	hub_subscribe(sess[2], "c1", "6", NULL);
+	assert_true(has_event("ack 3 subscribed 5 c3"));
+	/* sess[0] (a) leaves c1: c1 now counts against the next subscriber */
+	hub_unsubscribe(sess[0], "c1", "7");
+	hub_unsubscribe(sess[1], "c1", "8"); /* a's c1 subscriptions gone */
+	/* c1 is b's now (b: c3, c1 = 2): b is full, a has room for one more */
+	hub_subscribe(sess[2], "c4", "9", NULL);
+	assert_true(has_event("err 3 9 too_many_subscriptions"));
+	hub_subscribe(sess[0], "c4", "10", NULL);
+	assert_true(has_event("ack 1 subscribed 10 c4"));
+	/* the channel goes: the count goes */
+	hub_unsubscribe(sess[2], "c3", "11");
+	hub_subscribe(sess[2], "c5", "12", NULL);
+	assert_true(has_event("ack 3 subscribed 12 c5"));
+	cfg.max_channels_per_ip = 0;
+}
+
 static void many_channels_and_churn(void **state)
 {
 	char name[32];
@@ -476,6 +515,7 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(many_channels_and_churn, setup, teardown),
 	    cmocka_unit_test_setup_teardown(token_claims_enforced, setup, teardown),
+	    cmocka_unit_test_setup_teardown(channels_per_ip, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("hub", tests, NULL, NULL);
 }

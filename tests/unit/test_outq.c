@@ -2,7 +2,8 @@
  * test_outq.c — the send queue of (head, body) frame references
  * (core/outq.c): order across ring growth and wrap-around, byte counts
  * (its own and the process gauge), references taken on push and released
- * on pop/clear/free, so shared frames are freed exactly once.
+ * on pop/clear/free, so shared frames are freed exactly once; the memory
+ * all queues pin (max_queued_bytes) counts a shared frame once.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -67,10 +68,44 @@ static void order_bytes_and_references(void **state)
 	assert_int_equal(msg_live_count, 0);
 }
 
+/* outq_pinned(): a frame held by several queues counts once; entries each
+ * count; what is popped, truncated, replaced or cleared stops counting. */
+static void pinned_counts_shared_frames_once(void **state)
+{
+	struct outq a = {0}, b = {0};
+	struct msg *shared = msg_new("0123456789", 10), *own = msg_new("abc", 3);
+	long long base = outq_pinned();
+	const long long F = OUTQ_MSG_OVERHEAD, E = OUTQ_ENTRY_BYTES;
+
+	assert_int_equal(outq_cost(NULL, shared), 10 + F + E);
+	assert_int_equal(outq_push(&a, NULL, shared), 0);
+	assert_int_equal(outq_cost(NULL, shared), E); /* queued already: an entry only */
+	assert_int_equal(outq_push(&b, NULL, shared), 0);
+	assert_int_equal(outq_push(&b, NULL, own), 0);
+	assert_int_equal(outq_pinned() - base, (10 + F) + (3 + F) + 3 * E);
+	struct outq_ent e;
+	outq_pop(&a, &e); /* b still holds shared */
+	outq_ent_release(&e);
+	assert_int_equal(outq_pinned() - base, (10 + F) + (3 + F) + 2 * E);
+	struct msg *pong = msg_new("p", 1);
+	outq_set_body(&b, outq_at(&b, 1), pong); /* own -> pong in place */
+	assert_int_equal(outq_pinned() - base, (10 + F) + (1 + F) + 2 * E);
+	outq_truncate(&b, 1);
+	assert_int_equal(outq_pinned() - base, (10 + F) + E);
+	outq_free(&b);
+	outq_free(&a);
+	assert_int_equal(outq_pinned(), base);
+	assert_int_equal(metrics.queue_pinned_bytes, base);
+	msg_unref(shared);
+	msg_unref(own);
+	msg_unref(pong);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(order_bytes_and_references),
+	    cmocka_unit_test(pinned_counts_shared_frames_once),
 	};
 	return cmocka_run_group_tests_name("outq", tests, NULL, NULL);
 }
