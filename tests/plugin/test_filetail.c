@@ -528,8 +528,9 @@ static void pace_recorded(void **state)
 		 * that much (10 ms) besides clock rounding. */
 		assert_true(got >= want - 10);
 		assert_true(got <= want + 250);
-		/* In order, never two at once. */
-		assert_true(t[i] > t[i - 1]);
+		/* In order. (Two in one loop turn is right when the loop woke
+		 * up late, as on a loaded machine: both were due.) */
+		assert_true(t[i] >= t[i - 1]);
 	}
 	/* The whole run keeps the recorded span. */
 	assert_true(t[4] - t[0] >= 650 - 10);
