@@ -13,20 +13,30 @@
 // spread their reconnects over the window instead of arriving together. The
 // attempt counter resets once a connection has stayed open for stableMs.
 // Close codes follow DESIGN.md: reconnect on everything except 1008 (policy:
-// origin or auth refused) and an explicit close(); 1009 (our frame was larger
-// than the server's max_message_bytes) is reported as an error, then the
-// client reconnects like after any other loss.
+// sustained abuse) and an explicit close(); 4003 (token expired) reconnects
+// at once with a fresh token; 1009 (our frame was larger than the server's
+// max_message_bytes) is reported as an error, then the client reconnects like
+// after any other loss.
+//
+// Access tokens: with a `getToken` option the client asks the application
+// for a token before every connection attempt and sends it as `?token=` (a
+// browser cannot set headers on a WebSocket, nor see the HTTP 401 of a
+// refused upgrade: it only sees the socket fail, so a bad token backs off to
+// the cap like any other failure, asking again each time). Before the token
+// expires (its `exp`, read from the JWT) it asks again and refreshes the
+// connection in-band: {"type":"auth","token":…} -> {"type":"authed"}.
 
 /** Close codes of the fanout protocol. */
 export const CloseCode = Object.freeze({
   NORMAL: 1000,
   GOING_AWAY: 1001, // shutdown or drain: reconnect elsewhere
   ABNORMAL: 1006, // network loss (no close frame)
-  POLICY: 1008, // origin or auth refused: do not reconnect
+  POLICY: 1008, // sustained abuse (request rate): do not reconnect
   TOO_BIG: 1009, // our frame exceeded max_message_bytes
   INTERNAL: 1011,
   TRY_AGAIN_LATER: 1013, // server at max_clients
   SLOW_CONSUMER: 4001, // our queue overflowed on the server
+  TOKEN_EXPIRED: 4003, // our token expired: reconnect at once with a fresh one
 });
 
 /** Connection states reported by the `status` event and `client.state`. */
@@ -55,6 +65,22 @@ export function backoffDelay(attempt, { baseMs = 500, capMs = 30000, random = Ma
 /** Whether a close with this code should be followed by a reconnect. */
 export function shouldReconnect(code) {
   return code !== CloseCode.POLICY;
+}
+
+/**
+ * The `exp` claim of a JWT (seconds since the epoch), or null when the token
+ * is not a JWT or has none. Reads the payload only: no signature check.
+ */
+export function tokenExpiry(token) {
+  try {
+    const part = String(token).split('.')[1];
+    if (!part) return null;
+    const b64 = part.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((part.length + 3) % 4);
+    const exp = JSON.parse(atob(b64)).exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp : null;
+  } catch {
+    return null;
+  }
 }
 
 /** An Event with a `detail` payload (CustomEvent is not global on node 18). */
@@ -88,6 +114,8 @@ const CHANNEL_RE = /^(?!__)[A-Za-z0-9_.:/-]{1,200}$/;
  *   gap      {channel, reason, local}             refetch state for that channel;
  *            local=true: the client itself was disconnected and resubscribed
  *   error    {code, message, id, closeCode}       server error frames and local problems
+ *            (token_failed: getToken() threw or timed out)
+ *   authed   {expiresAt}                          an in-band token refresh was accepted
  *   subscribed / unsubscribed  {channel}
  */
 export class FanoutClient extends EventTarget {
@@ -104,6 +132,10 @@ export class FanoutClient extends EventTarget {
    * @param {number} [opts.pingIntervalMs=25000] app-level ping when idle (0: off)
    * @param {number} [opts.pongTimeoutMs=10000] no frame this long after a ping: reconnect
    * @param {number} [opts.maxMessageBytes=0] refuse to send bigger frames (0: no check)
+   * @param {() => (string|null|Promise<string|null>)} [opts.getToken] asked for an
+   *        access token before every connection attempt (sent as ?token=) and
+   *        before the current one expires (sent in-band); null: no token
+   * @param {number} [opts.refreshBeforeMs=30000] refresh this long before `exp`
    * @param {Function} [opts.WebSocket] constructor (default globalThis.WebSocket)
    * @param {Function} [opts.random] [0,1) source (default Math.random)
    * @param {Function} [opts.setTimeout] / [opts.clearTimeout] / [opts.now]
@@ -120,6 +152,7 @@ export class FanoutClient extends EventTarget {
       pingIntervalMs: 25000,
       pongTimeoutMs: 10000,
       maxMessageBytes: 0,
+      refreshBeforeMs: 30000,
       ...opts,
     };
     this._WS = opts.WebSocket || globalThis.WebSocket;
@@ -138,7 +171,8 @@ export class FanoutClient extends EventTarget {
     this._everOpened = false;
     this._instance = null;
     this._version = null;
-    this._timers = { retry: null, connect: null, stable: null, ping: null, pong: null };
+    this._timers = { retry: null, connect: null, stable: null, ping: null, pong: null, refresh: null };
+    this._token = null; // the token of the current connection
     this._firstOpen = null; // {promise, resolve, reject} for connect()
     this._resubscribing = new Set(); // channels to re-confirm after a reconnect
     this._lastRx = 0; // time of the last frame received
@@ -285,9 +319,44 @@ export class FanoutClient extends EventTarget {
   }
 
   _open() {
+    if (!this._o.getToken) {
+      this._connect(null);
+      return;
+    }
+    // Ask for a token first (it may come from the network); a getToken()
+    // that does not answer within connectTimeoutMs is a failed attempt.
+    const gen = (this._tokenGen = (this._tokenGen || 0) + 1);
+    this._timer('connect', this._o.connectTimeoutMs, () => {
+      if (gen !== this._tokenGen || this._ws) return;
+      this._tokenGen += 1;
+      this._emit('error', { code: 'token_failed', message: 'getToken() did not answer in time' });
+      this._lost(CloseCode.ABNORMAL, 'no token');
+    });
+    let p;
+    try {
+      p = Promise.resolve(this._o.getToken());
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p.then(
+      (token) => {
+        if (gen !== this._tokenGen || this._state === State.CLOSED) return;
+        this._connect(token == null ? null : String(token));
+      },
+      (e) => {
+        if (gen !== this._tokenGen || this._state === State.CLOSED) return;
+        this._emit('error', { code: 'token_failed', message: String(e && e.message ? e.message : e) });
+        this._lost(CloseCode.ABNORMAL, 'no token');
+      },
+    );
+  }
+
+  _connect(token) {
     let url;
     try {
       url = typeof this._url === 'function' ? this._url() : this._url;
+      if (token) url += (url.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(token);
+      this._token = token;
       this._ws = new this._WS(url);
     } catch (e) {
       // A bad URL throws synchronously; treat it as a failed attempt.
@@ -338,7 +407,35 @@ export class FanoutClient extends EventTarget {
       this._attempt = 0;
     });
     this._armPing();
+    this._armRefresh();
     for (const ch of this._channels) this._sendSubscribe(ch);
+  }
+
+  // Before the token expires: a fresh one from getToken(), sent in-band.
+  // A refused refresh is reported; the server then closes 4003 at expiry
+  // and the client reconnects with whatever getToken() gives then.
+  _armRefresh() {
+    const exp = this._token ? tokenExpiry(this._token) : null;
+    if (!this._o.getToken || exp === null) return;
+    const ms = Math.max(1000, exp * 1000 - this._now() - this._o.refreshBeforeMs);
+    this._timer('refresh', ms, () => {
+      if (!this._isOpen()) return;
+      const ws = this._ws;
+      Promise.resolve()
+        .then(() => this._o.getToken())
+        .then((token) => {
+          if (this._ws !== ws || !this._isOpen() || token == null) return undefined;
+          return this._request({ type: 'auth', token: String(token) }, 'auth').then(() => {
+            if (this._ws !== ws) return;
+            this._token = String(token);
+            this._emit('authed', { expiresAt: tokenExpiry(this._token) });
+            this._armRefresh();
+          });
+        })
+        .catch((e) => {
+          this._emit('error', { code: e && e.code ? e.code : 'token_failed', message: String(e && e.message ? e.message : e) });
+        });
+    });
   }
 
   // Ping only when the connection has been quiet for pingIntervalMs; a busy
@@ -402,6 +499,7 @@ export class FanoutClient extends EventTarget {
         if (pending) this._settle(f.id, f);
         break;
       case 'pong':
+      case 'authed':
         if (pending) this._settle(f.id, f);
         break;
       case 'error': {
@@ -443,6 +541,7 @@ export class FanoutClient extends EventTarget {
     this._cancel('stable');
     this._cancel('ping');
     this._cancel('pong');
+    this._cancel('refresh');
     this._failPending(new FanoutError('disconnected', `connection closed (${code})`, { closeCode: code }));
     if (code === CloseCode.TOO_BIG)
       this._emit('error', {
@@ -465,8 +564,10 @@ export class FanoutClient extends EventTarget {
 
   _lost(code, reason) {
     // 1013: the server is full; start further up the curve so we do not
-    // come straight back.
+    // come straight back. 4003: our token expired; come back at once (within
+    // baseMs, jittered) with a fresh one.
     if (code === CloseCode.TRY_AGAIN_LATER) this._attempt = Math.max(this._attempt, 3);
+    if (code === CloseCode.TOKEN_EXPIRED) this._attempt = 0;
     const delayMs = backoffDelay(this._attempt, {
       baseMs: this._o.baseMs,
       capMs: this._o.capMs,

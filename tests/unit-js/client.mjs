@@ -1,10 +1,12 @@
 // client.mjs — unit tests (node, no browser, no network) for web/fanout.js's
 // FanoutClient: request/reply matching by id, events, reconnect schedule,
-// resubscription and close-code handling. The WebSocket, timers, clock and
-// random source are fakes injected through the constructor.
+// resubscription and close-code handling, access tokens (getToken before
+// every connection, 4003, in-band refresh before exp). The WebSocket,
+// timers, clock and random source are fakes injected through the
+// constructor.
 import assert from 'node:assert/strict';
 import { tap } from '../lib/tap.mjs';
-import { FanoutClient, State } from '../../web/fanout.js';
+import { FanoutClient, State, tokenExpiry } from '../../web/fanout.js';
 
 const t = tap();
 
@@ -82,7 +84,7 @@ function setup(opts = {}) {
     ...opts,
   });
   const events = [];
-  for (const type of ['status', 'hello', 'message', 'gap', 'error', 'subscribed', 'unsubscribed'])
+  for (const type of ['status', 'hello', 'message', 'gap', 'error', 'subscribed', 'unsubscribed', 'authed'])
     c.addEventListener(type, (e) => events.push({ type, ...e.detail }));
   const ws = () => sockets[sockets.length - 1];
   // open the current socket and answer hello + every subscribe
@@ -297,6 +299,116 @@ await t.test('close() stops everything', async () => {
   assert.deepEqual(clock.pending(), []);
   assert.equal(events.filter((e) => e.type === 'status').at(-1).state, 'closed');
   void ws;
+});
+
+// A JWT-shaped token (unsigned: the client only reads exp).
+const jwt = (claims) => 'e30.' + Buffer.from(JSON.stringify(claims)).toString('base64url') + '.sig';
+
+await t.test('tokenExpiry reads exp from a JWT, null otherwise', async () => {
+  assert.equal(tokenExpiry(jwt({ exp: 1700000000, sub: 'a' })), 1700000000);
+  assert.equal(tokenExpiry(jwt({ sub: 'a' })), null);
+  assert.equal(tokenExpiry('not-a-jwt'), null);
+  assert.equal(tokenExpiry('a.!!!.b'), null);
+});
+
+await t.test('getToken is asked before every connection; the token goes in the URL', async () => {
+  let n = 0;
+  const { c, clock, sockets, ws, up, settle } = setup({ getToken: async () => `tok/${++n}+x` });
+  c.connect();
+  await settle();
+  assert.equal(sockets.length, 1);
+  assert.equal(ws().url, 'ws://test/ws?token=tok%2F1%2Bx');
+  up();
+  ws().drop(1006);
+  clock.advance(1000); // the retry (jittered, < 1 s here); getToken answers after
+  await settle();
+  assert.equal(sockets.length, 2);
+  assert.equal(ws().url, 'ws://test/ws?token=tok%2F2%2Bx');
+  // a URL with a query already: &token=; null: no token
+  const s2 = setup({ getToken: () => null });
+  s2.c.connect();
+  await s2.settle();
+  assert.equal(s2.ws().url, 'ws://test/ws');
+  void c;
+});
+
+await t.test('a failing getToken is a failed attempt: reported, then backoff', async () => {
+  let fail = true;
+  const { c, clock, sockets, events, settle } = setup({
+    getToken: () => { if (fail) throw new Error('auth server down'); return 'ok'; },
+  });
+  c.connect();
+  await settle();
+  assert.equal(sockets.length, 0);
+  assert.ok(events.some((e) => e.type === 'error' && e.code === 'token_failed' && /down/.test(e.message)));
+  assert.equal(c.state, State.RECONNECTING);
+  fail = false;
+  clock.advance(1000);
+  await settle();
+  assert.equal(sockets.length, 1);
+  // and one that never answers times out after connectTimeoutMs
+  const s2 = setup({ getToken: () => new Promise(() => {}), connectTimeoutMs: 5000 });
+  s2.c.connect();
+  await s2.settle();
+  s2.clock.advance(5000);
+  assert.ok(s2.events.some((e) => e.type === 'error' && e.code === 'token_failed'));
+  assert.equal(s2.c.state, State.RECONNECTING);
+});
+
+await t.test('4003: reconnect at once (within baseMs) with a fresh token; 1008 still ends it', async () => {
+  let n = 0;
+  const { c, clock, sockets, ws, up, events, settle } = setup({ getToken: () => `t${++n}`, channels: ['a'] });
+  c.connect();
+  await settle();
+  up();
+  // a few failures first: 4003 does not inherit their backoff
+  for (let i = 0; i < 3; i++) {
+    ws().drop(1006);
+    clock.advance(5000); // past the retry delay (< 5 s for these attempts)
+    await settle();
+  }
+  assert.equal(sockets.length, 4);
+  up();
+  ws().drop(4003, 'token expired');
+  const st = events.filter((e) => e.type === 'status').at(-1);
+  assert.equal(st.state, State.RECONNECTING);
+  assert.ok(st.delayMs < 500, `delay ${st.delayMs}`);
+  clock.advance(500);
+  await settle();
+  assert.equal(ws().url, `ws://test/ws?token=t${n}`);
+  assert.equal(sockets.length, 5);
+  up();
+  ws().drop(1008, 'request rate too high');
+  assert.equal(c.state, State.CLOSED);
+});
+
+await t.test('before exp the token is refreshed in-band: auth -> authed, then the next one', async () => {
+  let n = 0;
+  // the clock starts at 0: exp 100 s and 200 s
+  const tokens = [jwt({ exp: 100 }), jwt({ exp: 200 }), jwt({ exp: 300 })];
+  const { c, clock, ws, up, events, settle } = setup({ getToken: () => tokens[n++], refreshBeforeMs: 30000, pingIntervalMs: 0 });
+  c.connect();
+  await settle();
+  up();
+  clock.advance(69000);
+  await settle();
+  assert.equal(ws().last('auth'), undefined, 'not yet');
+  clock.advance(1000); // exp - 30 s
+  await settle();
+  const a = ws().last('auth');
+  assert.equal(a.token, tokens[1]);
+  ws().frame({ type: 'authed', id: a.id });
+  await settle();
+  assert.deepEqual(events.filter((e) => e.type === 'authed'), [{ type: 'authed', expiresAt: 200 }]);
+  clock.advance(100000); // 170 s: the next refresh, for the exp of the new token
+  await settle();
+  assert.equal(ws().last('auth').token, tokens[2]);
+  // a refused refresh is reported (the server will close 4003 at exp)
+  const b = ws().last('auth');
+  ws().frame({ type: 'error', id: b.id, code: 'forbidden', message: 'token refused: bad signature' });
+  await settle();
+  assert.ok(events.some((e) => e.type === 'error' && e.code === 'forbidden' && e.id === b.id));
+  assert.equal(c.state, State.OPEN);
 });
 
 t.done();
