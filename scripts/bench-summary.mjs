@@ -9,7 +9,7 @@ import path from 'node:path';
 const dir = process.argv[2];
 const rep = {}; // scenario -> [report of each run]
 for (const f of fs.readdirSync(dir).sort()) {
-  const m = f.match(/^([A-Z]+(?:-[a-z]+)?)-(\d+)\.json$/);
+  const m = f.match(/^([A-Z][A-Z0-9]*(?:-[a-z]+)?)-(\d+)\.json$/);
   if (!m) continue;
   try { (rep[m[1]] ||= []).push(JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'))); } catch {}
 }
@@ -67,8 +67,14 @@ if (D.length) {
   row('D: the broker hop alone, p99 ms', D.map((s) => s.broker_hop_ms?.p99), 3, '—');
   row('D: bench CPU µs per frame', D.map((s) => s.bench.us_per_frame), 2, '—');
 }
+const D1 = step0('D1');
+if (D1.length) {
+  row('D1: latency p50 ms, one client', D1.map((s) => s.latency_ms.p50), 3, '—');
+  row('D1: latency p99 ms, one client', D1.map((s) => s.latency_ms.p99), 3, '—');
+  row('D1: the broker hop alone, p50 ms', D1.map((s) => s.broker_hop_ms?.p50), 3, '—');
+}
 if (UD.length) {
-  row('UD: latency p50 / p99 ms, uWebSockets.js', UD.map((s) => s.latency_ms.p50), 3, '—');
+  row('UD: latency p50 ms, uWebSockets.js', UD.map((s) => s.latency_ms.p50), 3, '—');
   row('UD: latency p99 ms, uWebSockets.js', UD.map((s) => s.latency_ms.p99), 3, '—');
 }
 // E: deflate

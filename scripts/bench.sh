@@ -21,7 +21,8 @@
 #   C  19,000 clients (about what the fd limit of 20,000 allows) x 2 msg/s:
 #      CPU per delivery vs its floor, against A's ratio
 #   D  100 clients x 100 msg/s: publish -> receipt latency, and the broker
-#      hop alone (--broker-hop)
+#      hop alone (--broker-hop); D1 the same with one client (no fan-out
+#      order: what one client waits beyond the broker)
 #   E  1000 clients x 20 msg/s of 1 KiB JSON records: permessage-deflate off
 #      (E-off) and on (E-on): bytes read per delivery, CPU per delivery
 #   M  10,000 idle subscribed clients: server memory per connection
@@ -106,6 +107,8 @@ for run in $(seq "$RUNS"); do
     has B && bench "B-$run" --clients 1000 --rate $LADDER --duration-s $dur --payload-bytes 128 \
       --no-floor --drain-ms 5000
     has D && bench "D-$run" --clients 100 --rate 100 --duration-s $dur --payload-bytes 128 \
+      --no-floor --broker-hop
+    has D && bench "D1-$run" --clients 1 --rate 100 --duration-s $dur --payload-bytes 128 \
       --no-floor --broker-hop
     stop_pid "$FPID"
   fi
