@@ -268,6 +268,18 @@ static int64_t reconnect_delay(natsConnection *nc, int attempts, void *closure)
 
 /* ---- connection ---- */
 
+/* libnats' error text without its "(file.c:123): " prefix, or the status. */
+static const char *error_text(const char *txt, natsStatus s)
+{
+	const char *p;
+
+	if (!txt || !*txt)
+		return natsStatus_GetText(s);
+	if (txt[0] == '(' && (p = strstr(txt, "): ")) != NULL)
+		return p + 3;
+	return txt;
+}
+
 static void report_down(struct w *w, const char *why)
 {
 	if (strcmp(w->last_why, why) != 0) {
@@ -324,8 +336,6 @@ static natsStatus build_options(struct w *w)
 		s = natsOptions_SetMaxReconnect(o, -1);
 	if (s == NATS_OK)
 		s = natsOptions_SetCustomReconnectDelay(o, reconnect_delay, nt);
-	if (s == NATS_OK)
-		s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, nt);
 	if (s == NATS_OK)
 		s = natsOptions_SetReconnectedCB(o, on_connected, nt);
 	if (s == NATS_OK)
@@ -409,22 +419,20 @@ static void connect_now(struct w *w)
 	pthread_mutex_lock(&nt->life_mu);
 	nt->closed_cb = false;
 	pthread_mutex_unlock(&nt->life_mu);
+	/* The first connect is ours (retried here with the backoff), so a
+	 * failure keeps its own reason (refused, authorization, TLS ...);
+	 * once connected, libnats reconnects by itself. */
 	s = natsConnection_Connect(&w->nc, w->opts);
-	if (s == NATS_OK) {
-		set_link(nt, true);
-		w->link_check = true;
-	} else if (s == NATS_NOT_YET_CONNECTED) {
-		snprintf(why, sizeof(why), "connecting to %s: %s", nt->url,
-			 nats_GetLastError(NULL));
-		report_down(w, why);
-	} else {
+	if (s != NATS_OK) {
 		snprintf(why, sizeof(why), "cannot connect to %s: %s", nt->url,
-			 nats_GetLastError(NULL));
+			 error_text(nats_GetLastError(NULL), s));
 		report_down(w, why);
 		w->nc = NULL;
 		w->retry_at = now_ms() + backoff(w);
 		return;
 	}
+	set_link(nt, true);
+	w->link_check = true;
 	w->retry_at = 0;
 	/* Channels wanted before (or across a closed connection). */
 	ntab_each(&w->subs, resub_one, w);

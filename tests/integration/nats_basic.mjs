@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { tap } from '../lib/tap.mjs';
 import { startFanoutd, wsClient, waitFor, run, FANOUTD, pluginDir, tmpDir, freePort } from '../lib/harness.mjs';
+import { execFileSync } from 'node:child_process';
 import { startNats, rawNats } from '../lib/nats.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -137,6 +138,34 @@ await t.test('jetstream = yes against a server without JetStream: /readyz says w
   // said once, not once per retry
   assert.equal(f.log().split('JetStream is not enabled').length - 1, 1, f.log());
   await plain.stop();
+});
+
+
+await t.test('TLS with a private CA and a token; a wrong token is a reason in /readyz', async () => {
+  const dir = tmpDir('fanout-nats-tls-');
+  const key = path.join(dir, 'key.pem'), cert = path.join(dir, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert,
+    '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'],
+  { stdio: 'ignore' });
+  const s = await startNats({ conf: `tls { cert_file: "${cert}", key_file: "${key}" }\nauthorization { token: "s3cret" }\n` });
+  const tlsIni = (tok) => ini({ url: `tls://127.0.0.1:${s.port}` }, `tls_ca_file = ${cert}\ntoken = ${tok}`);
+  const f = await startFanoutd({ ini: tlsIni('s3cret'), wait: 'ready' });
+  const c = await wsClient(f.ws);
+  await c.subscribe('news.tls');
+  c.send({ type: 'publish', channel: 'news.tls', data: { over: 'tls' }, id: 'p' });
+  const m = await c.next('message');
+  assert.deepEqual(m.data, { over: 'tls' });
+  await c.close();
+  assert.equal(await f.stop(), 0);
+  assert.doesNotMatch(f.log(), /s3cret/, 'the token is never logged');
+
+  const g = await startFanoutd({ ini: tlsIni('wrong') });
+  await waitFor(async () => {
+    const r = await g.http('/readyz');
+    return r.status === 503 && /[Aa]uthoriz/.test(JSON.parse(r.body).backends.nats.reason);
+  }, { what: '/readyz says authorization failed' });
+  assert.equal(await g.stop(), 0);
+  await s.stop();
 });
 
 await n.stop();
