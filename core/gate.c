@@ -235,11 +235,17 @@ int gate_upgrade(struct lws *wsi)
 			       NULL);
 	if (check_origin(wsi, &why))
 		return refused(wsi, c, REFUSE_ORIGIN, 403, "origin not allowed", why);
-	if (check_token(wsi, &why)) {
+	/* tRPC with ?connectionParams=1 may bring its token in its first
+	 * message instead (session_token_set()); one in the URL or a header
+	 * is checked here all the same. */
+	char tk[8];
+	int in_band =
+	    session_token_in_band(path, wsi) && gate_request_token(wsi, tk, sizeof(tk)) == 0;
+	if (!in_band && check_token(wsi, &why)) {
 		refuse(REFUSE_TOKEN, c ? c->ip : "-", "upgrade: token refused: %s", why);
 		return refuse_token(wsi, why);
 	}
-	if (c)
+	if (c && !in_band)
 		c->token_ok = 1;
 	return 0;
 }

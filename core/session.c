@@ -84,6 +84,29 @@ int session_add_proto(const char *path, const struct session_proto *proto)
 	return 0;
 }
 
+static int query_has(struct lws *wsi, const char *arg)
+{
+	char frag[64];
+	for (int n = 0; n < 64; n++) {
+		int len =
+		    lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, n);
+		if (len < 0)
+			return 0;
+		if (!strcmp(frag, arg))
+			return 1;
+	}
+	return 0;
+}
+
+int session_token_in_band(const char *path, struct lws *wsi)
+{
+	for (size_t i = 0; i < n_protos; i++)
+		if (!strcmp(path, protos[i].path))
+			return protos[i].proto->token_in_band &&
+			       query_has(wsi, "connectionParams=1");
+	return 0;
+}
+
 int session_has_path(const char *path)
 {
 	for (size_t i = 0; i < n_protos; i++)
@@ -385,10 +408,14 @@ static int admit_token(struct session *s, struct lws *wsi)
 {
 	struct auth_claims claims;
 	const char *why = NULL;
+	char tok[8];
 	int t = gate_claims(wsi, s->conn, &claims, &why);
 	guard_init(&s->guard, cfg->max_requests_per_s, loop_now_ms(), t == 0 ? &claims : NULL);
 	s->hub.claims = guard_claims(&s->guard);
-	if (t < 0) { /* expired since the gate looked (or no gate ran) */
+	if (t < 0 && s->proto->token_in_band && query_has(wsi, "connectionParams=1") &&
+	    gate_request_token(wsi, tok, sizeof(tok)) == 0)
+		return 0; /* it comes in the first message: session_token_set() */
+	if (t < 0) {	  /* expired since the gate looked (or no gate ran) */
 		metrics.clients_closed_token_expired++;
 		session_close(s, 4003, "token expired", 0);
 		return -1;
@@ -398,6 +425,24 @@ static int admit_token(struct session *s, struct lws *wsi)
 		s->cl.token_expired = token_expired;
 		clients_watch_tokens();
 	}
+	return 0;
+}
+
+int session_token_set(struct session *s, const char *token, size_t len, const char **why)
+{
+	const struct auth_key *k = auth_process_key();
+	if (!k)
+		return 1;
+	if (!token || !len) {
+		*why = "a token is required (connectionParams.token)";
+		return -1;
+	}
+	if (guard_refresh(&s->guard, k, token, len, (long long)time(NULL), why))
+		return -1;
+	s->hub.claims = guard_claims(&s->guard);
+	s->cl.guard = &s->guard;
+	s->cl.token_expired = token_expired;
+	clients_watch_tokens();
 	return 0;
 }
 

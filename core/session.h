@@ -45,6 +45,12 @@ struct session_proto {
 	 * itself and the session stays until the client or the grace period
 	 * ends it. */
 	void (*drain)(struct session *s);
+	/* 1: with ?connectionParams=1 the client may bring its access token in
+	 * its first message instead of the upgrade (tRPC): the gate lets such
+	 * an upgrade through without one, and the protocol calls
+	 * session_token_set() (or closes the session) before it serves
+	 * anything. */
+	int token_in_band;
 	/* The connection is gone (only after open): release the protocol's
 	 * state and its hub subscriptions. */
 	void (*closed)(struct session *s);
@@ -75,6 +81,13 @@ extern const struct lws_protocols session_protocol;
 void session_init(const struct config *c);
 /* 1 when path (no query) is the upgrade path of a registered protocol. */
 int session_has_path(const char *path);
+/* 1 when the endpoint at path takes its token in band (token_in_band) and
+ * the upgrade asks for it (?connectionParams=1 among its query args). */
+int session_token_in_band(const char *path, struct lws *wsi);
+/* The token the client brought in band: verified, its claims become the
+ * session's (the expiry sweep watches them). 0; 1 when tokens are off
+ * (the token is ignored); -1 with *why when it is missing or not valid. */
+int session_token_set(struct session *s, const char *token, size_t len, const char **why);
 /* Speak proto to upgrades at path (kept by reference). 0 or -1 (full). */
 int session_add_proto(const char *path, const struct session_proto *proto);
 

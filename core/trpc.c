@@ -431,7 +431,15 @@ static void trpc_message(struct session *s, const char *p, size_t len, int binar
 			session_close(s, 1000, "bad connectionParams", 1);
 			return;
 		}
-		free(token); /* tokens are checked once [auth] is configured */
+		/* [auth] on: connectionParams.token is the access token (the
+		 * gate let this upgrade in without one) */
+		const char *bad = NULL;
+		int t = session_token_set(s, token, token ? strlen(token) : 0, &bad);
+		free(token);
+		if (t < 0) {
+			send_error(c, NULL, 1, 0, TRPC_UNAUTHORIZED, bad, NULL);
+			session_close(s, 4003, "token refused", 1);
+		}
 		return;
 	}
 	struct trpc_batch b;
@@ -477,6 +485,7 @@ static void trpc_closed(struct session *s)
 
 const struct session_proto trpc_proto = {
     .kind = CLIENT_TRPC,
+    .token_in_band = 1, /* connectionParams.token */
     .open = trpc_open,
     .message = trpc_message,
     .drain = trpc_drain,

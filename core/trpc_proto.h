@@ -78,7 +78,8 @@ int trpc_parse(const char *p, size_t len, struct trpc_batch *b, char *why, size_
 void trpc_batch_free(struct trpc_batch *b);
 
 /*
- * The connectionParams message {"method":"connectionParams","data":{…}}.
+ * The connectionParams message {"method":"connectionParams","data":{…}}
+ * (data.token: the access token when [auth] is on).
  * Returns 0 and *token (malloc'd; NULL when data has no string "token"),
  * or -1 with why (not that message, or data neither an object nor null).
  */

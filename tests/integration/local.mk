@@ -67,3 +67,7 @@ if !ASAN
 TESTS += tests/integration/security_limits.mjs
 endif
 EXTRA_DIST += tests/integration/security_limits.mjs
+
+# Transports (issue 12): access tokens on the tRPC and SSE endpoints.
+TESTS += tests/integration/transports_auth.mjs
+EXTRA_DIST += tests/integration/transports_auth.mjs
