@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -180,6 +181,8 @@ static void server_start(struct server *s)
 		fail_msg("fork: %s", strerror(errno));
 	if (s->pid == 0) {
 		int nul = open("/dev/null", O_RDWR);
+		/* Die with the test, even when it aborts (ASan) before teardown. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(nul, 1);
 		dup2(nul, 2);
 		if (s->js)
