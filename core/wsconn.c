@@ -571,8 +571,9 @@ static void read_some(struct wsconn *c)
 			c->ping_out = 0;
 			if (c->ops->activity)
 				c->ops->activity(c);
-			if (c->state == WSC_LINGER)
-				continue; /* discarded: the conversation is over */
+			if (c->state == WSC_LINGER || c->failed)
+				continue; /* discarded: the conversation is over, or
+					     failed (RFC 6455 7.1.7: no more parsing) */
 			cb_why = NULL;
 			int rc = ws_rx_feed(&c->rx, rbuf, (size_t)n, &rx_cbs, c);
 			if (rc)
