@@ -16,7 +16,8 @@
 #
 #   scripts/test.sh [--quick]     --quick: step 1 only
 #   scripts/test.sh --valgrind    steps 1 (build only) and 2
-# Env: FUZZ_SECONDS (default 15 per harness), JOBS (default 2).
+# Env: FUZZ_SECONDS (default 15 per harness; two harnesses run at once),
+# JOBS (default 2).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD

@@ -5,19 +5,24 @@
 # with tests/fuzz/NAME.dict when present, and prints execution counts.
 # Crash inputs are kept as tests/fuzz/crash-NAME-* in the build dir; the
 # log of each run is tests/fuzz/fuzz_NAME.log. Exits 1 if any harness
-# found a crash, leak or sanitizer error.
+# found a crash, leak or sanitizer error. FUZZ_JOBS harnesses (default 2,
+# one per core) run at once; the summary lines come out in argument order.
 # Usage: run-fuzz.sh SRCDIR SECONDS NAME...
 srcdir=$1
 secs=$2
 shift 2
+jobs=${FUZZ_JOBS:-2}
 fail=0
-for name in "$@"; do
+
+# One harness; its summary line goes to tests/fuzz/fuzz_NAME.result and
+# its exit status says whether it failed.
+run_one() {
+	name=$1
 	bin=tests/fuzz/fuzz_$name
 	log=tests/fuzz/fuzz_$name.log
 	if [ ! -x "$bin" ]; then
 		echo "fuzz_$name: $bin is not built"
-		fail=1
-		continue
+		return 1
 	fi
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/fanout-fuzz-$name.XXXXXX") || exit 1
 	if [ -d "$srcdir/tests/fuzz/corpus/$name" ]; then
@@ -33,13 +38,30 @@ for name in "$@"; do
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
 	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
 	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1)
+	rm -rf "$tmp"
 	if [ "$rc" -eq 0 ]; then
 		echo "fuzz_$name: ${execs:-?} execs in ${secs} s (${rate:-?}/s), $cov, corpus $before -> $after, no crash"
 	else
 		echo "fuzz_$name: FAILED (exit $rc) after ${execs:-?} execs; see $log:"
 		grep -E 'ERROR|CHECK failed|SUMMARY|Test unit written' "$log" | head -n 10
-		fail=1
+		return 1
 	fi
-	rm -rf "$tmp"
+}
+
+# At most $jobs at once: start one, and after every $jobs wait for the batch.
+running=0
+for name in "$@"; do
+	(run_one "$name" >"tests/fuzz/fuzz_$name.result" 2>&1; echo $? >"tests/fuzz/fuzz_$name.rc") &
+	running=$((running + 1))
+	if [ "$running" -ge "$jobs" ]; then
+		wait
+		running=0
+	fi
+done
+wait
+for name in "$@"; do
+	cat "tests/fuzz/fuzz_$name.result"
+	[ "$(cat "tests/fuzz/fuzz_$name.rc" 2>/dev/null)" = 0 ] || fail=1
+	rm -f "tests/fuzz/fuzz_$name.result" "tests/fuzz/fuzz_$name.rc"
 done
 exit $fail
