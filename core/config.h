@@ -81,6 +81,14 @@ struct config {
 	char **channels;		  /* globs a client may use; {"*"} = any valid name */
 	size_t n_channels;
 	int permessage_deflate;	      /* bool, default false */
+	/* positions and recovery (recovery.h) */
+	long long recovery_max_messages;    /* replay / hole repair cap */
+	long long recovery_buffer_messages; /* held while a recovery or repair waits */
+	long long recovery_ring_messages;   /* recent messages kept per channel */
+	long long recovery_ring_bytes;	    /* payload bytes of every ring together */
+	long long recovery_max_requests;    /* top/history requests in flight */
+	long long recovery_timeout_ms;
+	long long position_probe_s; /* quiet channels' top checked this often; 0: off */
 	int log_level;		      /* enum log_level */
 	long long max_requests_per_s; /* per client; 0 = unlimited (guard.h) */
 	long long max_queued_bytes;   /* all send queues (budget.h); -1 = auto */

@@ -187,9 +187,23 @@ static void no_deliver(struct hub_subscriber *s, void *tag, struct msg *m)
 static void api_ack(struct hub_subscriber *s, const char *type, const char *id, const char *channel)
 {
 	struct http_api_req *r = of_hub(s);
-	/* The position of the message (epoch, offset) joins this answer once
-	 * the hub reports published_at positions. */
 	reply(r, 200, "{}\n");
+}
+
+/* A positioned channel's publish: {"epoch":"E","offset":N} (DESIGN.md). */
+static void api_published(struct hub_subscriber *s, const char *id, const char *channel,
+			  const char *epoch, uint64_t offset)
+{
+	struct http_api_req *r = of_hub(s);
+	char body[PROTO_EPOCH_MAX + 64];
+	if (!epoch) {
+		reply(r, 200, "{}\n");
+		return;
+	}
+	/* epochs are [A-Za-z0-9_-]: no escaping needed */
+	snprintf(body, sizeof(body), "{\"epoch\":\"%s\",\"offset\":%llu}\n", epoch,
+		 (unsigned long long)offset);
+	reply(r, 200, body);
 }
 
 static void api_error(struct hub_subscriber *s, const char *id, const char *code,
@@ -209,6 +223,7 @@ static const struct hub_sink_ops api_ops = {
     .deliver = no_deliver,
     .ack = api_ack,
     .error = api_error,
+    .published = api_published,
 };
 
 int http_api_complete(struct lws *wsi, void *user)

@@ -32,6 +32,7 @@
 #include "msg.h"
 #include "plugin_host.h"
 #include "protocol.h"
+#include "recovery.h"
 
 enum { CH_PENDING, CH_ACTIVE };
 
@@ -59,6 +60,7 @@ struct channel {
 	struct fanout_backend *b;
 	struct subref *subs;
 	size_t n_subs, cap_subs;
+	struct pos_chan *pos; /* positioned (subscribed_at gave an epoch), else NULL */
 	char name[];
 };
 
@@ -83,6 +85,8 @@ static struct pending_pub *pubs[PUB_BUCKETS];
 static size_t n_pubs;
 static uint64_t next_token = 1;
 static uint64_t too_big_logged_ms;
+static struct fanout_timer *pos_timer; /* recovery timeouts and probes */
+static int stopped;
 
 static uint32_t hash_name(const char *s)
 {
@@ -97,14 +101,36 @@ static const struct plugin_host_events backend_events = {
     .subscribed = hub_subscribed,
     .published = hub_published,
     .gap = hub_gap,
+    .subscribed_at = hub_subscribed_at,
+    .deliver_at = hub_deliver_at,
+    .published_at = hub_published_at,
+    .top_done = hub_top_done,
+    .history_item = hub_history_item,
+    .history_done = hub_history_done,
 };
+
+static const struct pos_hooks pos_hooks;
 
 int hub_init(const struct config *c)
 {
 	cfg = c;
+	stopped = 0;
 	table_size = 1024;
 	table = calloc(table_size, sizeof(*table));
 	plugin_host_set_events(&backend_events);
+	struct pos_limits lim = {
+	    .max_messages = (uint64_t)c->recovery_max_messages,
+	    .buffer_messages = (uint64_t)c->recovery_buffer_messages,
+	    .ring_messages = (uint64_t)c->recovery_ring_messages,
+	    .ring_bytes = (uint64_t)c->recovery_ring_bytes,
+	    .max_requests = (uint64_t)c->recovery_max_requests,
+	    .timeout_ms = (uint64_t)c->recovery_timeout_ms,
+	    .probe_ms = (uint64_t)c->position_probe_s * 1000,
+	    /* A replay must leave room in the client's queue for live ones. */
+	    .max_replay_bytes = (uint64_t)c->client_queue_bytes / 2,
+	    .max_payload = (uint64_t)c->max_payload_bytes,
+	};
+	pos_init(&lim, &pos_hooks, c->instance);
 	return table ? 0 : -1;
 }
 
@@ -223,6 +249,7 @@ static void ch_destroy(struct channel *ch)
 		*pp = ch->next;
 	if (ch->state == CH_PENDING && ch->b->pending_subs > 0)
 		ch->b->pending_subs--;
+	pos_chan_free(ch->pos);
 	n_channels--;
 	metrics.channels = (long long)n_channels;
 	free(ch->subs);
@@ -243,7 +270,10 @@ static void sub_remove(struct hub_subscriber *s, size_t i, int call_backend)
 		moved->s->subs[moved->idx].slot = slot;
 	}
 	/* subscriber side */
+	if (hs->rec)
+		pos_sub_cancel(hs->rec);
 	free(hs->id);
+	free(hs->since);
 	s->subs[i] = s->subs[--s->n_subs];
 	if (i < s->n_subs) {
 		struct hub_sub *moved = &s->subs[i];
@@ -288,6 +318,8 @@ static int sub_add(struct hub_subscriber *s, struct channel *ch, const char *id,
 	hs->confirmed = 0;
 	hs->id = id && *id ? strdup(id) : NULL;
 	hs->tag = tag;
+	hs->since = NULL;
+	hs->rec = NULL;
 	ch->subs[ch->n_subs].s = s;
 	ch->subs[ch->n_subs].idx = s->n_subs;
 	ch->n_subs++;
@@ -312,15 +344,53 @@ static int channel_allowed(const char *channel)
 	return 0;
 }
 
-static void confirm(struct hub_subscriber *s, struct hub_sub *hs)
+/* Send "subscribed" (with the position where the channel has one). */
+static void send_subscribed(struct hub_subscriber *s, struct hub_sub *hs, const char *epoch,
+			    uint64_t offset, int recovered)
 {
+	const char *id = hs->id ? hs->id : "";
 	hs->confirmed = 1;
-	s->ops->ack(s, "subscribed", hs->id ? hs->id : "", hs->ch->name);
+	if (s->ops->subscribed)
+		s->ops->subscribed(s, id, hs->ch->name, epoch, offset, recovered);
+	else
+		s->ops->ack(s, "subscribed", id, hs->ch->name);
 	free(hs->id);
 	hs->id = NULL;
+	free(hs->since);
+	hs->since = NULL;
+}
+
+/* The backend confirmed the channel: answer hs, resuming it if it gave a
+ * position (recovery may answer now or later, through pos_finish). */
+static void confirm(struct hub_subscriber *s, struct hub_sub *hs)
+{
+	struct channel *ch = hs->ch;
+	if (!ch->pos) {
+		if (hs->since) { /* nothing to recover from: say so */
+			metrics.rec.recoveries++;
+			metrics.rec.failed[RF_UNPOSITIONED]++;
+		}
+		send_subscribed(s, hs, NULL, 0, hs->since ? 0 : -1);
+		return;
+	}
+	if (!hs->since) {
+		send_subscribed(s, hs, pos_epoch(ch->pos), pos_top(ch->pos), -1);
+		return;
+	}
+	struct proto_since since = *hs->since;
+	size_t idx = (size_t)(hs - s->subs);
+	struct pos_sub *ps = pos_recover(ch->pos, s, &since);
+	if (ps)
+		s->subs[idx].rec = ps;
 }
 
 void hub_subscribe(struct hub_subscriber *s, const char *channel, const char *id, void *tag)
+{
+	hub_subscribe_at(s, channel, id, tag, NULL);
+}
+
+void hub_subscribe_at(struct hub_subscriber *s, const char *channel, const char *id, void *tag,
+		      const struct proto_since *since)
 {
 	if (!channel_allowed(channel)) {
 		s->ops->error(s, id, PROTO_E_FORBIDDEN, "channel not allowed by this server");
@@ -334,7 +404,13 @@ void hub_subscribe(struct hub_subscriber *s, const char *channel, const char *id
 	if (i >= 0) {
 		struct hub_sub *hs = &s->subs[i];
 		if (hs->confirmed) {
-			s->ops->ack(s, "subscribed", id, channel);
+			/* Already live: no replay (the stream never stopped). */
+			struct pos_chan *pc = hs->ch->pos;
+			if (s->ops->subscribed)
+				s->ops->subscribed(s, id, channel, pc ? pos_epoch(pc) : NULL,
+						   pc ? pos_top(pc) : 0, since ? 0 : -1);
+			else
+				s->ops->ack(s, "subscribed", id, channel);
 		} else {
 			free(hs->id);
 			hs->id = id && *id ? strdup(id) : NULL;
@@ -377,7 +453,9 @@ void hub_subscribe(struct hub_subscriber *s, const char *channel, const char *id
 			goto oom;
 		created = 1;
 	}
-	if (sub_add(s, ch, id, tag)) {
+	struct proto_since *sc = since ? malloc(sizeof(*sc)) : NULL;
+	if ((since && !sc) || sub_add(s, ch, id, tag)) {
+		free(sc);
 		if (created)
 			ch_destroy(ch);
 		goto oom;
@@ -386,6 +464,10 @@ void hub_subscribe(struct hub_subscriber *s, const char *channel, const char *id
 		ch->owner = s;
 		if (cfg->max_channels_per_ip > 0 && s->has_addr)
 			ch->charge = charge_add(&s->addr);
+	}
+	if (sc) {
+		*sc = *since;
+		s->subs[s->n_subs - 1].since = sc;
 	}
 	if (!created) {
 		if (ch->state == CH_ACTIVE)
@@ -418,6 +500,35 @@ void hub_unsubscribe(struct hub_subscriber *s, const char *channel, const char *
 	}
 	/* Unsubscribing from a channel one is not subscribed to is not an error. */
 	s->ops->ack(s, "unsubscribed", id, channel);
+}
+
+static void pos_timer_fire(struct fanout_timer *t, void *arg)
+{
+	(void)arg;
+	loop_timer_arm(t, pos_tick());
+}
+
+void hub_subscribed_at(struct fanout_backend *b, const char *channel, int ok, const char *epoch,
+		       uint64_t top, unsigned flags)
+{
+	struct channel *ch = ch_find(channel);
+	if (!ch || ch->b != b)
+		return;
+	if (ch->state != CH_PENDING) {
+		/* A resubscribe after a reconnect: the position tells whether
+		 * anything was missed meanwhile. */
+		if (ok && ch->pos && epoch)
+			pos_observe(ch->pos, epoch, top);
+		return;
+	}
+	if (ok && epoch && !ch->pos) {
+		ch->pos = pos_chan_new(ch, ch->name, epoch, top, flags);
+		if (!ch->pos)
+			log_err("out of memory: %s is served without positions", ch->name);
+		if (!pos_timer && !stopped && (pos_timer = loop_timer_add(pos_timer_fire, NULL)))
+			loop_timer_arm(pos_timer, pos_tick());
+	}
+	hub_subscribed(b, channel, ok);
 }
 
 void hub_subscribed(struct fanout_backend *b, const char *channel, int ok)
@@ -503,7 +614,127 @@ static size_t fan_out(struct channel *ch, struct hub_event *ev, struct buf *out)
 	return delivered;
 }
 
-void hub_deliver(struct fanout_backend *b, const char *channel, const void *data, size_t len)
+/* The frame of it for one transport: built once, kept in the item. */
+static struct msg *item_frame(struct pos_item *it, const struct hub_sink_ops *ops,
+			      const struct channel *ch)
+{
+	for (int i = 0; i < it->n_frames; i++)
+		if (it->frames[i].key == ops)
+			return msg_ref(it->frames[i].m);
+	struct hub_event ev = {
+	    .kind = it->kind == POS_GAP ? HUB_EV_GAP : HUB_EV_MESSAGE,
+	    .channel = ch->name,
+	    .frame = it->frame,
+	    .reason = it->reason,
+	    .epoch = it->positioned ? it->epoch : NULL,
+	    .offset = it->offset,
+	};
+	struct msg *m = ops->frame(&ev);
+	if (!m) {
+		log_err("out of memory framing an event on %s (%s)", ch->name, ops->name);
+		return NULL;
+	}
+	if (it->n_frames < POS_ITEM_FRAMES) {
+		it->frames[it->n_frames].key = ops;
+		it->frames[it->n_frames++].m = msg_ref(m);
+	}
+	return m;
+}
+
+/*
+ * recovery.c's way out for a positioned channel's events (pos_hooks): like
+ * fan_out(), but framed through the item's cache, and subscribers still
+ * recovering hand the item back to recovery. Subscribers not yet answered
+ * get nothing: their "subscribed" will say where they stand.
+ */
+static void pos_fan_out(void *chp, struct pos_item *it)
+{
+	struct channel *ch = chp;
+	const struct hub_sink_ops *ops[FAN_TRANSPORTS];
+	struct msg *frames[FAN_TRANSPORTS];
+	size_t n_ops = 0, delivered = 0;
+
+	for (size_t i = 0; i < ch->n_subs; i++) {
+		struct hub_subscriber *s = ch->subs[i].s;
+		struct hub_sub *hs = &s->subs[ch->subs[i].idx];
+		if (hs->rec) {
+			pos_sub_buffer(hs->rec, it); /* may answer it: it then goes live */
+			continue;
+		}
+		if (!hs->confirmed)
+			continue;
+		size_t k = 0;
+		while (k < n_ops && ops[k] != s->ops)
+			k++;
+		if (k == n_ops) {
+			if (n_ops == FAN_TRANSPORTS)
+				continue;
+			ops[k] = s->ops;
+			frames[k] = item_frame(it, s->ops, ch);
+			n_ops++;
+		}
+		if (!frames[k])
+			continue;
+		s->ops->deliver(s, hs->tag, frames[k]);
+		delivered++;
+	}
+	for (size_t k = 0; k < n_ops; k++)
+		msg_unref(frames[k]);
+	if (it->kind == POS_GAP)
+		metrics.gaps += (long long)delivered;
+	else
+		metrics.deliveries += (long long)delivered;
+}
+
+/* A subscriber's recovery is over (pos_hooks): "subscribed", the replay,
+ * then live. */
+static void pos_finish(void *chp, void *subp, const char *epoch, uint64_t offset, int recovered,
+		       struct pos_item *const *items, size_t n)
+{
+	struct channel *ch = chp;
+	struct hub_subscriber *s = subp;
+	struct hub_sub *hs = NULL;
+	for (size_t i = 0; i < s->n_subs && !hs; i++)
+		if (s->subs[i].ch == ch)
+			hs = &s->subs[i];
+	if (!hs)
+		return;
+	hs->rec = NULL;
+	send_subscribed(s, hs, epoch, offset, recovered);
+	for (size_t i = 0; i < n; i++) {
+		struct msg *m = item_frame(items[i], s->ops, ch);
+		if (!m)
+			continue;
+		s->ops->deliver(s, hs->tag, m);
+		msg_unref(m);
+	}
+	metrics.deliveries += (long long)n;
+}
+
+static int pos_top_hook(void *chp, uint64_t token)
+{
+	struct channel *ch = chp;
+	return backend_top(ch->b, ch->name, token);
+}
+
+static int pos_history_hook(void *chp, const char *epoch, uint64_t after, uint64_t max,
+			    uint64_t token)
+{
+	struct channel *ch = chp;
+	return backend_history(ch->b, ch->name, epoch, after, max, token);
+}
+
+static const struct pos_hooks pos_hooks = {
+    .top = pos_top_hook,
+    .history = pos_history_hook,
+    .fan_out = pos_fan_out,
+    .finish = pos_finish,
+    .now = loop_now_ms,
+};
+
+/* Common to deliver and deliver_at: caps, the channel, the fan-out. */
+static void deliver(struct fanout_backend *b, const char *channel, const char *epoch,
+		    uint64_t offset, const void *data, size_t len)
 {
 	b->messages_in++;
 	if ((long long)len > cfg->max_payload_bytes) {
@@ -524,22 +755,60 @@ void hub_deliver(struct fanout_backend *b, const char *channel, const void *data
 		return;
 	}
 	metrics.messages_in++;
+	/* The native frame, once per message (with its offset when it has one). */
 	struct buf out;
 	int replaced = 0;
 	buf_init(&out, MSG_PRE);
-	if (proto_message(&out, channel, cfg->instance, data, len, &replaced)) {
+	if (proto_message_at(&out, channel, cfg->instance, epoch != NULL, offset, data, len,
+			     &replaced)) {
 		buf_free(&out);
 		log_err("out of memory framing a message on %s", channel);
 		return;
 	}
 	if (replaced)
 		metrics.messages_utf8_replaced++;
+	if (ch->pos) {
+		/* Positioned: recovery orders, dedups, repairs, keeps it. */
+		struct msg *m = msg_from_buf(&out);
+		struct pos_item *it = m ? pos_item_new(POS_MESSAGE, epoch, offset, m, NULL) : NULL;
+		if (m)
+			msg_unref(m);
+		else
+			buf_free(&out);
+		if (!it) {
+			log_err("out of memory taking a message on %s", ch->name);
+			return;
+		}
+		if (epoch)
+			pos_deliver(ch->pos, it);
+		else
+			pos_deliver_plain(ch->pos, it);
+		pos_item_unref(it);
+		return;
+	}
 	struct hub_event ev = {.kind = HUB_EV_MESSAGE, .channel = ch->name};
 	metrics.deliveries += (long long)fan_out(ch, &ev, &out);
 }
 
+void hub_deliver(struct fanout_backend *b, const char *channel, const void *data, size_t len)
+{
+	deliver(b, channel, NULL, 0, data, len);
+}
+
+void hub_deliver_at(struct fanout_backend *b, const char *channel, const char *epoch,
+		    uint64_t offset, const void *data, size_t len)
+{
+	deliver(b, channel, epoch, offset, data, len);
+}
+
 static void gap_channel(struct channel *ch, const char *reason)
 {
+	if (ch->pos) {
+		/* Messages may be lost: find out from the top, repair from
+		 * history, gap only what it cannot fill. */
+		pos_suspect(ch->pos);
+		return;
+	}
 	struct buf out;
 	buf_init(&out, MSG_PRE);
 	proto_gap(&out, ch->name, reason);
@@ -559,6 +828,27 @@ void hub_gap(struct fanout_backend *b, const char *channel, const char *reason)
 		for (struct channel *ch = table[i]; ch; ch = ch->next)
 			if (ch->b == b)
 				gap_channel(ch, reason);
+}
+
+void hub_top_done(struct fanout_backend *b, uint64_t token, int status, const char *epoch,
+		  uint64_t top)
+{
+	(void)b;
+	pos_top_done(token, status, epoch, top);
+}
+
+void hub_history_item(struct fanout_backend *b, uint64_t token, uint64_t offset, const void *data,
+		      size_t len)
+{
+	(void)b;
+	pos_history_item(token, offset, data, len);
+}
+
+void hub_history_done(struct fanout_backend *b, uint64_t token, int status, const char *epoch,
+		      uint64_t top)
+{
+	(void)b;
+	pos_history_done(token, status, epoch, top);
 }
 
 /* ---- publishes ---- */
@@ -657,6 +947,12 @@ void hub_publish(struct hub_subscriber *s, const char *channel, const char *data
 
 void hub_published(struct fanout_backend *b, uint64_t token, int ok)
 {
+	hub_published_at(b, token, ok, NULL, 0);
+}
+
+void hub_published_at(struct fanout_backend *b, uint64_t token, int ok, const char *epoch,
+		      uint64_t offset)
+{
 	struct pending_pub *p = pub_take(token);
 	if (!p)
 		return;
@@ -667,7 +963,9 @@ void hub_published(struct fanout_backend *b, uint64_t token, int ok)
 	else
 		metrics.publish_failed++;
 	if (s) {
-		if (ok)
+		if (ok && s->ops->published)
+			s->ops->published(s, p->id ? p->id : "", p->channel, epoch, offset);
+		else if (ok)
 			s->ops->ack(s, "published", p->id ? p->id : "", p->channel);
 		else
 			s->ops->error(s, p->id ? p->id : "", PROTO_E_BACKEND_UNAVAIL,
@@ -711,11 +1009,20 @@ void hub_subscriber_gone(struct hub_subscriber *s)
 		pub_unlink_subscriber(s->pubs);
 }
 
+void hub_stop(void)
+{
+	stopped = 1;
+	loop_timer_remove(pos_timer);
+	pos_timer = NULL;
+}
+
 void hub_free(void)
 {
+	hub_stop();
 	for (size_t i = 0; i < table_size; i++)
 		for (struct channel *ch = table[i], *next; ch; ch = next) {
 			next = ch->next;
+			pos_chan_free(ch->pos);
 			free(ch->subs);
 			free(ch);
 		}
@@ -736,4 +1043,5 @@ void hub_free(void)
 	memset(pubs, 0, sizeof(pubs));
 	n_pubs = 0;
 	n_channels = 0;
+	pos_free();
 }

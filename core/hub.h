@@ -39,6 +39,29 @@
  *    - error(s, id, code, message): a request failed (code: PROTO_E_* of
  *      protocol.h, message: human text). A failed subscribe is no longer a
  *      subscription when this is called.
+ *    - subscribed(s, id, channel, epoch, offset, recovered) and
+ *      published(s, id, channel, epoch, offset) (optional; NULL: ack() is
+ *      called instead, without the position): the v1.1 answers, below.
+ *
+ * ---- Positions (protocol v1.1) ----
+ *
+ * A channel whose backend confirmed it with subscribed_at() is positioned:
+ * the hub knows its epoch and the top offset it has fanned out, and each
+ * message event carries ev->epoch and ev->offset (a gap event carries the
+ * new position there; both NULL/0 on other channels). What a transport
+ * sees, per subscription:
+ *   - subscribed(..., epoch, offset, recovered): epoch/offset are the
+ *     position the subscriber stands at (epoch NULL: not positioned).
+ *     recovered is -1 when no `since` was given, 1 when every message after
+ *     since up to offset follows right now (deliver() calls, in order),
+ *     0 when recovery was impossible (no replay at all: the client must
+ *     refetch; the next message is offset + 1).
+ *   - deliver(): message frames in strictly increasing offset order, each
+ *     offset once; on a contiguous channel by exactly one, except right
+ *     after a gap event, whose position is where the stream continues.
+ * To resume, call hub_subscribe_at() with the client's last position
+ * (since); a transport that encodes positions in its own ids ("E:N") reads
+ * them with proto_position_parse(). Recovery itself lives in recovery.c.
  *    None of the ops may call back into the hub (no hub_unsubscribe(), no
  *    hub_subscriber_gone()) from inside: the hub is walking its arrays. A
  *    transport that must close a client (queue over its cap) marks it and
@@ -75,6 +98,11 @@ struct hub_event {
 	const char *channel;
 	struct msg *frame;  /* the native frame ("message" or "gap"), one per event */
 	const char *reason; /* HUB_EV_GAP: why */
+	/* v1.1, positioned channels only (else NULL / 0): a message's epoch
+	 * and offset (the offset is in the native frame too); a gap's new
+	 * position (the next message is offset + 1). */
+	const char *epoch;
+	uint64_t offset;
 };
 
 struct hub_sink_ops {
@@ -85,15 +113,25 @@ struct hub_sink_ops {
 		    const char *channel);
 	void (*error)(struct hub_subscriber *s, const char *id, const char *code,
 		      const char *message);
+	/* Optional (v1.1): "subscribed" with the position (see Positions). */
+	void (*subscribed)(struct hub_subscriber *s, const char *id, const char *channel,
+			   const char *epoch, uint64_t offset, int recovered);
+	/* Optional (v1.1): "published" with the position the broker gave. */
+	void (*published)(struct hub_subscriber *s, const char *id, const char *channel,
+			  const char *epoch, uint64_t offset);
 };
 
 /* One subscription of a subscriber (the hub's; kept in the handle). */
+struct proto_since;
+struct pos_sub;
 struct hub_sub {
 	struct channel *ch;
-	size_t slot;   /* index of this subscriber in ch's subscriber array */
-	int confirmed; /* "subscribed" sent */
-	char *id;      /* request id JSON to echo once confirmed (malloc'd), or NULL */
-	void *tag;     /* the transport's, passed back to deliver() */
+	size_t slot;		   /* index of this subscriber in ch's subscriber array */
+	int confirmed;		   /* "subscribed" sent */
+	char *id;		   /* request id JSON to echo once confirmed (malloc'd), or NULL */
+	void *tag;		   /* the transport's, passed back to deliver() */
+	struct proto_since *since; /* resume position until confirmed (malloc'd), or NULL */
+	struct pos_sub *rec;	   /* recovering: frames go to recovery, not deliver() */
 };
 
 /* The transport-neutral subscriber handle, embedded in each client. Only
@@ -120,6 +158,8 @@ struct hub_subscriber {
  * calls go through plugin_host.h; backend → hub callbacks come back through
  * what hub_init registers). 0 or -1 (out of memory). */
 int hub_init(const struct config *c);
+/* Before the loop goes: drop the hub's timer (recovery timeouts, probes). */
+void hub_stop(void);
 void hub_free(void);
 
 /* Client requests; each replies through s->ops (now or once the backend
@@ -127,6 +167,10 @@ void hub_free(void);
  * kept with the subscription and passed back to deliver(); a second
  * subscribe of the same channel keeps the first tag. */
 void hub_subscribe(struct hub_subscriber *s, const char *channel, const char *id, void *tag);
+/* The same, resuming from since (NULL: a fresh subscribe): see Positions.
+ * since is copied. */
+void hub_subscribe_at(struct hub_subscriber *s, const char *channel, const char *id, void *tag,
+		      const struct proto_since *since);
 void hub_unsubscribe(struct hub_subscriber *s, const char *channel, const char *id);
 void hub_publish(struct hub_subscriber *s, const char *channel, const char *data, size_t len,
 		 const char *id);
@@ -141,5 +185,18 @@ void hub_deliver(struct fanout_backend *b, const char *channel, const void *data
 void hub_subscribed(struct fanout_backend *b, const char *channel, int ok);
 void hub_published(struct fanout_backend *b, uint64_t token, int ok);
 void hub_gap(struct fanout_backend *b, const char *channel, const char *reason);
+/* ABI 1.1 (epochs already checked by the plugin host). */
+void hub_subscribed_at(struct fanout_backend *b, const char *channel, int ok, const char *epoch,
+		       uint64_t top, unsigned flags);
+void hub_deliver_at(struct fanout_backend *b, const char *channel, const char *epoch,
+		    uint64_t offset, const void *data, size_t len);
+void hub_published_at(struct fanout_backend *b, uint64_t token, int ok, const char *epoch,
+		      uint64_t offset);
+void hub_top_done(struct fanout_backend *b, uint64_t token, int status, const char *epoch,
+		  uint64_t top);
+void hub_history_item(struct fanout_backend *b, uint64_t token, uint64_t offset, const void *data,
+		      size_t len);
+void hub_history_done(struct fanout_backend *b, uint64_t token, int status, const char *epoch,
+		      uint64_t top);
 
 #endif

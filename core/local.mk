@@ -25,6 +25,7 @@ core_libfanoutcore_a_SOURCES = \
 	core/listen.c core/listen.h \
 	core/plugin_host.c core/plugin_host.h \
 	core/hub.c core/hub.h \
+	core/recovery.c core/recovery.h \
 	core/session.c core/session.h \
 	core/trpc.c core/trpc.h \
 	core/sse.c core/sse.h \

@@ -103,6 +103,7 @@ static int run_server(const struct config *c, int listen_fd, int worker_id)
 out:
 	notify_loop_stop();
 	plugin_host_stop();
+	hub_stop();
 	loop_shutdown();
 	server_free();
 	plugin_host_unload();

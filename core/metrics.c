@@ -49,6 +49,67 @@ static void head(struct buf *o, const char *name, const char *type, const char *
 	buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+static const char *const fail_names[RF__COUNT] = {
+    "epoch",  "too_far", "truncated", "ahead", "timeout",
+    "buffer", "too_big", "gap",	      "error", "unpositioned",
+};
+
+/* Positions and recovery (recovery.c). */
+static void render_recovery(struct buf *o, const struct recovery_metrics *s)
+{
+	one(o, "fanout_recoveries_total", "counter", "Subscribes that resumed with since.",
+	    s->recoveries);
+	buf_printf(o, "# HELP fanout_recovery_results_total Resumes answered, by result.\n"
+		      "# TYPE fanout_recovery_results_total counter\n");
+	buf_printf(o, "fanout_recovery_results_total{result=\"recovered\",reason=\"\"} %lld\n",
+		   s->recovered);
+	for (int i = 0; i < RF__COUNT; i++)
+		buf_printf(o,
+			   "fanout_recovery_results_total{result=\"failed\",reason=\"%s\"} %lld\n",
+			   fail_names[i], s->failed[i]);
+	one(o, "fanout_recovered_messages_total", "counter",
+	    "Messages replayed to resuming subscribers.", s->recovered_messages);
+	one(o, "fanout_recovery_ring_hits_total", "counter",
+	    "Resumes served from the in-memory ring alone.", s->ring_hits);
+	buf_printf(o,
+		   "# HELP fanout_history_requests_total Requests sent to backends, by kind.\n"
+		   "# TYPE fanout_history_requests_total counter\n"
+		   "fanout_history_requests_total{kind=\"top\"} %lld\n"
+		   "fanout_history_requests_total{kind=\"repair\"} %lld\n"
+		   "fanout_history_requests_total{kind=\"recover\"} %lld\n",
+		   s->requests[0], s->requests[1], s->requests[2]);
+	one(o, "fanout_history_requests_inflight", "gauge",
+	    "top/history requests awaiting the backend's answer.", s->requests_inflight);
+	one(o, "fanout_history_requests_queued", "gauge",
+	    "Requests waiting for a slot (recovery_max_requests).", s->requests_queued);
+	one(o, "fanout_history_request_timeouts_total", "counter",
+	    "Requests not answered within recovery_timeout_ms.", s->request_timeouts);
+	one(o, "fanout_holes_total", "counter",
+	    "Holes seen in a channel's offsets (lost or delayed broker messages).", s->holes);
+	one(o, "fanout_holes_repaired_total", "counter", "Holes filled completely from history.",
+	    s->holes_repaired);
+	one(o, "fanout_hole_messages_repaired_total", "counter",
+	    "Messages filled into holes from history.", s->hole_messages);
+	one(o, "fanout_position_gaps_total", "counter",
+	    "Gap frames sent because history could not fill a hole or was lost.", s->gaps);
+	one(o, "fanout_epoch_changes_total", "counter",
+	    "Channels whose epoch changed (the broker lost their history).", s->epoch_changes);
+	one(o, "fanout_duplicate_messages_total", "counter",
+	    "Messages dropped because their offset was already delivered.", s->duplicates);
+	one(o, "fanout_repair_hold_overflows_total", "counter",
+	    "Repairs given up because recovery_buffer_messages frames arrived meanwhile.",
+	    s->hold_overflows);
+	one(o, "fanout_position_probes_total", "counter",
+	    "Checks of a channel's top (quiet channels, backend reconnects, resumes ahead).",
+	    s->probes);
+	one(o, "fanout_recovery_waiting", "gauge", "Subscribers waiting for their recovery.",
+	    s->waiting);
+	one(o, "fanout_recovery_ring_messages", "gauge",
+	    "Frames kept in the per-channel rings of recent messages.", s->ring_messages);
+	one(o, "fanout_recovery_ring_bytes", "gauge", "Bytes of the frames kept in the rings.",
+	    s->ring_bytes);
+}
+
 void metrics_render_core(struct buf *o)
 {
 	const struct metrics *m = &metrics;
@@ -167,6 +228,7 @@ void metrics_render_core(struct buf *o)
 	for (int i = 0; i < TRPC__CODES; i++)
 		buf_printf(o, "fanout_trpc_errors_total{code=\"%s\"} %lld\n", trpc_code_name(i),
 			   m->trpc_errors[i]);
+	render_recovery(o, &m->rec);
 }
 
 void metrics_render(struct buf *o, int draining)

@@ -43,6 +43,45 @@ enum refuse_reason {
 /* The label value of a reason ("origin", "per_ip", ...). */
 const char *refuse_reason_name(enum refuse_reason r);
 
+/* Why a resume ("since") was answered recovered:false (recovery.c; the
+ * reason label of fanout_recovery_results_total). */
+enum recovery_fail {
+	RF_EPOCH,	 /* since.epoch is not the channel's epoch */
+	RF_TOO_FAR,	 /* more than recovery_max_messages behind */
+	RF_TRUNCATED,	 /* history no longer reaches back */
+	RF_AHEAD,	 /* since.offset is past the broker's top */
+	RF_TIMEOUT,	 /* no answer within recovery_timeout_ms */
+	RF_BUFFER,	 /* recovery_buffer_messages live messages arrived meanwhile */
+	RF_TOO_BIG,	 /* the replay is over client_queue_bytes / 2 */
+	RF_GAP,		 /* the channel itself had a gap meanwhile */
+	RF_ERROR,	 /* the backend failed the request (or out of memory) */
+	RF_UNPOSITIONED, /* the channel has no positions (no history) */
+	RF__COUNT
+};
+
+/* Positions and recovery (recovery.c). Counters unless marked gauge. */
+struct recovery_metrics {
+	long long recoveries;		     /* subscribes with since */
+	long long recovered;		     /* answered recovered:true */
+	long long failed[RF__COUNT];	     /* answered recovered:false, by reason */
+	long long recovered_messages;	     /* messages replayed to resuming clients */
+	long long ring_hits;		     /* resumes served from memory alone */
+	long long requests[3];		     /* top, repair, recover requests sent */
+	long long requests_inflight;	     /* gauge */
+	long long requests_queued;	     /* gauge: waiting for recovery_max_requests */
+	long long request_timeouts;	     /* requests not answered in time */
+	long long holes;		     /* holes seen (offset jumps, moved tops) */
+	long long holes_repaired;	     /* filled completely from history */
+	long long hole_messages;	     /* messages filled in from history */
+	long long gaps;			     /* gap notices: what history could not fill */
+	long long epoch_changes;	     /* channels whose epoch changed */
+	long long duplicates;		     /* offsets already delivered, dropped */
+	long long hold_overflows;	     /* repairs given up at recovery_buffer_messages */
+	long long probes;		     /* top() checks */
+	long long waiting;		     /* gauge: subscribers waiting for their recovery */
+	long long ring_messages, ring_bytes; /* gauges */
+};
+
 struct metrics {
 	long long clients;		   /* gauge: connected ws sessions */
 	long long clients_accepted_total;  /* ws sessions established */
@@ -89,6 +128,7 @@ struct metrics {
 	long long idle_timeouts;	  /* clients closed at idle_timeout_s */
 	long long transport_clients[3];	  /* gauge: clients by transport (enum client_kind) */
 	long long trpc_errors[16];	  /* tRPC error frames by code (enum trpc_code) */
+	struct recovery_metrics rec;	  /* positions and recovery */
 };
 
 extern struct metrics metrics;

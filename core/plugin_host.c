@@ -26,6 +26,7 @@
 #include "loop.h"
 #include "plugin_host.h"
 #include "protocol.h"
+#include "protocol.h"
 
 static struct fanout_backend *backends;
 static size_t n_backends;
@@ -80,46 +81,80 @@ static void host_gap(struct fanout_backend *b, const char *channel, const char *
 	to_hub->gap(b, channel, reason ? reason : "unknown");
 }
 
+static void host_count(struct fanout_backend *b, const char *event, uint64_t delta);
+
 /* ---- positions (ABI 1.1) ----
- * Until the hub keeps positions these degrade to their 1.0 meaning. */
+ * The boundary checks what a plugin says before the hub believes it: an
+ * epoch must match [A-Za-z0-9_-]{1,64} and an offset be at least 1, else
+ * the call keeps its 1.0 meaning (unpositioned) and the backend's event
+ * counter "bad_positions" goes up. */
+
+static int pos_ok(struct fanout_backend *b, const char *epoch, int need_offset, uint64_t offset)
+{
+	if (epoch && proto_epoch_valid(epoch, strnlen(epoch, PROTO_EPOCH_MAX + 1)) &&
+	    (!need_offset || offset > 0))
+		return 1;
+	if (!b->bad_position_logged) {
+		b->bad_position_logged = 1;
+		log_warn("[backend %s] gave an invalid position (epoch \"%.70s\", offset %llu): "
+			 "treated as unpositioned (logged once, counted as bad_positions)",
+			 b->cfg->name, epoch ? epoch : "(null)", (unsigned long long)offset);
+	}
+	host_count(b, "bad_positions", 1);
+	return 0;
+}
 
 static void host_subscribed_at(struct fanout_backend *b, const char *channel, int ok,
 			       const char *epoch, uint64_t top, unsigned flags)
 {
-	(void)epoch, (void)top, (void)flags;
-	to_hub->subscribed(b, channel, ok);
+	if (ok && epoch && !pos_ok(b, epoch, 0, 0))
+		epoch = NULL;
+	if (!ok)
+		epoch = NULL;
+	to_hub->subscribed_at(b, channel, ok, epoch, top, flags);
 }
 
 static void host_deliver_at(struct fanout_backend *b, const char *channel, const char *epoch,
 			    uint64_t offset, const void *data, size_t len)
 {
-	(void)epoch, (void)offset;
-	to_hub->deliver(b, channel, data, len);
+	if (pos_ok(b, epoch, 1, offset))
+		to_hub->deliver_at(b, channel, epoch, offset, data, len);
+	else
+		to_hub->deliver(b, channel, data, len);
 }
 
 static void host_published_at(struct fanout_backend *b, uint64_t token, int ok, const char *epoch,
 			      uint64_t offset)
 {
-	(void)epoch, (void)offset;
-	to_hub->published(b, token, ok);
+	if (ok && epoch && pos_ok(b, epoch, 1, offset))
+		to_hub->published_at(b, token, ok, epoch, offset);
+	else
+		to_hub->published(b, token, ok);
 }
 
 static void host_top_done(struct fanout_backend *b, uint64_t token, int status, const char *epoch,
 			  uint64_t top)
 {
-	(void)b, (void)token, (void)status, (void)epoch, (void)top;
+	if (status == FANOUT_OK && !pos_ok(b, epoch, 0, 0))
+		status = FANOUT_EIO;
+	to_hub->top_done(b, token, status, status == FANOUT_OK ? epoch : NULL, top);
 }
 
 static void host_history_item(struct fanout_backend *b, uint64_t token, uint64_t offset,
 			      const void *data, size_t len)
 {
-	(void)b, (void)token, (void)offset, (void)data, (void)len;
+	to_hub->history_item(b, token, offset, data, len);
 }
 
 static void host_history_done(struct fanout_backend *b, uint64_t token, int status,
 			      const char *epoch, uint64_t top)
 {
-	(void)b, (void)token, (void)status, (void)epoch, (void)top;
+	if (epoch && !proto_epoch_valid(epoch, strnlen(epoch, PROTO_EPOCH_MAX + 1))) {
+		pos_ok(b, epoch, 0, 0);
+		status = status == FANOUT_OK ? FANOUT_EIO : status;
+		epoch = NULL;
+	}
+	to_hub->history_done(b, token, status, epoch, top);
 }
 
 static struct fanout_watch *host_watch_add(struct fanout_backend *b, int fd, unsigned events,

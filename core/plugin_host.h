@@ -44,6 +44,7 @@ struct fanout_backend {
 		uint64_t value;
 	} events[BACKEND_MAX_EVENTS];
 	int n_events;
+	int bad_position_logged; /* an invalid epoch/offset was logged once */
 };
 
 /*
@@ -87,6 +88,20 @@ struct plugin_host_events {
 	void (*subscribed)(struct fanout_backend *b, const char *channel, int ok);
 	void (*published)(struct fanout_backend *b, uint64_t token, int ok);
 	void (*gap)(struct fanout_backend *b, const char *channel, const char *reason);
+	/* ABI 1.1 positions; epochs checked ([A-Za-z0-9_-]{1,64}) and offsets
+	 * non-zero before they get here. */
+	void (*subscribed_at)(struct fanout_backend *b, const char *channel, int ok,
+			      const char *epoch, uint64_t top, unsigned flags);
+	void (*deliver_at)(struct fanout_backend *b, const char *channel, const char *epoch,
+			   uint64_t offset, const void *data, size_t len);
+	void (*published_at)(struct fanout_backend *b, uint64_t token, int ok, const char *epoch,
+			     uint64_t offset);
+	void (*top_done)(struct fanout_backend *b, uint64_t token, int status, const char *epoch,
+			 uint64_t top);
+	void (*history_item)(struct fanout_backend *b, uint64_t token, uint64_t offset,
+			     const void *data, size_t len);
+	void (*history_done)(struct fanout_backend *b, uint64_t token, int status,
+			     const char *epoch, uint64_t top);
 };
 void plugin_host_set_events(const struct plugin_host_events *ev);
 

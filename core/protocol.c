@@ -1,5 +1,5 @@
 /*
- * protocol.c — client protocol v1 (DESIGN.md, protocol.h): parses client
+ * protocol.c — client protocol v1 and v1.1 (DESIGN.md, protocol.h): parses client
  * text frames into struct proto_request and writes every server frame.
  * Pure functions, no I/O; called on the loop thread by the ws sessions, but
  * usable from any thread.
@@ -18,9 +18,11 @@
  * re-escaped by json_append_string(), integers in decimal, reals in the
  * shortest form that reads back to the same double, so 1e5 comes back as
  * 100000 and 0.1 as 0.1); "id": null is a bad_request. jansson rejects lone
- * surrogates in \u escapes and integers beyond 64 bits: such frames are
- * bad_json. "\u0000" in strings is accepted (JSON_ALLOW_NUL) and can only
- * reach the backend inside "data".
+ * surrogates in \u escapes (bad_json) and integers beyond 64 bits (valid
+ * JSON, so a bad_request "number out of range"). "\u0000" in strings is
+ * accepted (JSON_ALLOW_NUL) and can only reach the backend inside "data".
+ * v1.1: "since" on subscribe (parse_since), positions on subscribed,
+ * published, message and gap frames (put_pos).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,6 +52,49 @@ static void set_err(struct proto_error *err, const char *code, const char *fmt, 
 	while (n && !utf8_valid(err->message, n))
 		n--;
 	err->message[n] = '\0';
+}
+
+int proto_epoch_valid(const char *s, size_t len)
+{
+	/* [A-Za-z0-9_-] */
+	static const unsigned char ok[256] = {
+	    ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1, ['0' ... '9'] = 1, ['_'] = 1, ['-'] = 1,
+	};
+
+	if (!s || len < 1 || len > PROTO_EPOCH_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!ok[(unsigned char)s[i]])
+			return 0;
+	return 1;
+}
+
+int proto_position_parse(const char *s, size_t len, struct proto_since *out)
+{
+	size_t colon = 0;
+	uint64_t v = 0;
+
+	while (colon < len && s[colon] != ':')
+		colon++;
+	if (colon == len || !proto_epoch_valid(s, colon))
+		return -1;
+	size_t nd = len - colon - 1;
+	const char *d = s + colon + 1;
+	if (nd < 1 || nd > 16 || (nd > 1 && d[0] == '0'))
+		return -1;
+	for (size_t i = 0; i < nd; i++) {
+		if (d[i] < '0' || d[i] > '9')
+			return -1;
+		v = v * 10 + (uint64_t)(d[i] - '0');
+	}
+	if (v > PROTO_OFFSET_MAX)
+		return -1;
+	memset(out, 0, sizeof(*out));
+	out->set = 1;
+	memcpy(out->epoch, s, colon);
+	out->epoch[colon] = '\0';
+	out->offset = v;
+	return 0;
 }
 
 int proto_channel_valid(const char *s, size_t len)
@@ -199,6 +244,36 @@ static int raw_member(const char *s, size_t n, const char *key, size_t *off, siz
 	return 0;
 }
 
+#define MSG_OFFSET "since.offset must be an integer from 0 to 9007199254740991"
+
+/* "since" of a subscribe: absent or null, or {"epoch":E,"offset":N}. */
+static int parse_since(const json_t *since, struct proto_request *req, struct proto_error *err)
+{
+	if (!since || json_is_null(since))
+		return 0;
+	if (!json_is_object(since)) {
+		set_err(err, PROTO_E_BAD_REQUEST,
+			"since must be an object {\"epoch\":string,\"offset\":integer}");
+		return -1;
+	}
+	json_t *e = json_object_get(since, "epoch"), *o = json_object_get(since, "offset");
+	if (!json_is_string(e) || !proto_epoch_valid(json_string_value(e), json_string_length(e))) {
+		set_err(err, PROTO_E_BAD_REQUEST,
+			"since.epoch must be 1-64 bytes of [A-Za-z0-9_-]");
+		return -1;
+	}
+	/* A real (41.0, 1e3) is refused like 41.5: offsets are integers. */
+	if (!json_is_integer(o) || json_integer_value(o) < 0 ||
+	    (uint64_t)json_integer_value(o) > PROTO_OFFSET_MAX) {
+		set_err(err, PROTO_E_BAD_REQUEST, MSG_OFFSET);
+		return -1;
+	}
+	req->since.set = 1;
+	memcpy(req->since.epoch, json_string_value(e), json_string_length(e) + 1);
+	req->since.offset = (uint64_t)json_integer_value(o);
+	return 0;
+}
+
 /* implied: -1 to read "type" from the frame, else the request type of a
  * body that has none (the HTTP publish API). */
 static int parse(const char *frame, size_t len, struct proto_request *req, struct proto_error *err,
@@ -221,6 +296,12 @@ static int parse(const char *frame, size_t len, struct proto_request *req, struc
 	int valid = json_valid(frame, len);
 	root = json_loadb(frame, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
 			  &jerr);
+	if (!root && valid && json_error_code(&jerr) == json_error_numeric_overflow) {
+		/* Valid JSON (RFC 8259 sets no limit) with a number jansson cannot
+		 * hold: the request is wrong, not the JSON. */
+		set_err(err, PROTO_E_BAD_REQUEST, "number out of range at byte %d", jerr.position);
+		goto fail;
+	}
 	if (!root) {
 		set_err(err, PROTO_E_BAD_JSON, "invalid JSON at byte %d: %.100s", jerr.position,
 			jerr.text);
@@ -295,6 +376,9 @@ static int parse(const char *frame, size_t len, struct proto_request *req, struc
 	}
 	memcpy(req->channel, json_string_value(ch), json_string_length(ch));
 	req->channel[json_string_length(ch)] = '\0';
+
+	if (req->type == PROTO_SUBSCRIBE && parse_since(json_object_get(root, "since"), req, err))
+		goto fail;
 
 	if (req->type == PROTO_PUBLISH) {
 		json_t *d = json_object_get(root, "data");
@@ -435,6 +519,27 @@ out:
 	return rc;
 }
 
+const char *proto_query_subscription(const char *v, size_t len, char *channel,
+				     struct proto_since *since, const char **why)
+{
+	size_t at = 0;
+	while (at < len && v[at] != '@')
+		at++;
+	memset(since, 0, sizeof(*since));
+	if (!proto_channel_valid(v, at)) {
+		*why = PROTO_CHANNEL_RULE;
+		return PROTO_E_BAD_CHANNEL;
+	}
+	if (at < len && proto_position_parse(v + at + 1, len - at - 1, since)) {
+		*why = "channel=NAME@EPOCH:OFFSET: the position must be an epoch of 1-64 "
+		       "[A-Za-z0-9_-], ':' and an offset from 0 to 9007199254740991";
+		return PROTO_E_BAD_REQUEST;
+	}
+	memcpy(channel, v, at);
+	channel[at] = '\0';
+	return NULL;
+}
+
 /* ---- server frames ---- */
 
 static void put_str(struct buf *out, const char *s)
@@ -514,8 +619,62 @@ int proto_gap(struct buf *out, const char *channel, const char *reason)
 	return finish(out);
 }
 
+/* ,"epoch":E,"offset":N when epoch is set. */
+static void put_pos(struct buf *out, const char *epoch, uint64_t offset)
+{
+	if (!epoch)
+		return;
+	buf_puts(out, ",\"epoch\":");
+	put_str(out, epoch);
+	buf_printf(out, ",\"offset\":%llu", (unsigned long long)offset);
+}
+
+int proto_subscribed(struct buf *out, const char *id, const char *channel, const char *epoch,
+		     uint64_t offset, int recovered)
+{
+	buf_puts(out, "{\"type\":\"subscribed\"");
+	put_id(out, id);
+	buf_puts(out, ",\"channel\":");
+	put_str(out, channel);
+	put_pos(out, epoch, offset);
+	if (recovered >= 0)
+		buf_puts(out, recovered ? ",\"recovered\":true" : ",\"recovered\":false");
+	buf_putc(out, '}');
+	return finish(out);
+}
+
+int proto_published(struct buf *out, const char *id, const char *channel, const char *epoch,
+		    uint64_t offset)
+{
+	buf_puts(out, "{\"type\":\"published\"");
+	put_id(out, id);
+	buf_puts(out, ",\"channel\":");
+	put_str(out, channel);
+	put_pos(out, epoch, offset);
+	buf_putc(out, '}');
+	return finish(out);
+}
+
+int proto_gap_at(struct buf *out, const char *channel, const char *reason, const char *epoch,
+		 uint64_t offset)
+{
+	buf_puts(out, "{\"type\":\"gap\",\"channel\":");
+	put_str(out, channel);
+	buf_puts(out, ",\"reason\":");
+	put_str(out, reason);
+	put_pos(out, epoch, offset);
+	buf_putc(out, '}');
+	return finish(out);
+}
+
 int proto_message(struct buf *out, const char *channel, const char *instance, const char *payload,
 		  size_t len, int *replaced)
+{
+	return proto_message_at(out, channel, instance, 0, 0, payload, len, replaced);
+}
+
+int proto_message_at(struct buf *out, const char *channel, const char *instance, int has_offset,
+		     uint64_t offset, const char *payload, size_t len, int *replaced)
 {
 	if (replaced)
 		*replaced = 0;
@@ -526,6 +685,8 @@ int proto_message(struct buf *out, const char *channel, const char *instance, co
 	put_str(out, channel);
 	buf_puts(out, ",\"instance\":");
 	put_str(out, instance);
+	if (has_offset)
+		buf_printf(out, ",\"offset\":%llu", (unsigned long long)offset);
 	buf_puts(out, ",\"data\":");
 	if (len && json_valid(payload, len))
 		buf_append(out, payload, len);

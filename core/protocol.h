@@ -1,5 +1,5 @@
 /*
- * protocol.h — client protocol v1 (DESIGN.md): parsing client frames into
+ * protocol.h — client protocol v1 and v1.1 (DESIGN.md): parsing client frames into
  * requests and writing every server frame. Pure functions, no I/O, no
  * libwebsockets; fuzzed by tests/fuzz/fuzz_protocol.c.
  */
@@ -17,6 +17,11 @@
 /* The text of a bad_channel error. */
 #define PROTO_CHANNEL_RULE "channel must be 1-200 bytes of [A-Za-z0-9_.:/-], not starting with __"
 #define PROTO_TOKEN_MAX	   8192 /* bytes of an auth token (= AUTH_TOKEN_MAX) */
+#define PROTO_EPOCH_MAX	   64 /* bytes of an epoch: [A-Za-z0-9_-]{1,64} */
+/* The largest offset a client may name in "since": 2^53 - 1, the largest
+ * integer every JSON reader represents exactly (a JavaScript Number).
+ * Bigger, negative, fractional or non-numeric offsets are a bad_request. */
+#define PROTO_OFFSET_MAX 9007199254740991ULL
 
 enum proto_type {
 	PROTO_SUBSCRIBE = 1,
@@ -37,6 +42,13 @@ enum proto_type {
 #define PROTO_E_BACKEND_UNAVAIL "backend_unavailable"
 #define PROTO_E_RATE_LIMITED	"rate_limited"
 
+/* A client's position on a channel ("since" of a subscribe, v1.1). */
+struct proto_since {
+	int set;			 /* 0: no since (absent or null) */
+	char epoch[PROTO_EPOCH_MAX + 1]; /* [A-Za-z0-9_-]{1,64} */
+	uint64_t offset;		 /* 0 .. PROTO_OFFSET_MAX */
+};
+
 struct proto_request {
 	enum proto_type type;
 	/* The request's "id" as compact JSON text (a string with its quotes, or
@@ -50,6 +62,8 @@ struct proto_request {
 	/* auth: the token (malloc'd, freed by proto_request_clear()) */
 	char *token;
 	size_t token_len;
+	/* subscribe: "since":{"epoch":E,"offset":N} ("since": null = absent). */
+	struct proto_since since;
 };
 
 /* When parsing fails: the error code, a human message, and the id if one
@@ -68,7 +82,12 @@ struct proto_error {
  * (bad_request when missing/not a string, bad_channel when invalid),
  * "data" present for publish (bad_request), "token" a string of 1..
  * PROTO_TOKEN_MAX bytes for auth (bad_request), "id" a string or number of
- * at most PROTO_ID_MAX bytes (bad_request). Unknown fields are ignored.
+ * at most PROTO_ID_MAX bytes (bad_request), "since" on subscribe an object
+ * with "epoch" (proto_epoch_valid) and "offset" (an integer from 0 to
+ * PROTO_OFFSET_MAX) or null (bad_request otherwise, naming the field). A
+ * number too big for 64 bits anywhere in a valid JSON frame is a
+ * bad_request ("number out of range"), not bad_json. Unknown fields are
+ * ignored.
  */
 int proto_parse(const char *frame, size_t len, struct proto_request *req, struct proto_error *err);
 /* The body of POST /api/publish: {"channel":"c","data":<any JSON>} with
@@ -84,6 +103,16 @@ void proto_request_clear(struct proto_request *req);
  * no client can subscribe to, unsubscribe from or publish on one.
  */
 int proto_channel_valid(const char *s, size_t len);
+/* 1..64 bytes of [A-Za-z0-9_-] (no ':', so "EPOCH:OFFSET" splits). */
+int proto_epoch_valid(const char *s, size_t len);
+/*
+ * Parse a position written "EPOCH:OFFSET" (s[0..len), not NUL-terminated),
+ * as in ?channel=NAME@EPOCH:OFFSET and the ids other transports use: a
+ * valid epoch, one ':', an offset of 1-16 decimal digits without sign or
+ * leading zero (0 itself allowed) and at most PROTO_OFFSET_MAX. Returns 0
+ * and fills *out (set = 1), or -1.
+ */
+int proto_position_parse(const char *s, size_t len, struct proto_since *out);
 
 /*
  * Parse a ws upgrade query string ("channel=a&channel=b&x=y", without the
@@ -92,6 +121,16 @@ int proto_channel_valid(const char *s, size_t len);
  */
 int proto_query_channels(const char *query, size_t len,
 			 int (*cb)(void *arg, const char *channel, size_t len), void *arg);
+
+/*
+ * One channel= value of the upgrade query, v1.1: "NAME" or
+ * "NAME@EPOCH:OFFSET" (resume from that position, like "since"). Fills
+ * channel (PROTO_CHANNEL_MAX + 1 bytes) and *since (set = 0 without '@').
+ * Returns NULL, or the error code (PROTO_E_BAD_CHANNEL, PROTO_E_BAD_REQUEST)
+ * with a human message in *why.
+ */
+const char *proto_query_subscription(const char *v, size_t len, char *channel,
+				     struct proto_since *since, const char **why);
 
 /* ---- server frames; each appends one complete JSON text to out ---- */
 
@@ -103,6 +142,24 @@ int proto_error_frame(struct buf *out, const char *id, const char *code, const c
 int proto_gap(struct buf *out, const char *channel, const char *reason);
 
 /*
+ * v1.1 frames with positions. epoch NULL: the channel is not positioned and
+ * the position fields are left out (the v1 frame).
+ *   {"type":"subscribed","id":I,"channel":C,"epoch":E,"offset":N,"recovered":R}
+ * recovered: -1 leaves the field out (no "since" was given), 0 false, 1 true.
+ * "recovered" is written even on an unpositioned channel (always false).
+ */
+int proto_subscribed(struct buf *out, const char *id, const char *channel, const char *epoch,
+		     uint64_t offset, int recovered);
+/* {"type":"published","id":I,"channel":C,"epoch":E,"offset":N} */
+int proto_published(struct buf *out, const char *id, const char *channel, const char *epoch,
+		    uint64_t offset);
+/* {"type":"gap","channel":C,"reason":R,"epoch":E,"offset":N}: the position
+ * the subscriber stands at after the gap (the next message is N + 1 on a
+ * contiguous channel). */
+int proto_gap_at(struct buf *out, const char *channel, const char *reason, const char *epoch,
+		 uint64_t offset);
+
+/*
  * A message frame: {"type":"message","channel":C,"instance":I,"data":D}.
  * D is payload itself when it is valid JSON (json_valid()), else payload as
  * a JSON string (invalid UTF-8 sequences replaced by U+FFFD; *replaced is
@@ -110,6 +167,9 @@ int proto_gap(struct buf *out, const char *channel, const char *reason);
  */
 int proto_message(struct buf *out, const char *channel, const char *instance, const char *payload,
 		  size_t len, int *replaced);
+/* The same with "offset":N between instance and data when has_offset. */
+int proto_message_at(struct buf *out, const char *channel, const char *instance, int has_offset,
+		     uint64_t offset, const char *payload, size_t len, int *replaced);
 
 /* ---- JSON helpers (json.c) ---- */
 

@@ -242,12 +242,32 @@ static void ws_error(struct hub_subscriber *h, const char *id, const char *code,
 	session_send_error(from_hub(h), id, code, message);
 }
 
+static void ws_subscribed(struct hub_subscriber *h, const char *id, const char *channel,
+			  const char *epoch, uint64_t offset, int recovered)
+{
+	struct buf b;
+	buf_init(&b, MSG_PRE);
+	proto_subscribed(&b, id, channel, epoch, offset, recovered);
+	session_send_buf(from_hub(h), &b);
+}
+
+static void ws_published(struct hub_subscriber *h, const char *id, const char *channel,
+			 const char *epoch, uint64_t offset)
+{
+	struct buf b;
+	buf_init(&b, MSG_PRE);
+	proto_published(&b, id, channel, epoch, offset);
+	session_send_buf(from_hub(h), &b);
+}
+
 static const struct hub_sink_ops ws_ops = {
     .name = "ws",
     .frame = ws_frame,
     .deliver = ws_deliver,
     .ack = ws_ack,
     .error = ws_error,
+    .subscribed = ws_subscribed,
+    .published = ws_published,
 };
 
 /* ---- the native protocol (protocol v1 at ws_path) ---- */
@@ -296,7 +316,8 @@ static void handle_request(struct session *s, const char *p, size_t len)
 	}
 	switch (req.type) {
 	case PROTO_SUBSCRIBE:
-		hub_subscribe(&s->hub, req.channel, req.id, NULL);
+		hub_subscribe_at(&s->hub, req.channel, req.id, NULL,
+				 req.since.set ? &req.since : NULL);
 		break;
 	case PROTO_UNSUBSCRIBE:
 		hub_unsubscribe(&s->hub, req.channel, req.id);
@@ -316,17 +337,18 @@ static void handle_request(struct session *s, const char *p, size_t len)
 	proto_request_clear(&req);
 }
 
-static int query_channel(void *arg, const char *channel, size_t len)
+/* channel=NAME or channel=NAME@EPOCH:OFFSET (a resume, like "since"). */
+static int query_channel(void *arg, const char *value, size_t len)
 {
 	struct session *s = arg;
 	char name[PROTO_CHANNEL_MAX + 1];
-	if (!proto_channel_valid(channel, len)) {
-		session_send_error(s, "", PROTO_E_BAD_CHANNEL, PROTO_CHANNEL_RULE);
+	struct proto_since since;
+	const char *why, *code = proto_query_subscription(value, len, name, &since, &why);
+	if (code) {
+		session_send_error(s, "", code, why);
 		return 0;
 	}
-	memcpy(name, channel, len);
-	name[len] = '\0';
-	hub_subscribe(&s->hub, name, "", NULL);
+	hub_subscribe_at(&s->hub, name, "", NULL, since.set ? &since : NULL);
 	return 0;
 }
 

@@ -73,6 +73,7 @@ endif
 
 VALKEY_NODE_TESTS = \
 	tests/integration/protocol_valkey.mjs \
+	tests/integration/positions_valkey.mjs \
 	tests/integration/valkey_basic.mjs \
 	tests/integration/valkey_faults.mjs \
 	tests/integration/valkey_multi.mjs

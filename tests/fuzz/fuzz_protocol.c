@@ -1,7 +1,8 @@
 /*
  * fuzz_protocol.c — libFuzzer harness for client frames: proto_parse() on
  * the input, then every server frame built from what it returned, and
- * proto_message() with the input as a broker payload. Checks the codec's
+ * proto_message() with the input as a broker payload, and
+ * proto_position_parse() ("EPOCH:OFFSET") on the input. Checks the codec's
  * promises: a request has a known type, a valid channel, an id and data that
  * are JSON text; an error has a stable code, an id that is JSON text or
  * empty, and a UTF-8 message; every frame written is valid JSON. Frees
@@ -56,6 +57,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_frame(&b, proto_ack(&b, "subscribed", req.id, req.channel));
 		check_frame(&b, proto_pong(&b, req.id));
 		check_frame(&b, proto_gap(&b, req.channel, "fuzz"));
+		if (req.since.set) {
+			CHECK(req.type == PROTO_SUBSCRIBE);
+			CHECK(proto_epoch_valid(req.since.epoch, strlen(req.since.epoch)));
+			CHECK(req.since.offset <= PROTO_OFFSET_MAX);
+			check_frame(&b, proto_subscribed(&b, req.id, req.channel, req.since.epoch,
+							 req.since.offset, 1));
+			check_frame(&b, proto_gap_at(&b, req.channel, "fuzz", req.since.epoch,
+						     req.since.offset));
+			/* The position's text form reads back the same. */
+			char pos[PROTO_EPOCH_MAX + 32];
+			int n = snprintf(pos, sizeof(pos), "%s:%llu", req.since.epoch,
+					 (unsigned long long)req.since.offset);
+			struct proto_since back;
+			CHECK(proto_position_parse(pos, (size_t)n, &back) == 0);
+			CHECK(!strcmp(back.epoch, req.since.epoch) &&
+			      back.offset == req.since.offset);
+		}
 		proto_request_clear(&req);
 	} else {
 		CHECK(known_code(err.code));
@@ -65,7 +83,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_frame(&b, proto_error_frame(&b, err.id, err.code, err.message));
 	}
 
-	/* The input as a broker payload, and as an instance name. */
+	/* The input as a position text: accepted only in its exact form. */
+	struct proto_since pos;
+	if (proto_position_parse(s, size, &pos) == 0) {
+		char txt[PROTO_EPOCH_MAX + 32];
+		int n = snprintf(txt, sizeof(txt), "%s:%llu", pos.epoch,
+				 (unsigned long long)pos.offset);
+		CHECK((size_t)n == size && !memcmp(txt, s, size));
+		CHECK(pos.offset <= PROTO_OFFSET_MAX);
+	}
+
+	/* The input as a broker payload (with and without an offset), and as
+	 * an instance name. */
+	check_frame(&b, proto_message_at(&b, "c", "i1", 1, size, s, size, NULL));
 	CHECK(proto_message(&b, "c", "i1", s, size, &replaced) == 0);
 	CHECK(json_valid(buf_data(&b), b.len));
 	int raw = size && json_valid(s, size);

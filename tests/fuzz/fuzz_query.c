@@ -1,7 +1,9 @@
 /*
  * fuzz_query.c — libFuzzer harness for proto_query_channels() (the ws
- * upgrade query, e.g. "channel=a&channel=b%2Fc"). Checks: every value
- * handed to the callback is NUL-terminated and no longer than the input; a
+ * upgrade query, e.g. "channel=a&channel=b%2Fc@E:41") and each value
+ * through proto_query_subscription(). Checks: every value handed to the
+ * callback is NUL-terminated and no longer than the input, and splits into
+ * a valid channel and position or an error with a message; a
  * malformed escape (-1) is found before any callback runs; a callback's
  * non-zero return stops the walk and comes back. Frees everything.
  */
@@ -22,6 +24,17 @@ static int cb(void *arg, const char *channel, size_t len)
 	CHECK(len <= st->size);
 	CHECK(channel[len] == '\0');
 	(void)proto_channel_valid(channel, len);
+	/* v1.1: NAME@EPOCH:OFFSET */
+	char name[PROTO_CHANNEL_MAX + 1];
+	struct proto_since since;
+	const char *why = NULL, *code = proto_query_subscription(channel, len, name, &since, &why);
+	if (code) {
+		CHECK(why && *why);
+	} else {
+		CHECK(proto_channel_valid(name, strlen(name)));
+		CHECK(!since.set || (proto_epoch_valid(since.epoch, strlen(since.epoch)) &&
+				     since.offset <= PROTO_OFFSET_MAX));
+	}
 	st->calls++;
 	return st->stop_at && st->calls == st->stop_at ? 42 : 0;
 }

@@ -8,7 +8,13 @@
 //   name                 'loopback', 'valkey', ...
 //   positioned           true when the backend's channels carry positions
 //                        (ABI 1.1: epoch/offset); the v1.1 protocol tests
-//                        run only there
+//                        (positions_suite.mjs) run only there
+//   delayKeys(ms)        positioned fixtures that can: section keys (an
+//                        object) making history answers come ~ms late;
+//                        null: cannot (the suite says so in a diagnostic)
+//   dropKeys(n)          positioned fixtures that can: section keys making
+//                        every nth publish miss its live delivery (still in
+//                        history), a lost broker message; null: cannot
 //   start()              start the broker (idempotent); resolves the fixture
 //   keys(extra)          the section's lines (plugin, url, ...) + extra lines
 //   holdConfirm(ms)      make the next subscribe confirmation wait ~ms:
@@ -41,7 +47,9 @@ export function stopProcess(pid) {
 export function loopbackBackend() {
   return {
     name: 'loopback',
-    positioned: false,
+    positioned: true,
+    delayKeys: (ms) => ({ delay_confirm_ms: ms }),
+    dropKeys: (n) => ({ drop_every: n }),
     async start() { return this; },
     keys: (extra = '') => `plugin = ${pluginPath('loopback')}\n${extra}\n`,
     async holdConfirm(ms) {
@@ -56,7 +64,11 @@ export function valkeyBackend() {
   let r = null;
   return {
     name: 'valkey',
-    positioned: false,
+    positioned: true,
+    // History answers and live deliveries share the broker: neither can be
+    // delayed or lost alone (the fault tests lose messages for real).
+    delayKeys: null,
+    dropKeys: null,
     get redis() { return r; },
     async start() {
       if (!r) r = await startRedis();

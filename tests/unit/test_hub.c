@@ -7,7 +7,11 @@
  * transport (refcounts) and built once per transport, payload caps, refused
  * subscriptions, publish completion, gap notices, pending subscriptions
  * (readiness), a token's claims on subscribe and publish and after a
- * refresh.
+ * refresh; and positions through the hub (v1.1): "subscribed" with the
+ * position, offsets on frames, resumes served from the ring or from
+ * history while live messages wait, hole repair, since on an unpositioned
+ * channel, "published" with the position. (The recovery state machine's
+ * own cases are in test_recovery.c.)
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,10 +26,12 @@
 #include "auth.h"
 #include "config.h"
 #include "hub.h"
+#include "loop.h"
 #include "metrics.h"
 #include "msg.h"
 #include "plugin_host.h"
 #include "protocol.h"
+#include "recovery.h"
 
 /* ---- stubs: what hub.c calls outside itself ---- */
 
@@ -128,10 +134,124 @@ static const struct hub_sink_ops ops = {"t", t_frame, t_deliver, t_ack, t_error}
 /* A second transport: same frames, its own table. */
 static const struct hub_sink_ops ops2 = {"t2", t2_frame, t_deliver, t_ack, t_error};
 
+/* A v1.1 transport: the native frames (with positions), and subscribed /
+ * published with the position. The event's epoch/offset agree with the
+ * frame's. */
+static struct msg *p_frame(const struct hub_event *e)
+{
+	size_t off, len;
+	uint64_t offset;
+	n_framed++;
+	if (e->kind == HUB_EV_MESSAGE && e->epoch) {
+		assert_int_equal(
+		    proto_message_data(msg_payload(e->frame), e->frame->len, &off, &len, &offset),
+		    0);
+		assert_int_equal(offset, e->offset);
+	}
+	return msg_ref(e->frame);
+}
+
+static void p_subscribed(struct hub_subscriber *h, const char *id, const char *channel,
+			 const char *epoch, uint64_t offset, int recovered)
+{
+	ev("subd %u %s %s %s %llu %d", serial_of(h), id && *id ? id : "-", channel,
+	   epoch ? epoch : "-", (unsigned long long)offset, recovered);
+}
+
+static void p_published(struct hub_subscriber *h, const char *id, const char *channel,
+			const char *epoch, uint64_t offset)
+{
+	ev("pubd %u %s %s %s %llu", serial_of(h), id && *id ? id : "-", channel,
+	   epoch ? epoch : "-", (unsigned long long)offset);
+}
+
+static const struct hub_sink_ops pops = {"p",	  p_frame,	t_deliver,  t_ack,
+					 t_error, p_subscribed, p_published};
+
+/* The fake broker's positions: one epoch, contiguous offsets, history of
+ * every channel's messages {"n":OFFSET} from `oldest` on. */
+static int positioned;	       /* subscribe answers with subscribed_at */
+static uint64_t bk_top;	       /* offsets published so far (one channel in the tests) */
+static uint64_t bk_oldest = 1; /* first offset history still has */
+static int history_async;      /* queue history answers for the test */
+static struct {
+	uint64_t token, after, max;
+} hq[16];
+static int n_hq;
+
+static void answer_history(uint64_t token, uint64_t after, uint64_t max)
+{
+	if (after < bk_top && after + 1 < bk_oldest) {
+		hub_history_done(&backend, token, FANOUT_ETRUNCATED, "E1", bk_top);
+		return;
+	}
+	for (uint64_t o = after + 1; o <= bk_top && max; o++, max--) {
+		char d[32];
+		int n = snprintf(d, sizeof(d), "{\"n\":%llu}", (unsigned long long)o);
+		hub_history_item(&backend, token, o, d, (size_t)n);
+	}
+	hub_history_done(&backend, token, FANOUT_OK, "E1", bk_top);
+}
+
+int backend_top(struct fanout_backend *b, const char *channel, uint64_t token)
+{
+	ev("top %s", channel);
+	hub_top_done(b, token, FANOUT_OK, "E1", bk_top);
+	return 0;
+}
+
+int backend_history(struct fanout_backend *b, const char *channel, const char *epoch,
+		    uint64_t after, uint64_t max, uint64_t token)
+{
+	ev("history %s %s %llu %llu", channel, epoch, (unsigned long long)after,
+	   (unsigned long long)max);
+	if (history_async) {
+		hq[n_hq].token = token;
+		hq[n_hq].after = after;
+		hq[n_hq++].max = max;
+	} else {
+		answer_history(token, after, max);
+	}
+	return 0;
+}
+
+/* Publish offset bk_top + 1 on the broker; deliver it live unless lost. */
+static void bk_publish(const char *channel, int lost)
+{
+	char d[32];
+	int n = snprintf(d, sizeof(d), "{\"n\":%llu}", (unsigned long long)++bk_top);
+	if (!lost)
+		hub_deliver_at(&backend, channel, "E1", bk_top, d, (size_t)n);
+}
+
+/* The offsets of the message frames subscriber h got, in order ("g" for
+ * a gap), as a string like "1 2 3". */
+static const char *offsets_of(struct hub_subscriber *h)
+{
+	static char out[1024];
+	size_t o = 0;
+	out[0] = '\0';
+	for (int i = 0; i < n_frames && o < sizeof(out) - 32; i++) {
+		if (frame_dest[i] != h)
+			continue;
+		const char *p = msg_payload(frames[i]);
+		const char *off = strstr(p, "\"offset\":");
+		if (strstr(p, "\"type\":\"gap\""))
+			o += (size_t)snprintf(out + o, sizeof(out) - o, "%sg%lld", o ? " " : "",
+					      off ? atoll(off + 9) : -1);
+		else
+			o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%lld", o ? " " : "",
+					      off ? atoll(off + 9) : -1);
+	}
+	return out;
+}
+
 int backend_subscribe(struct fanout_backend *b, const char *channel)
 {
 	ev("sub %s", channel);
-	if (backend_auto_confirm)
+	if (backend_auto_confirm && positioned)
+		hub_subscribed_at(b, channel, 1, "E1", bk_top, FANOUT_POS_CONTIGUOUS);
+	else if (backend_auto_confirm)
 		hub_subscribed(b, channel, 1);
 	return backend_sub_rc;
 }
@@ -175,12 +295,37 @@ void plugin_host_set_events(const struct plugin_host_events *e)
 	assert_ptr_equal(e->subscribed, hub_subscribed);
 	assert_ptr_equal(e->published, hub_published);
 	assert_ptr_equal(e->gap, hub_gap);
+	assert_ptr_equal(e->subscribed_at, hub_subscribed_at);
+	assert_ptr_equal(e->deliver_at, hub_deliver_at);
+	assert_ptr_equal(e->published_at, hub_published_at);
+	assert_ptr_equal(e->top_done, hub_top_done);
+	assert_ptr_equal(e->history_item, hub_history_item);
+	assert_ptr_equal(e->history_done, hub_history_done);
 }
 
-uint64_t loop_now_ms(void);
 uint64_t loop_now_ms(void)
 {
 	return 0;
+}
+
+/* The hub's recovery timer: created, armed and removed; never fires here. */
+static int timers_alive;
+struct fanout_timer *loop_timer_add(fanout_timer_cb cb, void *arg)
+{
+	(void)cb, (void)arg;
+	timers_alive++;
+	return (struct fanout_timer *)&timers_alive;
+}
+
+void loop_timer_arm(struct fanout_timer *t, uint64_t ms)
+{
+	(void)t, (void)ms;
+}
+
+void loop_timer_remove(struct fanout_timer *t)
+{
+	if (t)
+		timers_alive--;
 }
 
 /* ---- fixtures ---- */
@@ -199,6 +344,18 @@ static int setup(void **state)
 	cfg.allow_publish = 1;
 	cfg.channels = star;
 	cfg.n_channels = 1;
+	cfg.recovery_max_messages = 1000;
+	cfg.recovery_buffer_messages = 1000;
+	cfg.recovery_ring_messages = 256;
+	cfg.recovery_ring_bytes = 1 << 20;
+	cfg.recovery_max_requests = 64;
+	cfg.recovery_timeout_ms = 5000;
+	cfg.position_probe_s = 0;
+	positioned = 0;
+	bk_top = 0;
+	bk_oldest = 1;
+	history_async = 0;
+	n_hq = 0;
 	memset(&cfg_backend, 0, sizeof(cfg_backend));
 	cfg_backend.name = "b";
 	memset(&backend, 0, sizeof(backend));
@@ -227,6 +384,7 @@ static int teardown(void **state)
 		msg_unref(frames[i]);
 	hub_free();
 	assert_int_equal(msg_live_count, 0); /* every frame freed */
+	assert_int_equal(timers_alive, 0);
 	return 0;
 }
 
@@ -499,6 +657,148 @@ static void many_channels_and_churn(void **state)
 	assert_ptr_equal(frame_dest[0], sess[1]);
 }
 
+/* ---- positions (v1.1) ---- */
+
+static void positioned_subscribe_and_offsets(void **state)
+{
+	backend_auto_confirm = positioned = 1;
+	cl[0].h.ops = cl[1].h.ops = &pops;
+	bk_top = 7;
+	hub_subscribe(sess[0], "c", "1", NULL);
+	assert_true(has_event("subd 1 1 c E1 7 -1"));
+	bk_publish("c", 0);
+	bk_publish("c", 0);
+	assert_string_equal(offsets_of(sess[0]), "8 9");
+	assert_non_null(strstr(msg_payload(frames[0]), "\"instance\":\"u1\",\"offset\":8,"));
+	/* a v1 transport on the same channel: ack without position, frames
+	 * as its frame() builds them */
+	hub_subscribe(sess[2], "c", "2", NULL);
+	assert_true(has_event("ack 3 subscribed 2 c"));
+	/* subscribing again while live: no replay, and no recovery with it */
+	hub_subscribe_at(sess[0], "c", "3", NULL,
+			 &(struct proto_since){.set = 1, .epoch = "E1", .offset = 1});
+	assert_true(has_event("subd 1 3 c E1 9 0"));
+	assert_string_equal(offsets_of(sess[0]), "8 9");
+}
+
+static void resume_served_from_the_ring(void **state)
+{
+	backend_auto_confirm = positioned = 1;
+	cl[0].h.ops = cl[1].h.ops = &pops;
+	hub_subscribe(sess[0], "c", NULL, NULL);
+	for (int i = 0; i < 5; i++)
+		bk_publish("c", 0);
+	n_events = 0;
+	hub_subscribe_at(sess[1], "c", "r", NULL,
+			 &(struct proto_since){.set = 1, .epoch = "E1", .offset = 2});
+	assert_true(has_event("subd 2 r c E1 5 1"));
+	assert_int_equal(count_prefix("history"), 0); /* from memory */
+	bk_publish("c", 0);
+	assert_string_equal(offsets_of(sess[1]), "3 4 5 6");
+	assert_string_equal(offsets_of(sess[0]), "1 2 3 4 5 6");
+	/* one frame per message, shared by the live and the replayed copies */
+	assert_int_equal(n_framed, 6);
+	assert_int_equal(metrics.rec.recovered, 1);
+}
+
+static void resume_from_history_while_live_messages_wait(void **state)
+{
+	backend_auto_confirm = positioned = 1;
+	cfg.recovery_ring_messages = 0; /* everything comes from history */
+	hub_free();
+	hub_init(&cfg);
+	cl[0].h.ops = cl[1].h.ops = &pops;
+	hub_subscribe(sess[0], "c", NULL, NULL);
+	for (int i = 0; i < 5; i++)
+		bk_publish("c", 0);
+	history_async = 1;
+	n_events = 0;
+	hub_subscribe_at(sess[1], "c", "r", NULL,
+			 &(struct proto_since){.set = 1, .epoch = "E1", .offset = 1});
+	assert_true(has_event("history c E1 1 4"));
+	assert_int_equal(count_prefix("subd"), 0); /* not before the replay is ready */
+	bk_publish("c", 0);			   /* 6: live meanwhile */
+	assert_string_equal(offsets_of(sess[1]), "");
+	answer_history(hq[0].token, hq[0].after, hq[0].max);
+	assert_true(has_event("subd 2 r c E1 6 1"));
+	assert_string_equal(offsets_of(sess[1]), "2 3 4 5 6");
+	bk_publish("c", 0);
+	assert_string_equal(offsets_of(sess[1]), "2 3 4 5 6 7");
+	assert_string_equal(offsets_of(sess[0]), "1 2 3 4 5 6 7");
+	assert_int_equal(metrics.subscriptions, 2);
+}
+
+static void resume_not_recovered_and_leaving_while_waiting(void **state)
+{
+	backend_auto_confirm = positioned = 1;
+	cl[0].h.ops = cl[1].h.ops = cl[2].h.ops = &pops;
+	bk_top = 100;
+	bk_oldest = 50;
+	hub_subscribe_at(sess[0], "c", "a", NULL,
+			 &(struct proto_since){.set = 1, .epoch = "E1", .offset = 10});
+	assert_true(has_event("subd 1 a c E1 100 0")); /* older than history */
+	hub_subscribe_at(sess[1], "c", "b", NULL,
+			 &(struct proto_since){.set = 1, .epoch = "E0", .offset = 99});
+	assert_true(has_event("subd 2 b c E1 100 0")); /* another epoch */
+	/* leaving while the history request is out */
+	history_async = 1;
+	hub_subscribe_at(sess[2], "c", "w", NULL,
+			 &(struct proto_since){.set = 1, .epoch = "E1", .offset = 90});
+	assert_int_equal(n_hq, 1);
+	hub_unsubscribe(sess[2], "c", "u");
+	assert_true(has_event("err 3 w backend_unavailable"));
+	answer_history(hq[0].token, hq[0].after, hq[0].max); /* lands nowhere */
+	assert_int_equal(count_prefix("subd 3"), 0);
+	assert_int_equal(metrics.rec.waiting, 0);
+}
+
+static void since_on_an_unpositioned_channel(void **state)
+{
+	backend_auto_confirm = 1;
+	cl[0].h.ops = &pops;
+	hub_subscribe_at(sess[0], "c", "s", NULL,
+			 &(struct proto_since){.set = 1, .epoch = "E1", .offset = 3});
+	assert_true(has_event("subd 1 s c - 0 0"));
+	hub_deliver(&backend, "c", "1", 1);
+	assert_string_equal(offsets_of(sess[0]), "-1"); /* no offset field */
+	assert_int_equal(metrics.rec.failed[RF_UNPOSITIONED], 1);
+}
+
+static void hole_repaired_through_the_hub(void **state)
+{
+	backend_auto_confirm = positioned = 1;
+	cl[0].h.ops = &pops;
+	hub_subscribe(sess[0], "c", NULL, NULL);
+	bk_publish("c", 0);
+	bk_publish("c", 1); /* lost on the way */
+	bk_publish("c", 0);
+	assert_string_equal(offsets_of(sess[0]), "1 2 3");
+	bk_oldest = 6;
+	bk_publish("c", 1);
+	bk_publish("c", 1);
+	bk_publish("c", 0); /* 6: 4 and 5 are gone from history too */
+	assert_string_equal(offsets_of(sess[0]), "1 2 3 g5 6");
+	/* a reconnect: the top tells what was missed */
+	bk_publish("c", 1);
+	hub_gap(&backend, NULL, "backend reconnected");
+	assert_true(has_event("top c"));
+	assert_string_equal(offsets_of(sess[0]), "1 2 3 g5 6 7");
+}
+
+static void published_carries_the_position(void **state)
+{
+	unsigned long long t1, t2;
+	cl[0].h.ops = &pops;
+	hub_publish(sess[0], "c", "1", 1, "p1");
+	assert_int_equal(sscanf(events[n_events - 1], "pub c 1 %llu", &t1), 1);
+	hub_published_at(&backend, t1, 1, "E1", 42);
+	assert_true(has_event("pubd 1 p1 c E1 42"));
+	hub_publish(sess[0], "c", "1", 1, "p2");
+	assert_int_equal(sscanf(events[n_events - 1], "pub c 1 %llu", &t2), 1);
+	hub_published(&backend, t2, 1);
+	assert_true(has_event("pubd 1 p2 c - 0"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -516,6 +816,15 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(many_channels_and_churn, setup, teardown),
 	    cmocka_unit_test_setup_teardown(token_claims_enforced, setup, teardown),
 	    cmocka_unit_test_setup_teardown(channels_per_ip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(positioned_subscribe_and_offsets, setup, teardown),
+	    cmocka_unit_test_setup_teardown(resume_served_from_the_ring, setup, teardown),
+	    cmocka_unit_test_setup_teardown(resume_from_history_while_live_messages_wait, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(resume_not_recovered_and_leaving_while_waiting, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(since_on_an_unpositioned_channel, setup, teardown),
+	    cmocka_unit_test_setup_teardown(hole_repaired_through_the_hub, setup, teardown),
+	    cmocka_unit_test_setup_teardown(published_carries_the_position, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("hub", tests, NULL, NULL);
 }

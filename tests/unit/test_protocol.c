@@ -1,7 +1,8 @@
 /*
  * test_protocol.c — unit tests of core/protocol.c: every request type, every
  * parse error path with its code and echoed id, ids and channels at their
- * limits, unicode and escapes, every server frame (exact bytes, and each one
+ * limits, unicode and escapes, v1.1 "since" and positions ("E:N"), every
+ * server frame (exact bytes, and each one
  * read back by jansson), and the ws upgrade query parser. Single-threaded;
  * frees everything it allocates (run it under valgrind or --enable-asan).
  */
@@ -294,6 +295,129 @@ static void test_bad_publish(void **state)
 	   "data");
 }
 
+/* ---- v1.1: since ---- */
+
+static void test_since(void **state)
+{
+	(void)state;
+	struct proto_request r;
+
+	parse_ok("{\"type\":\"subscribe\",\"channel\":\"c\"}", &r);
+	assert_false(r.since.set);
+	proto_request_clear(&r);
+	parse_ok("{\"type\":\"subscribe\",\"channel\":\"c\",\"since\":null}", &r);
+	assert_false(r.since.set);
+	proto_request_clear(&r);
+	parse_ok("{\"type\":\"subscribe\",\"channel\":\"c\",\"since\":{\"epoch\":\"E-1_x\","
+		 "\"offset\":41,\"other\":true}}",
+		 &r);
+	assert_true(r.since.set);
+	assert_string_equal(r.since.epoch, "E-1_x");
+	assert_int_equal(r.since.offset, 41);
+	proto_request_clear(&r);
+	parse_ok("{\"type\":\"subscribe\",\"channel\":\"c\",\"since\":{\"epoch\":\"e\","
+		 "\"offset\":0}}",
+		 &r);
+	assert_true(r.since.set);
+	assert_int_equal(r.since.offset, 0);
+	proto_request_clear(&r);
+	/* the largest offset: 2^53 - 1 */
+	parse_ok("{\"type\":\"subscribe\",\"channel\":\"c\",\"since\":{\"epoch\":\"e\","
+		 "\"offset\":9007199254740991}}",
+		 &r);
+	assert_true(r.since.offset == PROTO_OFFSET_MAX);
+	proto_request_clear(&r);
+	/* 64-byte epoch */
+	char frame[300], ep[PROTO_EPOCH_MAX + 2];
+	memset(ep, 'e', sizeof(ep));
+	ep[PROTO_EPOCH_MAX] = '\0';
+	snprintf(frame, sizeof(frame),
+		 "{\"type\":\"subscribe\",\"channel\":\"c\",\"since\":{\"epoch\":\"%s\","
+		 "\"offset\":1}}",
+		 ep);
+	parse_ok(frame, &r);
+	assert_int_equal(strlen(r.since.epoch), PROTO_EPOCH_MAX);
+	proto_request_clear(&r);
+	/* since is ignored on other requests */
+	parse_ok("{\"type\":\"unsubscribe\",\"channel\":\"c\",\"since\":5}", &r);
+	assert_false(r.since.set);
+	proto_request_clear(&r);
+
+	/* errors: each a bad_request naming the field, id echoed */
+#define SUB(since) "{\"type\":\"subscribe\",\"id\":9,\"channel\":\"c\",\"since\":" since "}"
+	PE(SUB("5"), PROTO_E_BAD_REQUEST, "9", "since must be an object");
+	PE(SUB("\"E:5\""), PROTO_E_BAD_REQUEST, "9", "since must be an object");
+	PE(SUB("[]"), PROTO_E_BAD_REQUEST, "9", "since must be an object");
+	PE(SUB("{}"), PROTO_E_BAD_REQUEST, "9", "since.epoch");
+	PE(SUB("{\"offset\":1}"), PROTO_E_BAD_REQUEST, "9", "since.epoch");
+	PE(SUB("{\"epoch\":1,\"offset\":1}"), PROTO_E_BAD_REQUEST, "9", "since.epoch");
+	PE(SUB("{\"epoch\":\"\",\"offset\":1}"), PROTO_E_BAD_REQUEST, "9", "since.epoch");
+	PE(SUB("{\"epoch\":\"a:b\",\"offset\":1}"), PROTO_E_BAD_REQUEST, "9", "since.epoch");
+	PE(SUB("{\"epoch\":\"a b\",\"offset\":1}"), PROTO_E_BAD_REQUEST, "9", "since.epoch");
+	PE(SUB("{\"epoch\":\"E\"}"), PROTO_E_BAD_REQUEST, "9", "since.offset");
+	PE(SUB("{\"epoch\":\"E\",\"offset\":-1}"), PROTO_E_BAD_REQUEST, "9", "since.offset");
+	PE(SUB("{\"epoch\":\"E\",\"offset\":41.5}"), PROTO_E_BAD_REQUEST, "9", "since.offset");
+	PE(SUB("{\"epoch\":\"E\",\"offset\":41.0}"), PROTO_E_BAD_REQUEST, "9", "since.offset");
+	PE(SUB("{\"epoch\":\"E\",\"offset\":1e3}"), PROTO_E_BAD_REQUEST, "9", "since.offset");
+	PE(SUB("{\"epoch\":\"E\",\"offset\":\"41\"}"), PROTO_E_BAD_REQUEST, "9", "since.offset");
+	PE(SUB("{\"epoch\":\"E\",\"offset\":null}"), PROTO_E_BAD_REQUEST, "9", "since.offset");
+	PE(SUB("{\"epoch\":\"E\",\"offset\":9007199254740992}"), PROTO_E_BAD_REQUEST, "9",
+	   "9007199254740991");
+	PE(SUB("{\"epoch\":\"E\",\"offset\":9223372036854775807}"), PROTO_E_BAD_REQUEST, "9",
+	   "since.offset");
+	/* beyond 64 bits: still valid JSON, so a bad_request, not bad_json */
+	PE(SUB("{\"epoch\":\"E\",\"offset\":123456789012345678901234567890}"), PROTO_E_BAD_REQUEST,
+	   "", "number out of range");
+	PE(SUB("{\"epoch\":\"E\",\"offset\":-123456789012345678901234567890}"), PROTO_E_BAD_REQUEST,
+	   "", "number out of range");
+#undef SUB
+	ep[PROTO_EPOCH_MAX] = 'e';
+	ep[PROTO_EPOCH_MAX + 1] = '\0';
+	int n = snprintf(frame, sizeof(frame),
+			 "{\"type\":\"subscribe\",\"channel\":\"c\",\"since\":{\"epoch\":"
+			 "\"%s\",\"offset\":1}}",
+			 ep);
+	parse_err(frame, (size_t)n, PROTO_E_BAD_REQUEST, "", "since.epoch");
+}
+
+static void test_position_parse(void **state)
+{
+	(void)state;
+	struct proto_since p;
+#define POS_OK(s, e, o)                                                                            \
+	do {                                                                                       \
+		assert_int_equal(proto_position_parse(s, sizeof(s) - 1, &p), 0);                   \
+		assert_true(p.set);                                                                \
+		assert_string_equal(p.epoch, e);                                                   \
+		assert_true(p.offset == (o));                                                      \
+	} while (0)
+#define POS_BAD(s) assert_int_equal(proto_position_parse(s, sizeof(s) - 1, &p), -1)
+	POS_OK("E:0", "E", 0);
+	POS_OK("ab-C_9:41", "ab-C_9", 41);
+	POS_OK("e:9007199254740991", "e", PROTO_OFFSET_MAX);
+	POS_BAD("");
+	POS_BAD("E");
+	POS_BAD("E:");
+	POS_BAD(":1");
+	POS_BAD("E:01");
+	POS_BAD("E:-1");
+	POS_BAD("E:+1");
+	POS_BAD("E:1.0");
+	POS_BAD("E:1:2");
+	POS_BAD("E:1 ");
+	POS_BAD("E F:1");
+	POS_BAD("e:9007199254740992");
+	POS_BAD("e:99999999999999999999");
+	/* the length is honoured: "E:12" cut to "E:1" */
+	assert_int_equal(proto_position_parse("E:12", 3, &p), 0);
+	assert_true(p.offset == 1);
+#undef POS_OK
+#undef POS_BAD
+	assert_true(proto_epoch_valid("a", 1));
+	assert_false(proto_epoch_valid("a.b", 3));
+	assert_false(proto_epoch_valid(NULL, 0));
+}
+
 static void test_channel_valid(void **state)
 {
 	(void)state;
@@ -361,6 +485,31 @@ static void test_frames(void **state)
 		    "{\"type\":\"error\",\"code\":\"bad_json\",\"message\":\"invalid UTF-8\"}");
 	check_frame(&b, proto_gap(&b, "c", "backend reconnected"),
 		    "{\"type\":\"gap\",\"channel\":\"c\",\"reason\":\"backend reconnected\"}");
+	/* v1.1 */
+	check_frame(&b, proto_subscribed(&b, "7", "c", "E1", 57, 1),
+		    "{\"type\":\"subscribed\",\"id\":7,\"channel\":\"c\",\"epoch\":\"E1\","
+		    "\"offset\":57,\"recovered\":true}");
+	check_frame(&b, proto_subscribed(&b, "", "c", "E1", 0, -1),
+		    "{\"type\":\"subscribed\",\"channel\":\"c\",\"epoch\":\"E1\",\"offset\":0}");
+	check_frame(&b, proto_subscribed(&b, NULL, "c", NULL, 5, 0),
+		    "{\"type\":\"subscribed\",\"channel\":\"c\",\"recovered\":false}");
+	check_frame(&b, proto_subscribed(&b, NULL, "c", NULL, 5, -1),
+		    "{\"type\":\"subscribed\",\"channel\":\"c\"}");
+	check_frame(&b, proto_published(&b, "\"p\"", "c", "E", 9007199254740991ULL),
+		    "{\"type\":\"published\",\"id\":\"p\",\"channel\":\"c\",\"epoch\":\"E\","
+		    "\"offset\":9007199254740991}");
+	check_frame(&b, proto_published(&b, NULL, "c", NULL, 3),
+		    "{\"type\":\"published\",\"channel\":\"c\"}");
+	check_frame(&b, proto_gap_at(&b, "c", "history lost", "E2", 0),
+		    "{\"type\":\"gap\",\"channel\":\"c\",\"reason\":\"history lost\","
+		    "\"epoch\":\"E2\",\"offset\":0}");
+	check_frame(&b, proto_gap_at(&b, "c", "r", NULL, 0),
+		    "{\"type\":\"gap\",\"channel\":\"c\",\"reason\":\"r\"}");
+	check_frame(&b, proto_message_at(&b, "c", "i1", 1, 42, "{\"n\":1}", 7, NULL),
+		    "{\"type\":\"message\",\"channel\":\"c\",\"instance\":\"i1\",\"offset\":42,"
+		    "\"data\":{\"n\":1}}");
+	check_frame(&b, proto_message_at(&b, "c", "i1", 0, 42, "x", 1, NULL),
+		    "{\"type\":\"message\",\"channel\":\"c\",\"instance\":\"i1\",\"data\":\"x\"}");
 	/* Headroom is kept in front of the frame. */
 	assert_int_equal(b.head, 16);
 	buf_free(&b);
@@ -534,14 +683,23 @@ static void test_query(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_subscribe),	  cmocka_unit_test(test_unsubscribe),
-	    cmocka_unit_test(test_publish),	  cmocka_unit_test(test_ping),
-	    cmocka_unit_test(test_ids),		  cmocka_unit_test(test_bad_json),
-	    cmocka_unit_test(test_bad_id),	  cmocka_unit_test(test_bad_type),
-	    cmocka_unit_test(test_bad_channel),	  cmocka_unit_test(test_bad_publish),
-	    cmocka_unit_test(test_channel_valid), cmocka_unit_test(test_frames),
-	    cmocka_unit_test(test_message),	  cmocka_unit_test(test_roundtrip_id),
+	    cmocka_unit_test(test_subscribe),
+	    cmocka_unit_test(test_unsubscribe),
+	    cmocka_unit_test(test_publish),
+	    cmocka_unit_test(test_ping),
+	    cmocka_unit_test(test_ids),
+	    cmocka_unit_test(test_bad_json),
+	    cmocka_unit_test(test_bad_id),
+	    cmocka_unit_test(test_bad_type),
+	    cmocka_unit_test(test_bad_channel),
+	    cmocka_unit_test(test_bad_publish),
+	    cmocka_unit_test(test_channel_valid),
+	    cmocka_unit_test(test_frames),
+	    cmocka_unit_test(test_message),
+	    cmocka_unit_test(test_roundtrip_id),
 	    cmocka_unit_test(test_query),
+	    cmocka_unit_test(test_since),
+	    cmocka_unit_test(test_position_parse),
 	};
 	return cmocka_run_group_tests_name("protocol", tests, NULL, NULL);
 }
