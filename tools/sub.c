@@ -1,9 +1,13 @@
 /*
  * sub.c — `fanout-cli sub` and `fanout-cli pub`: one WebSocket connection
- * speaking client protocol v1 (DESIGN.md). sub subscribes and prints every
+ * speaking client protocol v1.1 (DESIGN.md). sub subscribes and prints every
  * message frame (as received, or as a filetail record with --jsonl),
- * optionally reconnecting with full-jitter backoff; pub sends one publish
- * and waits for its answer. Single-threaded, driven by wsc_run_one(); each
+ * optionally reconnecting with full-jitter backoff; on positioned channels
+ * it remembers the last epoch/offset of each channel and resubscribes with
+ * "since" after every reconnect (CHANNEL@EPOCH:OFFSET starts from a given
+ * position), so nothing is missed or printed twice; a resume the server
+ * cannot recover is reported on stderr. pub sends one publish and waits for
+ * its answer. Single-threaded, driven by wsc_run_one(); each
  * server frame is parsed with jansson into a json_t freed before the next.
  */
 #include <errno.h>
@@ -44,6 +48,22 @@ static const char *jstr(json_t *o, const char *key)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/* "EPOCH:OFFSET" (epoch [A-Za-z0-9_-]{1,64}, offset decimal < 2^53). */
+static int parse_position(const char *txt, char *epoch, size_t esize, uint64_t *offset)
+{
+	const char *colon = strchr(txt, ':');
+	size_t n = colon ? (size_t)(colon - txt) : 0;
+	int64_t v;
+	if (!n || n >= esize || n > 64 ||
+	    strspn(txt, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != n ||
+	    parse_i64(colon + 1, 0, 9007199254740991LL, &v))
+		return -1;
+	memcpy(epoch, txt, n);
+	epoch[n] = '\0';
+	*offset = (uint64_t)v;
+	return 0;
+}
+
 /* Sleep ms, waking early on a stop signal. */
 static void nap_ms(int64_t ms)
 {
@@ -68,9 +88,19 @@ static void close_gracefully(struct wsc *c, wsc_cb cb, void *arg)
 
 /* ---- sub ---- */
 
+/* The last position seen on one channel (positioned channels only). */
+struct chpos {
+	int known;
+	char epoch[65];
+	uint64_t offset;
+	int since_sent; /* the last subscribe carried since */
+};
+
 struct sub {
 	char **channels;
+	struct chpos *pos; /* one per channel */
 	int nch;
+	int64_t duplicates, not_recovered;
 	int jsonl, verbose;
 	int64_t count, got;
 	int acked;
@@ -118,6 +148,47 @@ static void print_message(struct sub *s, const char *data, size_t len)
 	}
 }
 
+static int channel_index(const struct sub *s, const char *name)
+{
+	for (int i = 0; name && i < s->nch; i++)
+		if (!strcmp(s->channels[i], name))
+			return i;
+	return -1;
+}
+
+/* Remember epoch/offset of a frame that carries them (subscribed, gap). */
+static void set_pos(struct chpos *p, json_t *o)
+{
+	const char *e = jstr(o, "epoch");
+	json_t *off = json_object_get(o, "offset");
+	if (!e || !json_is_integer(off) || json_integer_value(off) < 0)
+		return;
+	snprintf(p->epoch, sizeof(p->epoch), "%s", e);
+	p->offset = (uint64_t)json_integer_value(off);
+	p->known = 1;
+}
+
+/* A message: 1 to print it, 0 when its offset was seen already. */
+static int take_message(struct sub *s, json_t *o)
+{
+	int i = channel_index(s, jstr(o, "channel"));
+	json_t *off = json_object_get(o, "offset");
+	if (i < 0 || !json_is_integer(off))
+		return 1; /* unpositioned: nothing to check */
+	struct chpos *p = &s->pos[i];
+	uint64_t n = (uint64_t)json_integer_value(off);
+	if (p->known && n <= p->offset) {
+		s->duplicates++;
+		if (s->verbose)
+			fprintf(stderr, "fanout-cli: sub: %s: offset %" PRIu64 " seen already\n",
+				s->channels[i], n);
+		return 0;
+	}
+	if (p->known)
+		p->offset = n;
+	return 1;
+}
+
 static void sub_cb(struct wsc *c, enum wsc_event ev, char *data, size_t len, void *arg)
 {
 	struct sub *s = arg;
@@ -126,8 +197,14 @@ static void sub_cb(struct wsc *c, enum wsc_event ev, char *data, size_t len, voi
 
 	if (ev == WSC_EV_OPEN) {
 		for (int i = 0; i < s->nch; i++) {
+			struct chpos *p = &s->pos[i];
 			json_t *req = json_pack("{s:s,s:i,s:s}", "type", "subscribe", "id", i,
 						"channel", s->channels[i]);
+			p->since_sent = p->known;
+			if (p->known)
+				json_object_set_new(req, "since",
+						    json_pack("{s:s,s:I}", "epoch", p->epoch,
+							      "offset", (json_int_t)p->offset));
 			char *txt = json_dumps(req, JSON_COMPACT);
 			if (txt)
 				wsc_send_text(c, txt, strlen(txt));
@@ -143,13 +220,35 @@ static void sub_cb(struct wsc *c, enum wsc_event ev, char *data, size_t len, voi
 	if (!type) {
 		warnx_("sub: ignoring a frame that is not a protocol object: %.200s", data);
 	} else if (!strcmp(type, "message")) {
-		if (!s->done) {
+		if (!s->done && take_message(s, o)) {
 			print_message(s, data, len);
 			s->got++;
 			if (s->count && s->got >= s->count)
 				s->done = s->wake = 1;
 		}
 	} else if (!strcmp(type, "subscribed")) {
+		json_t *id = json_object_get(o, "id");
+		json_t *rec = json_object_get(o, "recovered");
+		int i = json_is_integer(id) && json_integer_value(id) >= 0 &&
+				json_integer_value(id) < s->nch
+			    ? (int)json_integer_value(id)
+			    : channel_index(s, jstr(o, "channel"));
+		if (i >= 0) {
+			struct chpos *p = &s->pos[i];
+			/* recovered: the replay follows, our position holds; else
+			 * (fresh, or not recoverable) we stand where it says. */
+			if (!json_is_true(rec))
+				set_pos(p, o);
+			if (p->since_sent && !json_is_true(rec)) {
+				s->not_recovered++;
+				fprintf(
+				    stderr,
+				    "fanout-cli: sub: %s: not recovered: messages may have been "
+				    "missed; continuing from %s:%" PRIu64 "\n",
+				    s->channels[i], p->known ? p->epoch : "?", p->offset);
+			}
+			p->since_sent = 0;
+		}
 		if (++s->acked == s->nch) {
 			s->ready = s->wake = 1;
 			s->attempt = 0;
@@ -158,6 +257,9 @@ static void sub_cb(struct wsc *c, enum wsc_event ev, char *data, size_t len, voi
 			fprintf(stderr, "fanout-cli: sub: subscribed to %s\n",
 				jstr(o, "channel") ? jstr(o, "channel") : "?");
 	} else if (!strcmp(type, "gap")) {
+		int i = channel_index(s, jstr(o, "channel"));
+		if (i >= 0)
+			set_pos(&s->pos[i], o);
 		fprintf(stderr, "fanout-cli: sub: gap: %s\n", data);
 	} else if (!strcmp(type, "error")) {
 		json_t *id = json_object_get(o, "id");
@@ -176,11 +278,15 @@ static void sub_cb(struct wsc *c, enum wsc_event ev, char *data, size_t len, voi
 
 static void sub_help(void)
 {
-	fputs("Usage: fanout-cli sub [OPTIONS] URL CHANNEL...\n"
+	fputs("Usage: fanout-cli sub [OPTIONS] URL CHANNEL[@EPOCH:OFFSET]...\n"
 	      "\n"
 	      "Connect to fanoutd at URL (ws://host:port/ws), subscribe to each CHANNEL and\n"
 	      "print one line per message frame on stdout, as received (compact JSON),\n"
 	      "flushed per line. gap and error frames go to stderr.\n"
+	      "On positioned channels the last epoch and offset are kept: a reconnect\n"
+	      "resubscribes with them (\"since\"), so the messages published meanwhile\n"
+	      "arrive, each once; when the server cannot recover them, a line on stderr\n"
+	      "says so. CHANNEL@EPOCH:OFFSET starts after that position.\n"
 	      "\n"
 	      "Options:\n"
 	      "  --jsonl               print records {\"channel\":C,\"data\":D,\"ts\":MS} instead\n"
@@ -194,7 +300,8 @@ static void sub_help(void)
 	      "                        jitter, then subscribe again; never on 1008\n"
 	      "  --backoff-min-ms MS   first backoff cap (100)\n"
 	      "  --backoff-max-ms MS   largest backoff cap (10000)\n"
-	      "  -v, --verbose         report subscriptions and other frames on stderr\n"
+	      "  -v, --verbose         report subscriptions, other frames and, at exit, each\n"
+	      "                        channel's last position (CHANNEL@EPOCH:OFFSET) on stderr\n"
 	      "  -h, --help            this text\n",
 	      stdout);
 }
@@ -265,8 +372,24 @@ int cmd_sub(int argc, char **argv)
 		bmax = bmin;
 	s.channels = argv + optind + 1;
 	s.nch = argc - optind - 1;
-	if (target_init(&t, "sub", argv[optind]))
+	s.pos = calloc((size_t)s.nch, sizeof(*s.pos));
+	if (!s.pos)
 		return EXIT_FAIL;
+	for (int i = 0; i < s.nch; i++) {
+		char *at = strchr(s.channels[i], '@');
+		if (!at)
+			continue;
+		*at = '\0';
+		if (parse_position(at + 1, s.pos[i].epoch, sizeof(s.pos[i].epoch),
+				   &s.pos[i].offset)) {
+			free(s.pos);
+			return usage_error("sub", "%s@%s: the position must be EPOCH:OFFSET",
+					   s.channels[i], at + 1);
+		}
+		s.pos[i].known = 1;
+	}
+	if (target_init(&t, "sub", argv[optind]))
+		goto out; /* rc is EXIT_FAIL */
 	install_stop_signals();
 	if (timeout_ms)
 		deadline = now_ms_mono() + timeout_ms;
@@ -291,17 +414,20 @@ int cmd_sub(int argc, char **argv)
 		}
 		if (stop_requested) {
 			close_gracefully(&c, sub_cb, &s);
-			return EXIT_OK;
+			rc = EXIT_OK;
+			goto out;
 		}
 		if (s.done) {
 			close_gracefully(&c, sub_cb, &s);
-			return s.failed ? EXIT_FAIL : EXIT_OK;
+			rc = s.failed ? EXIT_FAIL : EXIT_OK;
+			goto out;
 		}
 		if (timed_out) {
 			int overall = deadline && now_ms_mono() >= deadline;
 			if (overall && !s.count) {
 				close_gracefully(&c, sub_cb, &s);
-				return EXIT_OK;
+				rc = EXIT_OK;
+				goto out;
 			}
 			if (overall)
 				warnx_("sub: timed out after %" PRId64 " ms with %" PRId64
@@ -313,8 +439,10 @@ int cmd_sub(int argc, char **argv)
 							   : "connection",
 				       conn_timeout_ms);
 			wsc_free(&c);
-			if (overall || !reconnect)
-				return EXIT_FAIL;
+			if (overall || !reconnect) {
+				rc = EXIT_FAIL;
+				goto out;
+			}
 			c.close_code = WSC_CLOSE_ABNORMAL;
 		}
 		why = c.err[0] ? c.err : c.close_reason;
@@ -337,11 +465,22 @@ int cmd_sub(int argc, char **argv)
 			       c.close_code, why[0] ? ": " : "", why, wait);
 			wsc_free(&c);
 			nap_ms(wait);
-			if (stop_requested)
-				return EXIT_OK;
+			if (stop_requested) {
+				rc = EXIT_OK;
+				goto out;
+			}
 		}
 	}
 	wsc_free(&c);
+out:
+	if (s.verbose)
+		for (int i = 0; i < s.nch; i++)
+			if (s.pos[i].known)
+				fprintf(stderr, "fanout-cli: sub: position %s@%s:%" PRIu64 "\n",
+					s.channels[i], s.pos[i].epoch, s.pos[i].offset);
+	if (s.duplicates)
+		warnx_("sub: %" PRId64 " duplicate message(s) dropped", s.duplicates);
+	free(s.pos);
 	return rc;
 }
 

@@ -25,6 +25,7 @@ EXTRA_DIST += tests/integration/security_http.mjs
 # fanout-cli (tools/).
 CLI_TESTS = \
 	tests/integration/cli_sub_pub.mjs \
+	tests/integration/cli_sub_resume.mjs \
 	tests/integration/cli_push.mjs \
 	tests/integration/cli_bench.mjs
 TESTS += $(CLI_TESTS)
