@@ -29,7 +29,9 @@
 
 #include <fanout/plugin.h>
 
+#define LOG_TAG "recovery"
 #include "buf.h"
+#include "log.h"
 #include "metrics.h"
 #include "msg.h"
 #include "recovery.h"
@@ -202,6 +204,8 @@ struct pos_chan {
 	struct q hold;		/* frames held while the repair runs */
 	struct pos_req *probe;	/* the top() in flight, or NULL */
 	uint64_t active_ms;	/* last frame or probe */
+	int suspect;		/* messages may be lost: probe until a probe answers */
+	uint64_t probed_ms;	/* when the last probe was sent */
 	struct pos_sub *subs;	/* subscribers waiting for their recovery */
 	struct pos_req *recovers;
 };
@@ -223,6 +227,9 @@ struct pos_sub {
 };
 
 #define REQ_BUCKETS 256
+/* A channel whose backend reconnected is probed again this often until a
+ * probe is answered. */
+#define SUSPECT_RETRY_MS 1000
 /* The status a request ends with when recovery_timeout_ms passes. */
 #define POS_ETIMEDOUT (-1000)
 
@@ -465,6 +472,14 @@ static void ch_fan(struct pos_chan *pc, uint64_t off, struct pos_item *m)
  * offset from now on. */
 static void emit_gap(struct pos_chan *pc, const char *reason, uint64_t offset)
 {
+	static uint64_t logged_ms;
+	uint64_t now = hooks.now();
+	if (now - logged_ms >= 1000 || !logged_ms) {
+		logged_ms = now;
+		log_info("%s: gap to %s:%llu after %llu: %s (%lld gaps so far)", pc->name,
+			 pc->epoch, (unsigned long long)offset, (unsigned long long)pc->top, reason,
+			 metrics.rec.gaps + 1);
+	}
 	metrics.rec.gaps++;
 	pc->top = offset;
 	ring_clear(pc, offset);
@@ -541,6 +556,8 @@ static void sub_fail(struct pos_sub *ps, enum recovery_fail why);
 static void epoch_change(struct pos_chan *pc, const char *epoch, int have_top, uint64_t top)
 {
 	metrics.rec.epoch_changes++;
+	log_info("%s: epoch %s -> %s (the backend's history of it was lost)", pc->name, pc->epoch,
+		 epoch);
 	if (pc->repair)
 		repair_fail(pc, "history lost");
 	while (pc->subs)
@@ -612,12 +629,15 @@ static void probe_start(struct pos_chan *pc)
 		return;
 	metrics.rec.probes++;
 	pc->probe = r;
-	pc->active_ms = hooks.now();
+	pc->active_ms = pc->probed_ms = hooks.now();
 	req_start(r);
 }
 
 void pos_suspect(struct pos_chan *pc)
 {
+	/* Right after a reconnect the backend may not answer yet: keep asking
+	 * (pos_tick, about once a second) until a probe gets an answer. */
+	pc->suspect = 1;
 	probe_start(pc);
 }
 
@@ -1013,6 +1033,7 @@ static void req_complete(struct pos_req *r, int status, const char *epoch, uint6
 	case RQ_TOP:
 		pc->probe = NULL;
 		if (status == FANOUT_OK && epoch) {
+			pc->suspect = 0;
 			pos_observe(pc, epoch, top);
 			/* Resumes ahead of what the broker has never get there. */
 			for (struct pos_sub *ps = pc->subs, *next; ps; ps = next) {
@@ -1096,8 +1117,12 @@ uint64_t pos_tick(void)
 			if (ps->state == PS_CATCHUP && now >= ps->deadline)
 				sub_fail(ps, RF_TIMEOUT);
 		}
-		if (lim.probe_ms && now >= next_probe_scan && !pc->probe && !pc->repair &&
-		    now - pc->active_ms >= lim.probe_ms)
+		if (pc->probe || pc->repair)
+			continue;
+		if (pc->suspect && now - pc->probed_ms >= SUSPECT_RETRY_MS)
+			probe_start(pc);
+		else if (lim.probe_ms && now >= next_probe_scan &&
+			 now - pc->active_ms >= lim.probe_ms)
 			probe_start(pc);
 	}
 	if (now >= next_probe_scan)

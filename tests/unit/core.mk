@@ -23,7 +23,7 @@ tests_unit_test_ws_deflate_LDADD = $(CMOCKA_LIBS) $(ZLIB_LIBS)
 check_PROGRAMS += tests/unit/test_recovery
 TESTS += tests/unit/test_recovery
 tests_unit_test_recovery_SOURCES = tests/unit/test_recovery.c core/recovery.c core/msg.c \
-	core/buf.c core/protocol.c core/json.c
+	core/buf.c core/protocol.c core/json.c core/log.c
 tests_unit_test_recovery_CPPFLAGS = $(AM_CPPFLAGS) $(LWS_CFLAGS) $(JANSSON_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_recovery_LDADD = $(CMOCKA_LIBS) $(JANSSON_LIBS)
 endif

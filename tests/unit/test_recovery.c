@@ -451,6 +451,30 @@ static void test_suspect_after_reconnect(void **state)
 	pos_chan_free(pc);
 }
 
+static void test_suspect_probe_retried_until_answered(void **state)
+{
+	(void)state;
+	struct pos_chan *pc = attach(0);
+	subs[0].live = 1;
+	publish(pc, 0);
+	publish(pc, 1);
+	bk.refuse = FANOUT_EUNAVAIL; /* the backend is not back yet */
+	pos_suspect(pc);
+	assert_int_equal(n_top_calls, 1);
+	clock_ms += 999;
+	pos_tick();
+	assert_int_equal(n_top_calls, 1);
+	bk.refuse = 0;
+	clock_ms += 1;
+	pos_tick();
+	assert_int_equal(n_top_calls, 2);
+	expect_run(0, 0, 1, 2);
+	clock_ms += 5000;
+	pos_tick(); /* answered: no more probes until position_probe_s */
+	assert_int_equal(n_top_calls, 2);
+	pos_chan_free(pc);
+}
+
 static void test_epoch_change(void **state)
 {
 	(void)state;
@@ -826,6 +850,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_hole_too_big_is_gap_at_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_probe_finds_lost_last_message, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_suspect_after_reconnect, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_suspect_probe_retried_until_answered, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_epoch_change, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_epoch_change_seen_by_probe, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resume_from_ring, setup, teardown),
