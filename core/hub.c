@@ -806,7 +806,7 @@ static void gap_channel(struct channel *ch, const char *reason)
 	if (ch->pos) {
 		/* Messages may be lost: find out from the top, repair from
 		 * history, gap only what it cannot fill. */
-		pos_suspect(ch->pos);
+		pos_suspect(ch->pos, reason);
 		return;
 	}
 	struct buf out;

@@ -184,7 +184,10 @@ struct pos_req {
 	uint64_t after, upto; /* history wanted: (after, upto] */
 	struct q items;	      /* framed history items */
 	int bad;	      /* items out of order, too many, or dropped */
-	int issued;
+	int issued;	      /* sent to the backend (counted in flight) */
+	int queued;	      /* waiting for a slot (recovery_max_requests) */
+	int delayed;	      /* waiting until send_at (a retry) */
+	uint64_t send_at;
 	uint64_t deadline;
 	struct pos_sub *waiters; /* RQ_RECOVER: subscribers served by it */
 };
@@ -199,12 +202,14 @@ struct pos_chan {
 	struct q ring;	    /* recent frames: every message in (ring_from, top] */
 	uint64_t ring_from; /* see ring */
 	size_t ring_bytes;
-	struct pos_req *repair; /* the hole repair in flight, or NULL */
+	int repairing;		/* a hole repair is on: live frames wait in hold */
+	struct pos_req *repair; /* its history request (in flight, queued or a retry) */
 	uint64_t repair_to;	/* the repair fills (top, repair_to] */
 	struct q hold;		/* frames held while the repair runs */
 	struct pos_req *probe;	/* the top() in flight, or NULL */
 	uint64_t active_ms;	/* last frame or probe */
 	int suspect;		/* messages may be lost: probe until a probe answers */
+	char why[96];		/* the backend's reason for the suspicion, for gap frames */
 	uint64_t probed_ms;	/* when the last probe was sent */
 	struct pos_sub *subs;	/* subscribers waiting for their recovery */
 	struct pos_req *recovers;
@@ -230,6 +235,9 @@ struct pos_sub {
 /* A channel whose backend reconnected is probed again this often until a
  * probe is answered. */
 #define SUSPECT_RETRY_MS 1000
+/* A repair or resume whose backend was unreachable asks again after this
+ * long, until recovery_timeout_ms since it began. */
+#define RETRY_MS 200
 /* The status a request ends with when recovery_timeout_ms passes. */
 #define POS_ETIMEDOUT (-1000)
 
@@ -238,6 +246,7 @@ static struct pos_hooks hooks;
 static struct pos_chan *chans;
 static struct pos_req *reqs[REQ_BUCKETS];
 static struct pos_req *queue_head, *queue_tail;
+static struct pos_req *delayed; /* retries waiting for their time (qnext) */
 static uint64_t next_token = 1;
 static uint64_t inflight;
 static uint64_t next_probe_scan;
@@ -310,7 +319,13 @@ static void req_free(struct pos_req *r)
 	if (r->issued) {
 		inflight--;
 		metrics.rec.requests_inflight--;
-	} else {
+	} else if (r->delayed) {
+		struct pos_req **pp = &delayed;
+		while (*pp && *pp != r)
+			pp = &(*pp)->qnext;
+		if (*pp)
+			*pp = r->qnext;
+	} else if (r->queued) {
 		metrics.rec.requests_queued--;
 		struct pos_req **pp = &queue_head;
 		while (*pp && *pp != r)
@@ -356,11 +371,9 @@ static void pump(void)
 		if (!queue_head)
 			queue_tail = NULL;
 		r->qnext = NULL;
+		r->queued = 0;
 		metrics.rec.requests_queued--;
 		if (!r->pc) { /* orphaned while it waited */
-			r->issued = 1;
-			inflight++;
-			metrics.rec.requests_inflight++;
 			req_free(r);
 			continue;
 		}
@@ -401,11 +414,48 @@ static void req_start(struct pos_req *r)
 		return;
 	}
 	metrics.rec.requests_queued++;
+	r->queued = 1;
 	if (queue_tail)
 		queue_tail->qnext = r;
 	else
 		queue_head = r;
 	queue_tail = r;
+}
+
+/* Send r no earlier than ms from now (a retry after a transient failure). */
+static void req_delay(struct pos_req *r, uint64_t ms)
+{
+	r->delayed = 1;
+	r->send_at = hooks.now() + ms;
+	r->qnext = delayed;
+	delayed = r;
+}
+
+/* A retry of r (same range, same deadline, its waiters) in RETRY_MS, or
+ * NULL when the deadline leaves no time or memory is short. */
+static struct pos_req *req_retry(struct pos_req *r)
+{
+	if (!r->pc || hooks.now() + RETRY_MS >= r->deadline)
+		return NULL;
+	struct pos_req *n = req_new(r->pc, r->kind, r->after, r->upto);
+	if (!n)
+		return NULL;
+	memcpy(n->epoch, r->epoch, sizeof(n->epoch));
+	n->deadline = r->deadline;
+	n->waiters = r->waiters;
+	r->waiters = NULL;
+	for (struct pos_sub *w = n->waiters; w; w = w->wnext)
+		w->req = n;
+	req_delay(n, RETRY_MS);
+	return n;
+}
+
+/* A status worth another try (the backend was not reachable), not an
+ * answer about the history itself. */
+static int transient(int status)
+{
+	return status != FANOUT_OK && status != FANOUT_ETRUNCATED && status != FANOUT_EEPOCH &&
+	       status != POS_ETIMEDOUT;
 }
 
 /* ---- the channel's frames ---- */
@@ -470,8 +520,15 @@ static void ch_fan(struct pos_chan *pc, uint64_t off, struct pos_item *m)
 
 /* A hole history cannot fill: every subscriber is told, and stands at
  * offset from now on. */
-static void emit_gap(struct pos_chan *pc, const char *reason, uint64_t offset)
+static void emit_gap(struct pos_chan *pc, const char *what, uint64_t offset)
 {
+	/* "file truncated: history lost (new epoch)": the backend's own reason
+	 * first, when it told us why it suspected a loss. */
+	char reason[200];
+	if (pc->why[0])
+		snprintf(reason, sizeof(reason), "%s: %s", pc->why, what);
+	else
+		snprintf(reason, sizeof(reason), "%s", what);
 	static uint64_t logged_ms;
 	uint64_t now = hooks.now();
 	if (now - logged_ms >= 1000 || !logged_ms) {
@@ -504,7 +561,7 @@ static void release_hold(struct pos_chan *pc)
 	pc->hold = (struct q){0};
 	for (size_t i = 0; i < held.n; i++) {
 		struct ent *e = q_at(&held, i);
-		if (pc->repair) { /* a new hole: the rest waits again */
+		if (pc->repairing) { /* a new hole: the rest waits again */
 			if (q_push(&pc->hold, e->off, e->m))
 				break;
 		} else if (!e->off) {
@@ -531,6 +588,7 @@ static void repair_start(struct pos_chan *pc, uint64_t target, uint64_t off, str
 		release_hold(pc);
 		return;
 	}
+	pc->repairing = 1;
 	pc->repair = r;
 	pc->repair_to = target;
 	req_start(r);
@@ -541,11 +599,14 @@ static void repair_start(struct pos_chan *pc, uint64_t target, uint64_t off, str
 static void repair_fail(struct pos_chan *pc, const char *reason)
 {
 	struct pos_req *r = pc->repair;
-	if (!r)
+	if (!pc->repairing)
 		return;
-	req_unlink_chan(r); /* its answer, if it comes, is ignored */
-	if (!r->issued)
-		req_free(r);
+	pc->repairing = 0;
+	if (r) {
+		req_unlink_chan(r); /* its answer, if it comes, is ignored */
+		if (!r->issued)
+			req_free(r);
+	}
 	emit_gap(pc, reason, pc->repair_to > pc->top ? pc->repair_to : pc->top);
 	release_hold(pc);
 }
@@ -558,7 +619,7 @@ static void epoch_change(struct pos_chan *pc, const char *epoch, int have_top, u
 	metrics.rec.epoch_changes++;
 	log_info("%s: epoch %s -> %s (the backend's history of it was lost)", pc->name, pc->epoch,
 		 epoch);
-	if (pc->repair)
+	if (pc->repairing)
 		repair_fail(pc, "history lost");
 	while (pc->subs)
 		sub_fail(pc->subs, RF_EPOCH);
@@ -597,7 +658,7 @@ void pos_deliver(struct pos_chan *pc, struct pos_item *m)
 	const char *epoch = m->epoch;
 	uint64_t offset = m->offset;
 	pc->active_ms = hooks.now();
-	if (pc->repair) {
+	if (pc->repairing) {
 		if (strcmp(epoch, pc->epoch)) {
 			repair_fail(pc, "history lost");
 		} else if (pc->hold.n >= lim.buffer_messages) {
@@ -615,7 +676,7 @@ void pos_deliver(struct pos_chan *pc, struct pos_item *m)
 
 void pos_deliver_plain(struct pos_chan *pc, struct pos_item *m)
 {
-	if (pc->repair && pc->hold.n < lim.buffer_messages && !q_push(&pc->hold, 0, m))
+	if (pc->repairing && pc->hold.n < lim.buffer_messages && !q_push(&pc->hold, 0, m))
 		return;
 	hooks.fan_out(pc->ch, m);
 }
@@ -633,8 +694,9 @@ static void probe_start(struct pos_chan *pc)
 	req_start(r);
 }
 
-void pos_suspect(struct pos_chan *pc)
+void pos_suspect(struct pos_chan *pc, const char *why)
 {
+	snprintf(pc->why, sizeof(pc->why), "%s", why ? why : "");
 	/* Right after a reconnect the backend may not answer yet: keep asking
 	 * (pos_tick, about once a second) until a probe gets an answer. */
 	pc->suspect = 1;
@@ -649,7 +711,7 @@ void pos_observe(struct pos_chan *pc, const char *epoch, uint64_t top)
 		epoch_change(pc, epoch, 1, top);
 		return;
 	}
-	if (top > pc->top && !pc->repair) {
+	if (top > pc->top && !pc->repairing) {
 		metrics.rec.holes++;
 		if (top - pc->top > lim.max_messages)
 			emit_gap(pc, "messages lost (more than recovery_max_messages)", top);
@@ -940,13 +1002,17 @@ static void repair_done(struct pos_chan *pc, struct pos_req *r, int status, cons
 			uint64_t top)
 {
 	pc->repair = NULL;
+	/* The backend was not reachable (just reconnecting): ask again while
+	 * recovery_timeout_ms allows; live frames keep waiting. */
+	if (transient(status) && (pc->repair = req_retry(r)))
+		return;
 	if (status == FANOUT_EEPOCH || (status == FANOUT_OK && epoch && strcmp(epoch, pc->epoch))) {
-		pc->repair = r; /* so repair_fail gaps to its target */
 		repair_fail(pc, "history lost");
 		if (epoch)
 			epoch_change(pc, epoch, 1, top);
 		return;
 	}
+	pc->repairing = 0;
 	long long gaps = metrics.rec.gaps;
 	if (status == FANOUT_OK && !r->bad)
 		for (size_t i = 0; i < r->items.n; i++) {
@@ -971,11 +1037,16 @@ static void repair_done(struct pos_chan *pc, struct pos_req *r, int status, cons
 			 pc->repair_to);
 	if (metrics.rec.gaps == gaps)
 		metrics.rec.holes_repaired++;
+	if (!pc->suspect)
+		pc->why[0] = '\0';
 	release_hold(pc);
 }
 
 static void recover_done(struct pos_chan *pc, struct pos_req *r, int status, const char *epoch)
 {
+	/* Unreachable backend: the waiters wait for a retry (same deadline). */
+	if (transient(status) && r->waiters && req_retry(r))
+		return;
 	/* Complete when every offset (after, upto] came (contiguous), or the
 	 * backend said OK (not contiguous: offsets may skip). */
 	int ok = status == FANOUT_OK && !r->bad && (!epoch || !strcmp(epoch, pc->epoch));
@@ -1034,7 +1105,11 @@ static void req_complete(struct pos_req *r, int status, const char *epoch, uint6
 		pc->probe = NULL;
 		if (status == FANOUT_OK && epoch) {
 			pc->suspect = 0;
+			/* The reason stays for the gaps this answer may cause:
+			 * until the repair it starts is over. */
 			pos_observe(pc, epoch, top);
+			if (!pc->repairing)
+				pc->why[0] = '\0';
 			/* Resumes ahead of what the broker has never get there. */
 			for (struct pos_sub *ps = pc->subs, *next; ps; ps = next) {
 				next = ps->next;
@@ -1100,6 +1175,24 @@ void pos_history_done(uint64_t token, int status, const char *epoch, uint64_t to
 uint64_t pos_tick(void)
 {
 	uint64_t now = hooks.now();
+	/* Retries whose time has come. */
+	for (struct pos_req **pp = &delayed; *pp;) {
+		struct pos_req *r = *pp;
+		if (now < r->send_at) {
+			pp = &r->qnext;
+			continue;
+		}
+		*pp = r->qnext;
+		r->qnext = NULL;
+		r->delayed = 0;
+		if (!r->pc) {
+			req_free(r);
+			pp = &delayed; /* freeing may not touch the list, but be safe */
+			continue;
+		}
+		req_start(r);
+		pp = &delayed; /* a synchronous answer may have changed the list */
+	}
 	/* Requests past their deadline (a backend that never answers). */
 	for (size_t b = 0; b < REQ_BUCKETS; b++)
 		for (struct pos_req *r = reqs[b], *next; r; r = next) {
@@ -1117,7 +1210,7 @@ uint64_t pos_tick(void)
 			if (ps->state == PS_CATCHUP && now >= ps->deadline)
 				sub_fail(ps, RF_TIMEOUT);
 		}
-		if (pc->probe || pc->repair)
+		if (pc->probe || pc->repairing)
 			continue;
 		if (pc->suspect && now - pc->probed_ms >= SUSPECT_RETRY_MS)
 			probe_start(pc);

@@ -133,8 +133,10 @@ void pos_deliver(struct pos_chan *pc, struct pos_item *it);
 /* A message without a position on a positioned channel (a third-party
  * plain publish): fanned out now, or held in order during a repair. */
 void pos_deliver_plain(struct pos_chan *pc, struct pos_item *it);
-/* The backend may have lost messages (it reconnected): check the top. */
-void pos_suspect(struct pos_chan *pc);
+/* The backend may have lost messages (it reconnected, a file was
+ * truncated: why, also prefixed to the gap frames this leads to): check the
+ * top, about once a second until the backend answers. */
+void pos_suspect(struct pos_chan *pc, const char *why);
 /* The backend told the channel's position again (a subscribed_at after
  * a resubscribe): repair or change epoch as a probe answer would. */
 void pos_observe(struct pos_chan *pc, const char *epoch, uint64_t top);

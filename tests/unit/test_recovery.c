@@ -22,6 +22,7 @@
 #include <cmocka.h>
 #include <fanout/plugin.h>
 
+#include "log.h"
 #include "metrics.h"
 #include "msg.h"
 #include "protocol.h"
@@ -273,6 +274,7 @@ static int setup(void **state)
 	n_pendq = n_top_calls = n_history_calls = 0;
 	clock_ms = 1000;
 	memset(&metrics, 0, sizeof(metrics));
+	log_set_level(LOG_LVL_WARN); /* gaps and epoch changes are logged at info */
 	limits = (struct pos_limits){
 	    .max_messages = 1000,
 	    .buffer_messages = 100,
@@ -383,6 +385,58 @@ static void test_hole_repair_times_out(void **state)
 	pos_chan_free(pc);
 }
 
+static void test_repair_retried_while_backend_unreachable(void **state)
+{
+	(void)state;
+	struct pos_chan *pc = attach(0);
+	subs[0].live = 1;
+	publish(pc, 0);
+	publish(pc, 1);
+	bk.refuse = FANOUT_EUNAVAIL; /* reconnecting: history refused at once */
+	publish(pc, 0);		     /* 3 shows the hole; held */
+	assert_int_equal(n_history_calls, 1);
+	expect_run(0, 0, 1, 1);
+	clock_ms += 199;
+	pos_tick();
+	assert_int_equal(n_history_calls, 1);
+	bk.refuse = 0;
+	clock_ms += 1;
+	pos_tick(); /* the retry */
+	assert_int_equal(n_history_calls, 2);
+	expect_run(0, 0, 1, 3);
+	assert_int_equal(metrics.rec.gaps, 0);
+	/* unreachable for longer than recovery_timeout_ms: then a gap */
+	publish(pc, 1);
+	bk.refuse = FANOUT_EUNAVAIL;
+	publish(pc, 0);
+	for (int i = 0; i < 30; i++) {
+		clock_ms += 200;
+		pos_tick();
+	}
+	assert_int_equal(metrics.rec.gaps, 1);
+	assert_int_equal(subs[0].got[3], -4 - 1);
+	assert_int_equal(subs[0].got[4], 5);
+	pos_chan_free(pc);
+}
+
+static void test_resume_retried_while_backend_unreachable(void **state)
+{
+	(void)state;
+	struct pos_chan *pc = attach(100);
+	bk.top = 100;
+	bk.refuse = FANOUT_EUNAVAIL;
+	resume(pc, 0, "E1", 90);
+	assert_false(subs[0].finished);
+	bk.refuse = 0;
+	clock_ms += 200;
+	pos_tick();
+	assert_true(subs[0].recovered);
+	expect_run(0, 0, 91, 100);
+	assert_int_equal(metrics.rec.requests_queued, 0);
+	assert_int_equal(metrics.rec.requests_inflight, 0);
+	pos_chan_free(pc);
+}
+
 static void test_hold_overflow_gives_up_repair(void **state)
 {
 	(void)state;
@@ -446,7 +500,7 @@ static void test_suspect_after_reconnect(void **state)
 	publish(pc, 0);
 	for (int i = 0; i < 4; i++)
 		publish(pc, 1); /* published while the backend was disconnected */
-	pos_suspect(pc);
+	pos_suspect(pc, "backend reconnected");
 	expect_run(0, 0, 1, 5);
 	pos_chan_free(pc);
 }
@@ -459,7 +513,7 @@ static void test_suspect_probe_retried_until_answered(void **state)
 	publish(pc, 0);
 	publish(pc, 1);
 	bk.refuse = FANOUT_EUNAVAIL; /* the backend is not back yet */
-	pos_suspect(pc);
+	pos_suspect(pc, "backend reconnected");
 	assert_int_equal(n_top_calls, 1);
 	clock_ms += 999;
 	pos_tick();
@@ -507,7 +561,7 @@ static void test_epoch_change_seen_by_probe(void **state)
 	snprintf(bk.epoch, sizeof(bk.epoch), "E3");
 	bk.top = 0;
 	publish(pc, 1);
-	pos_suspect(pc);
+	pos_suspect(pc, "backend reconnected");
 	assert_string_equal(pos_epoch(pc), "E3");
 	assert_int_equal(subs[0].n_got, 3);
 	assert_int_equal(subs[0].got[1], -0 - 1);
@@ -777,9 +831,16 @@ static void test_backend_refuses(void **state)
 	struct pos_chan *pc = attach(100);
 	bk.top = 100;
 	bk.refuse = FANOUT_EUNAVAIL;
-	resume(pc, 0, "E1", 50);
+	resume(pc, 0, "E1", 50); /* retried every 200 ms, until the timeout */
+	assert_false(subs[0].finished);
+	for (int i = 0; i < 30 && !subs[0].finished; i++) {
+		clock_ms += 200;
+		pos_tick();
+	}
+	assert_true(subs[0].finished);
 	assert_false(subs[0].recovered);
-	assert_int_equal(metrics.rec.failed[RF_ERROR], 1);
+	assert_true(n_history_calls >= 20);
+	assert_int_equal(metrics.rec.failed[RF_ERROR], 1); /* unreachable to the end */
 	assert_int_equal(metrics.rec.requests_inflight, 0);
 	pos_chan_free(pc);
 }
@@ -846,6 +907,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_hole_history_cannot_fill_is_one_gap, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_hole_repair_times_out, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_repair_retried_while_backend_unreachable, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_resume_retried_while_backend_unreachable, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_hold_overflow_gives_up_repair, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hole_too_big_is_gap_at_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_probe_finds_lost_last_message, setup, teardown),
