@@ -13,9 +13,10 @@
  * message and nobody is subscribed (only when max_channels is reached); it
  * comes back with a new epoch ("<process epoch>-<n>"), so an offset is
  * never reused within an epoch.
- * The number of channels kept is capped by max_channels (history_size and
- * max_channels bound the memory); past it a publish to a new channel is
- * refused (FANOUT_EUNAVAIL) and counted.
+ * The number of channels kept is capped by max_channels, the payload bytes
+ * kept by all of them by history_bytes (the oldest go first, the publishing
+ * channel's own before others'); past max_channels a publish to a new
+ * channel is refused (FANOUT_EUNAVAIL) and counted.
  *
  * Test options: delay_confirm_ms answers subscribe, publish, top and
  * history only after that many ms (the asynchronous paths);
@@ -71,7 +72,9 @@ struct loopback {
 	struct fanout_backend *b;
 	long long delay_ms;
 	int fail_subscribe;
-	long long history_size, history_ttl_ms, max_channels, drop_every;
+	long long history_size, history_ttl_ms, max_channels, drop_every, history_bytes;
+	long long kept_bytes;	      /* payload bytes in every channel's history */
+	size_t evict_at;	      /* table bucket where the next eviction looks */
 	char epoch[40];		      /* this process's epoch */
 	unsigned long long forgotten; /* channel states forgotten so far */
 	unsigned long long publishes;
@@ -94,6 +97,9 @@ static const struct fanout_option options[] = {
 		      "channels whose position and history are kept"),
     FANOUT_OPTION_INT("drop_every", "0", 0, 1000000,
 		      "tests: do not deliver every Nth publish live (history keeps it)"),
+    FANOUT_OPTION_INT("history_bytes", "64m", 0, 1LL << 40,
+		      "payload bytes kept in all channels' history together (0: no cap); "
+		      "past it the oldest go"),
     FANOUT_OPTION_END,
 };
 
@@ -116,10 +122,22 @@ static struct chan *chan_find(struct loopback *lb, const char *name)
 	return NULL;
 }
 
+/* Forget c's oldest kept item. */
+static void drop_oldest(struct loopback *lb, struct chan *c)
+{
+	struct item *it = &c->ring[c->head];
+	lb->kept_bytes -= (long long)it->len;
+	free(it->data);
+	c->head = (c->head + 1) % (size_t)lb->history_size;
+	c->n--;
+}
+
 static void chan_free(struct loopback *lb, struct chan *c)
 {
-	for (size_t i = 0; i < c->n; i++)
+	for (size_t i = 0; i < c->n; i++) {
+		lb->kept_bytes -= (long long)c->ring[(c->head + i) % (size_t)lb->history_size].len;
 		free(c->ring[(c->head + i) % (size_t)lb->history_size].data);
+	}
 	free(c->ring);
 	free(c);
 }
@@ -147,10 +165,25 @@ static void chan_expire(struct loopback *lb, struct chan *c)
 	if (!lb->history_ttl_ms || !c->n)
 		return;
 	uint64_t now = lb->host->now_ms(lb->b);
-	while (c->n && now - c->ring[c->head].at_ms >= (uint64_t)lb->history_ttl_ms) {
-		free(c->ring[c->head].data);
-		c->head = (c->head + 1) % (size_t)lb->history_size;
-		c->n--;
+	while (c->n && now - c->ring[c->head].at_ms >= (uint64_t)lb->history_ttl_ms)
+		drop_oldest(lb, c);
+}
+
+/* Over history_bytes: the channel adding drops its oldest first, then the
+ * others in turn (each keeps its history contiguous: only heads go). */
+static void make_room(struct loopback *lb, struct chan *c, size_t len)
+{
+	if (!lb->history_bytes)
+		return; /* 0: no byte cap */
+	while (c->n && lb->kept_bytes + (long long)len > lb->history_bytes)
+		drop_oldest(lb, c);
+	for (size_t tries = 0;
+	     lb->kept_bytes + (long long)len > lb->history_bytes && tries < lb->table_size;
+	     tries++) {
+		size_t b = lb->evict_at++ % lb->table_size;
+		for (struct chan *o = lb->table[b]; o; o = o->next)
+			while (o->n && lb->kept_bytes + (long long)len > lb->history_bytes)
+				drop_oldest(lb, o);
 	}
 }
 
@@ -213,17 +246,16 @@ static int chan_keep(struct loopback *lb, struct chan *c, uint64_t offset, const
 		return FANOUT_ENOMEM;
 	memcpy(copy, data, len);
 	size_t cap = (size_t)lb->history_size;
-	if (c->n == cap) { /* full: the oldest goes */
-		free(c->ring[c->head].data);
-		c->head = (c->head + 1) % cap;
-		c->n--;
-	}
+	if (c->n == cap) /* full: the oldest goes */
+		drop_oldest(lb, c);
+	make_room(lb, c, len);
 	struct item *it = &c->ring[(c->head + c->n) % cap];
 	it->offset = offset;
 	it->at_ms = lb->host->now_ms(lb->b);
 	it->data = copy;
 	it->len = len;
 	c->n++;
+	lb->kept_bytes += (long long)len;
 	return 0;
 }
 
@@ -405,6 +437,7 @@ static int lb_init(const struct fanout_host *host, struct fanout_backend *b,
 	lb->history_ttl_ms = values[3].num * 1000;
 	lb->max_channels = values[4].num;
 	lb->drop_every = values[5].num;
+	lb->history_bytes = values[6].num;
 	make_epoch(lb->epoch, sizeof(lb->epoch));
 	lb->table_size = 64;
 	lb->table = calloc(lb->table_size, sizeof(*lb->table));

@@ -19,7 +19,7 @@ import { startFanoutd, wsClient, parseMetrics, pluginPath, waitFor, ASAN, BUILDD
 const t = tap();
 const lb = pluginPath('loopback');
 const ini = (server = '') =>
-  `[server]\ninstance = lim2\nallow_publish = true\n${server}\n[backend mem]\nplugin = ${lb}\n`;
+  `[server]\ninstance = lim2\nallow_publish = true\n${server}\n[backend mem]\nplugin = ${lb}\nhistory_size = 0\n`;
 const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 
 /** Start tests/integration/stallers: n clients that stop reading (4 KiB
