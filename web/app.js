@@ -49,6 +49,7 @@ function instanceBadge(name, el = document.createElement('span')) {
 
 function counters() {
   $('count-messages').textContent = client.stats.messages;
+  $('count-recovered').textContent = client.stats.recovered;
   $('count-reconnects').textContent = client.stats.reconnects;
   $('count-gaps').textContent = client.stats.gaps;
   $('count-instances').textContent = seen.size;
@@ -144,10 +145,20 @@ client.addEventListener('hello', (ev) => {
 });
 
 client.addEventListener('message', (ev) => {
-  const { channel, instance, data } = ev.detail;
+  const { channel, instance, data, offset, recovered } = ev.detail;
   if (instance != null) seen.add(String(instance));
   addRow('message', (li) => {
-    li.append(instanceBadge(instance), text(channel, 'chan'), text(render(data), 'data'));
+    if (offset !== undefined) li.dataset.offset = offset;
+    if (recovered) {
+      // Published while this page was between instances; replayed on
+      // reconnect from the history, in order, once.
+      li.classList.add('recovered');
+      li.dataset.recovered = '1';
+      li.title = 'missed while reconnecting, recovered from history';
+    }
+    li.append(instanceBadge(instance), text(channel, 'chan'));
+    if (recovered) li.append(text('recovered', 'tag rec'));
+    li.append(text(render(data), 'data'));
   });
   counters();
 });
@@ -155,7 +166,9 @@ client.addEventListener('message', (ev) => {
 client.addEventListener('gap', (ev) => {
   const { channel, reason, local } = ev.detail;
   addRow('gap', (li) => {
-    const why = local ? 'reconnected: updates may have been missed' : `may have missed updates: ${reason}`;
+    const why = local
+      ? 'reconnected and could not recover: updates may have been missed (refetch)'
+      : `may have missed updates: ${reason}`;
     li.append(text('gap', 'tag'), text(channel, 'chan'), text(why));
   });
   counters();
@@ -168,8 +181,11 @@ client.addEventListener('error', (ev) => {
 });
 
 client.addEventListener('subscribed', (ev) => {
-  confirmed.add(ev.detail.channel);
+  const { channel, recovered, offset } = ev.detail;
+  confirmed.add(channel);
   drawChannels();
+  if (recovered === true)
+    addRow('status', (li) => li.append(text(`resumed ${channel} at ${offset}: nothing missed`)));
 });
 client.addEventListener('unsubscribed', drawChannels);
 

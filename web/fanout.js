@@ -1,4 +1,4 @@
-// fanout.js — the browser client for fanout's client protocol v1 (DESIGN.md).
+// fanout.js — the browser client for fanout's client protocol v1.1 (DESIGN.md).
 //
 // A dependency-free ES module: `import { FanoutClient } from './fanout.js'`.
 // It owns one WebSocket at a time, the set of channels the application wants,
@@ -25,6 +25,16 @@
 // the cap like any other failure, asking again each time). Before the token
 // expires (its `exp`, read from the JWT) it asks again and refreshes the
 // connection in-band: {"type":"auth","token":…} -> {"type":"authed"}.
+//
+// Positions (v1.1): on a positioned channel every message has an offset
+// inside an epoch. The client remembers the last position per channel and
+// resubscribes with `since` after every reconnect, on whichever instance it
+// lands: the server replays what was published meanwhile (the message
+// events carry `recovered: true`), each offset once. Only when the server
+// cannot do that (`recovered: false`, or a `gap` frame) does the application
+// get a `gap` event and should refetch its state. A message whose offset the
+// client has already seen is dropped (counted in stats.duplicates; the
+// server never sends one, this is a belt to its braces).
 
 /** Close codes of the fanout protocol. */
 export const CloseCode = Object.freeze({
@@ -110,13 +120,18 @@ const CHANNEL_RE = /^(?!__)[A-Za-z0-9_.:/-]{1,200}$/;
  * Events (all FanoutEvent, payload in `event.detail`):
  *   hello    {instance, version, frame}          every (re)connection
  *   status   {state, prev, code, reason, delayMs, attempt}
- *   message  {channel, instance, data, frame}
- *   gap      {channel, reason, local}             refetch state for that channel;
- *            local=true: the client itself was disconnected and resubscribed
+ *   message  {channel, instance, data, offset, recovered, frame}
+ *            offset: the message's position (positioned channels, else undefined);
+ *            recovered: true when it was replayed after a reconnect
+ *   gap      {channel, reason, local, epoch, offset}  refetch state for that channel;
+ *            local=true: the client itself was disconnected and the server could
+ *            not replay what it missed (never sent when the replay succeeded);
+ *            epoch/offset: where the stream continues (positioned channels)
  *   error    {code, message, id, closeCode}       server error frames and local problems
  *            (token_failed: getToken() threw or timed out)
  *   authed   {expiresAt}                          an in-band token refresh was accepted
- *   subscribed / unsubscribed  {channel}
+ *   subscribed {channel, epoch, offset, recovered}  (recovered: only after a resume)
+ *   unsubscribed {channel}
  */
 export class FanoutClient extends EventTarget {
   /**
@@ -175,8 +190,11 @@ export class FanoutClient extends EventTarget {
     this._token = null; // the token of the current connection
     this._firstOpen = null; // {promise, resolve, reject} for connect()
     this._resubscribing = new Set(); // channels to re-confirm after a reconnect
+    this._pos = new Map(); // channel -> {epoch, offset}: the last position seen
+    this._replayTo = new Map(); // channel -> offset up to which messages are a replay
+    this._sinceSent = new Map(); // channel -> the since of the subscribe in flight
     this._lastRx = 0; // time of the last frame received
-    this.stats = { messages: 0, reconnects: 0, gaps: 0, connects: 0 };
+    this.stats = { messages: 0, reconnects: 0, gaps: 0, connects: 0, recovered: 0, resumes: 0, duplicates: 0 };
     for (const ch of opts.channels || []) this._channels.add(String(ch));
   }
 
@@ -195,6 +213,16 @@ export class FanoutClient extends EventTarget {
   /** The channels the client keeps subscribed, in insertion order. */
   get channels() {
     return [...this._channels];
+  }
+
+  /**
+   * The last position seen on a positioned channel, {epoch, offset}, or null.
+   * An application that keeps it (e.g. in sessionStorage) can pass it back
+   * to subscribe(channel, {since}) after a page reload.
+   */
+  position(channel) {
+    const p = this._pos.get(String(channel));
+    return p ? { ...p } : null;
   }
 
   /**
@@ -222,11 +250,20 @@ export class FanoutClient extends EventTarget {
    * that is missed). While disconnected, it resolves after the next connection
    * confirms it. Rejects with FanoutError (code bad_channel, forbidden,
    * too_many_subscriptions, no_backend, ...) and then forgets the channel.
+   * opts.since = {epoch, offset}: start after that position (a position()
+   * kept from an earlier page); resolves with {recovered} saying whether
+   * the messages after it are replayed.
    */
-  subscribe(channel) {
+  subscribe(channel, opts = {}) {
     channel = String(channel);
     if (!CHANNEL_RE.test(channel))
       return Promise.reject(new FanoutError('bad_channel', `invalid channel name: ${channel}`));
+    if (opts.since && !this._channels.has(channel)) {
+      const { epoch, offset } = opts.since;
+      if (typeof epoch !== 'string' || !Number.isSafeInteger(offset) || offset < 0)
+        return Promise.reject(new FanoutError('bad_request', 'since must be {epoch: string, offset: integer >= 0}'));
+      this._pos.set(channel, { epoch, offset });
+    }
     if (this._state === State.CLOSED)
       return Promise.reject(new FanoutError('closed', 'client is closed'));
     const p = new Promise((resolve, reject) => {
@@ -244,6 +281,8 @@ export class FanoutClient extends EventTarget {
   unsubscribe(channel) {
     channel = String(channel);
     const had = this._channels.delete(channel);
+    this._pos.delete(channel);
+    this._replayTo.delete(channel);
     this._rejectWaiters(channel, new FanoutError('unsubscribed', `unsubscribed from ${channel}`));
     if (!had || !this._isOpen()) return Promise.resolve({ type: 'unsubscribed', channel });
     return this._request({ type: 'unsubscribe', channel }, 'unsubscribe');
@@ -480,16 +519,18 @@ export class FanoutClient extends EventTarget {
         if (this._firstOpen) this._firstOpen.resolve(f);
         break;
       case 'message':
-        this.stats.messages += 1;
-        this._emit('message', { channel: f.channel, instance: f.instance, data: f.data, frame: f });
+        this._onMessage(f);
         break;
       case 'gap':
+        if (typeof f.epoch === 'string' && Number.isSafeInteger(f.offset))
+          this._pos.set(f.channel, { epoch: f.epoch, offset: f.offset });
+        this._replayTo.delete(f.channel);
         this.stats.gaps += 1;
-        this._emit('gap', { channel: f.channel, reason: f.reason, local: false, frame: f });
+        this._emit('gap', { channel: f.channel, reason: f.reason, local: false, epoch: f.epoch, offset: f.offset, frame: f });
         break;
       case 'subscribed':
         if (pending) this._settle(f.id);
-        this._onSubscribed(f.channel);
+        this._onSubscribed(f.channel, f);
         break;
       case 'unsubscribed':
         if (pending) this._settle(f.id, f);
@@ -509,6 +550,8 @@ export class FanoutClient extends EventTarget {
           if (pending.kind === 'subscribe' && pending.channel) {
             this._channels.delete(pending.channel);
             this._resubscribing.delete(pending.channel);
+            this._pos.delete(pending.channel);
+            this._sinceSent.delete(pending.channel);
             this._rejectWaiters(pending.channel, err);
           }
         }
@@ -520,16 +563,58 @@ export class FanoutClient extends EventTarget {
     }
   }
 
-  _onSubscribed(channel) {
+  _onMessage(f) {
+    const p = this._pos.get(f.channel);
+    let recovered = false;
+    if (Number.isSafeInteger(f.offset)) {
+      if (p && f.offset <= p.offset) {
+        this.stats.duplicates += 1; // seen already: never twice to the app
+        return;
+      }
+      if (p) p.offset = f.offset;
+      const upTo = this._replayTo.get(f.channel);
+      if (upTo !== undefined) {
+        recovered = f.offset <= upTo;
+        if (f.offset >= upTo) this._replayTo.delete(f.channel);
+      }
+    }
+    this.stats.messages += 1;
+    if (recovered) this.stats.recovered += 1;
+    this._emit('message', { channel: f.channel, instance: f.instance, data: f.data, offset: f.offset, recovered, frame: f });
+  }
+
+  _onSubscribed(channel, f = {}) {
     if (!this._channels.has(channel)) return; // unsubscribed meanwhile
+    const since = this._sinceSent.get(channel);
+    this._sinceSent.delete(channel);
+    const positioned = typeof f.epoch === 'string' && Number.isSafeInteger(f.offset);
+    // Recovered: the replay up to f.offset follows and our position holds.
+    // Otherwise (fresh, or a resume the server could not recover) the
+    // stream continues after the position the server names.
+    const recovered = since !== undefined && f.recovered === true;
+    if (positioned && !recovered) this._pos.set(channel, { epoch: f.epoch, offset: f.offset });
+    if (!positioned) this._pos.delete(channel);
+    if (recovered && f.offset > since.offset) this._replayTo.set(channel, f.offset);
+    else this._replayTo.delete(channel);
+    const detail = { channel };
+    if (positioned) Object.assign(detail, { epoch: f.epoch, offset: f.offset });
+    if (since !== undefined) detail.recovered = recovered;
     const list = this._waiters.get(channel) || [];
     this._waiters.delete(channel);
-    for (const w of list) w.resolve({ type: 'subscribed', channel });
-    this._emit('subscribed', { channel });
-    if (this._resubscribing.delete(channel)) {
-      // We were disconnected: whatever was published meanwhile is lost.
+    for (const w of list) w.resolve({ type: 'subscribed', ...detail });
+    this._emit('subscribed', detail);
+    const reconnected = this._resubscribing.delete(channel);
+    if (recovered) {
+      this.stats.resumes += 1;
+      return; // nothing lost: the replay follows
+    }
+    if (reconnected || since !== undefined) {
+      // Disconnected, and the server could not replay what was published
+      // meanwhile (or the channel has no positions): the app must refetch.
       this.stats.gaps += 1;
-      this._emit('gap', { channel, reason: 'reconnected', local: true });
+      const gap = { channel, reason: since !== undefined ? 'not recovered' : 'reconnected', local: true };
+      if (positioned) Object.assign(gap, { epoch: f.epoch, offset: f.offset });
+      this._emit('gap', gap);
     }
   }
 
@@ -591,7 +676,15 @@ export class FanoutClient extends EventTarget {
   }
 
   _sendSubscribe(channel) {
-    this._request({ type: 'subscribe', channel }, 'subscribe').catch(() => {
+    const frame = { type: 'subscribe', channel };
+    const p = this._pos.get(channel);
+    if (p) {
+      frame.since = { epoch: p.epoch, offset: p.offset };
+      this._sinceSent.set(channel, frame.since);
+    } else {
+      this._sinceSent.delete(channel);
+    }
+    this._request(frame, 'subscribe').catch(() => {
       /* outcome reaches the channel's waiters */
     });
   }

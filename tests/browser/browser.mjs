@@ -55,6 +55,7 @@ export function pageState(page) {
     messages: Number(document.getElementById('count-messages').textContent),
     reconnects: Number(document.getElementById('count-reconnects').textContent),
     gaps: Number(document.getElementById('count-gaps').textContent),
+    recovered: Number(document.getElementById('count-recovered')?.textContent ?? 0),
     channels: [...document.querySelectorAll('#channels li')].map((li) => li.dataset.channel),
     rows: [...document.querySelectorAll('#updates li')].map((li) => ({
       kind: li.dataset.kind,
@@ -63,6 +64,8 @@ export function pageState(page) {
       data: li.querySelector('.data')?.textContent ?? null,
       text: li.textContent,
       t: Number(li.dataset.t),
+      offset: li.dataset.offset === undefined ? null : Number(li.dataset.offset),
+      recovered: li.dataset.recovered === '1',
     })),
     publishVisible: !document.getElementById('pub-form').hidden,
     publishNote: document.getElementById('pub-note').hidden ? null : document.getElementById('pub-note').textContent,

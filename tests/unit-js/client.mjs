@@ -1,9 +1,10 @@
 // client.mjs — unit tests (node, no browser, no network) for web/fanout.js's
 // FanoutClient: request/reply matching by id, events, reconnect schedule,
 // resubscription and close-code handling, access tokens (getToken before
-// every connection, 4003, in-band refresh before exp). The WebSocket,
-// timers, clock and random source are fakes injected through the
-// constructor.
+// every connection, 4003, in-band refresh before exp), and v1.1 positions
+// (resume with since after a reconnect, replay marks, gap only when not
+// recovered, no duplicate offset reaching the app). The WebSocket, timers,
+// clock and random source are fakes injected through the constructor.
 import assert from 'node:assert/strict';
 import { tap } from '../lib/tap.mjs';
 import { FanoutClient, State, tokenExpiry } from '../../web/fanout.js';
@@ -409,6 +410,103 @@ await t.test('before exp the token is refreshed in-band: auth -> authed, then th
   await settle();
   assert.ok(events.some((e) => e.type === 'error' && e.code === 'forbidden' && e.id === b.id));
   assert.equal(c.state, State.OPEN);
+});
+
+// ---- positions (v1.1) ----
+
+/** Answer the socket's subscribes as a positioned server would. */
+function answerSubs(ws, { epoch = 'E1', top = 0, recovered } = {}) {
+  for (const f of ws.sent.filter((x) => x.type === 'subscribe' && !x.answered)) {
+    f.answered = true;
+    const r = { type: 'subscribed', channel: f.channel, id: f.id, epoch, offset: top };
+    if (f.since) r.recovered = typeof recovered === 'function' ? recovered(f) : recovered;
+    ws.frame(r);
+  }
+}
+
+const msg = (channel, offset, data = offset) => ({ type: 'message', channel, instance: 'c1', offset, data });
+
+await t.test('positions: resubscribes with since after a reconnect; the replay is marked, no gap', async () => {
+  const { c, ws, events, clock } = setup({ channels: ['u'] });
+  c.connect();
+  ws().open();
+  answerSubs(ws(), { top: 10 });
+  assert.deepEqual(c.position('u'), { epoch: 'E1', offset: 10 });
+  ws().frame(msg('u', 11));
+  ws().frame(msg('u', 12));
+  assert.deepEqual(c.position('u'), { epoch: 'E1', offset: 12 });
+  ws().drop(1001, 'going away');
+  clock.advance(1000);
+  ws().open();
+  const sub = ws().last('subscribe');
+  assert.deepEqual(sub.since, { epoch: 'E1', offset: 12 });
+  answerSubs(ws(), { top: 15, recovered: true });
+  for (const o of [13, 14, 15, 16]) ws().frame(msg('u', o));
+  const ms = events.filter((e) => e.type === 'message');
+  assert.deepEqual(ms.map((e) => [e.offset, e.recovered]), [[11, false], [12, false], [13, true], [14, true], [15, true], [16, false]]);
+  assert.equal(events.filter((e) => e.type === 'gap').length, 0);
+  assert.equal(c.stats.resumes, 1);
+  assert.equal(c.stats.recovered, 3);
+  const sd = events.filter((e) => e.type === 'subscribed');
+  assert.deepEqual(sd[1], { type: 'subscribed', channel: 'u', epoch: 'E1', offset: 15, recovered: true });
+});
+
+await t.test('positions: not recovered -> one local gap with the new position, stream continues there', async () => {
+  const { c, ws, events, clock } = setup({ channels: ['u'] });
+  c.connect();
+  ws().open();
+  answerSubs(ws(), { top: 5 });
+  ws().frame(msg('u', 6));
+  ws().drop(1006);
+  clock.advance(1000);
+  ws().open();
+  answerSubs(ws(), { epoch: 'E2', top: 3, recovered: false });
+  const gaps = events.filter((e) => e.type === 'gap');
+  assert.equal(gaps.length, 1);
+  assert.deepEqual([gaps[0].local, gaps[0].reason, gaps[0].epoch, gaps[0].offset], [true, 'not recovered', 'E2', 3]);
+  assert.deepEqual(c.position('u'), { epoch: 'E2', offset: 3 });
+  ws().frame(msg('u', 4));
+  assert.equal(events.filter((e) => e.type === 'message').pop().offset, 4);
+});
+
+await t.test('positions: a duplicate offset never reaches the app; a gap frame moves the position', async () => {
+  const { c, ws, events } = setup({ channels: ['u'] });
+  c.connect();
+  ws().open();
+  answerSubs(ws(), { top: 0 });
+  for (const o of [1, 2, 2, 1, 3]) ws().frame(msg('u', o));
+  assert.deepEqual(events.filter((e) => e.type === 'message').map((e) => e.offset), [1, 2, 3]);
+  assert.equal(c.stats.duplicates, 2);
+  ws().frame({ type: 'gap', channel: 'u', reason: 'messages lost', epoch: 'E1', offset: 9 });
+  ws().frame(msg('u', 10));
+  const g = events.find((e) => e.type === 'gap');
+  assert.deepEqual([g.local, g.epoch, g.offset], [false, 'E1', 9]);
+  assert.deepEqual(c.position('u'), { epoch: 'E1', offset: 10 });
+});
+
+await t.test('positions: unpositioned channels keep the v1 behaviour (local gap on reconnect)', async () => {
+  const { c, ws, events, clock, up } = setup({ channels: ['plain'] });
+  c.connect();
+  up();
+  assert.equal(c.position('plain'), null);
+  ws().drop(1001);
+  clock.advance(1000);
+  up();
+  assert.equal(ws().last('subscribe').since, undefined);
+  const gaps = events.filter((e) => e.type === 'gap');
+  assert.deepEqual(gaps.map((g) => [g.local, g.reason]), [[true, 'reconnected']]);
+});
+
+await t.test('positions: subscribe(channel, {since}) starts after a kept position', async () => {
+  const { c, ws } = setup();
+  c.connect();
+  ws().open();
+  const p = c.subscribe('u', { since: { epoch: 'E1', offset: 7 } });
+  assert.deepEqual(ws().last('subscribe').since, { epoch: 'E1', offset: 7 });
+  answerSubs(ws(), { top: 9, recovered: true });
+  const r = await p;
+  assert.deepEqual([r.recovered, r.offset], [true, 9]);
+  await assert.rejects(c.subscribe('v', { since: { epoch: 'E1', offset: -1 } }), /since must be/);
 });
 
 t.done();
