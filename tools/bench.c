@@ -1200,9 +1200,12 @@ int cmd_bench(int argc, char **argv)
 	double connect_secs = 0;
 	struct rlimit rl;
 
-	for (int i = 1; i < argc; i++)
+	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--storm"))
 			return cmd_bench_storm(argc, argv);
+		if (!strcmp(argv[i], "--recovery"))
+			return cmd_bench_recovery(argc, argv);
+	}
 	b->nclients = 100;
 	b->nch = 1;
 	b->chprefix = "bench.";

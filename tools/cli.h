@@ -25,6 +25,8 @@ int cmd_push(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 /* `fanout-cli bench --storm` (storm.c): connection storms and drains. */
 int cmd_bench_storm(int argc, char **argv);
+/* `fanout-cli bench --recovery` (recover.c): the recovery storm. */
+int cmd_bench_recovery(int argc, char **argv);
 
 /* Print "fanout-cli: <msg>" to stderr. */
 void warnx_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

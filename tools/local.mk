@@ -9,7 +9,8 @@ tools_fanout_cli_SOURCES = \
 	plugins/valkey/library.c plugins/valkey/library.h \
 	plugins/valkey/redis_addr.c plugins/valkey/redis_addr.h \
 	tools/bench.c \
-	tools/storm.c
+	tools/storm.c \
+	tools/recover.c
 tools_fanout_cli_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/valkey -I$(top_builddir)/plugins/valkey -DVERSION='"$(VERSION)"' $(HIREDIS_CFLAGS) $(JANSSON_CFLAGS)
 tools_fanout_cli_CPPFLAGS += $(ZLIB_CFLAGS)
 tools_fanout_cli_LDADD = $(HIREDIS_LIBS) $(JANSSON_LIBS) $(ZLIB_LIBS) -lm
