@@ -193,6 +193,23 @@ static int check_client(struct lws *wsi, struct conn *c)
 	return conn_set_client(c, &client);
 }
 
+#define GO_ON 2
+
+/* Steps 0 and 1, shared by upgrades and streams: a complete request came
+ * (it counts against no timeout now), no URL or header cut at its limit,
+ * not the admin listener. GO_ON, or what the gate returns. */
+static int first_steps(struct lws *wsi, struct conn *c, const char *admin_refusal)
+{
+	if (c)
+		c->requests++;
+	int too_big = http_head_check(wsi);
+	if (too_big)
+		return http_head_refuse(wsi, too_big) ? -1 : 1;
+	if (c && c->admin)
+		return refused(wsi, c, REFUSE_PATH, 404, admin_refusal, NULL);
+	return GO_ON;
+}
+
 int gate_upgrade(struct lws *wsi)
 {
 	struct conn *c = conn_of(wsi);
@@ -200,14 +217,9 @@ int gate_upgrade(struct lws *wsi)
 	int uri_len = 0;
 	const char *why = NULL;
 
-	if (c)
-		c->requests++;
-	int too_big = http_head_check(wsi);
-	if (too_big)
-		return http_head_refuse(wsi, too_big) ? -1 : 1;
-	if (c && c->admin)
-		return refused(wsi, c, REFUSE_PATH, 404, "no WebSocket endpoint on the admin port",
-			       NULL);
+	int early = first_steps(wsi, c, "no WebSocket endpoint on the admin port");
+	if (early != GO_ON)
+		return early;
 	char up[16];
 	if (lws_hdr_copy(wsi, up, sizeof(up), WSI_TOKEN_UPGRADE) <= 0 ||
 	    strcasecmp(up, "websocket"))
@@ -352,13 +364,9 @@ int gate_stream(struct lws *wsi)
 	struct conn *c = conn_of(wsi);
 	const char *why = NULL;
 
-	if (c)
-		c->requests++;
-	int too_big = http_head_check(wsi);
-	if (too_big)
-		return http_head_refuse(wsi, too_big) ? -1 : 1;
-	if (c && c->admin)
-		return refused(wsi, c, REFUSE_PATH, 404, "no event stream on the admin port", NULL);
+	int early = first_steps(wsi, c, "no event stream on the admin port");
+	if (early != GO_ON)
+		return early;
 	if (check_client(wsi, c))
 		return refused(wsi, c, REFUSE_PER_IP, 429, "too many connections from this address",
 			       NULL);
