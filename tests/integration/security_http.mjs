@@ -305,6 +305,10 @@ await t.test('HTTP publish API: key, body checks, delivered once the broker acce
   };
   const ok = await post({ channel: 'news', data: { n: 1.10, s: 'x' } }, { Authorization: `apikey ${key}` });
   assert.equal(ok.responses[0].status, 200, ok.raw);
+  // loopback keeps history: the answer is the message's position
+  const pos = JSON.parse(ok.responses[0].body);
+  assert.match(pos.epoch, /^[A-Za-z0-9_-]{1,64}$/);
+  assert.equal(pos.offset, 1);
   const msg = await sub.next('message');
   assert.equal(msg.channel, 'news');
   assert.deepEqual(msg.data, { n: 1.1, s: 'x' });
@@ -328,6 +332,7 @@ await t.test('HTTP publish API: key, body checks, delivered once the broker acce
   // nothing of the refused ones arrived
   const n = await post({ channel: 'news', data: 'last' }, { Authorization: `apikey ${key}` });
   assert.equal(n.responses[0].status, 200);
+  assert.deepEqual(JSON.parse(n.responses[0].body), { epoch: pos.epoch, offset: 2 });
   assert.equal((await sub.next('message')).data, 'last');
   assert.equal(sub.all((fr) => fr.type === 'message').length, 2);
   assert.ok((await refusals(f)).api_key >= 4);
