@@ -6,7 +6,8 @@
  *            in flight); reported: the time until every one is confirmed
  *            (subscribed), per-client connect→subscribed percentiles,
  *            failures, the servers' CPU and RSS (memory per connection).
- *   drain    with --drain-pid: SIGTERM to that instance once all are in;
+ *   drain    with --drain-pid (the instance of the first --url): SIGTERM to
+ *            it once all are in;
  *            every client it closes (1001) reconnects at once (or after
  *            --reconnect-jitter-ms) to the next URL in the list and
  *            subscribes again; reported: the time until every client is
@@ -275,7 +276,8 @@ static void storm_help(void)
 	      "  -m, --channels M          channels bench.0 .. bench.M-1 (1)\n"
 	      "  --channel-prefix P        channel names P0..P(M-1) (bench.)\n"
 	      "  --max-pending N           connects in flight at once (default: all)\n"
-	      "  --drain-pid PID           SIGTERM this instance once every client is in\n"
+	      "  --drain-pid PID           SIGTERM this instance (the first --url's) once\n"
+	      "                            every client is in\n"
 	      "  --reconnect-jitter-ms J   reconnect after a random 0..J ms (0: at once)\n"
 	      "  --timeout-s S             give up after S seconds per phase (60)\n"
 	      "  -p, --server-pid PID      servers to sample (CPU, RSS); repeat or comma-separate\n"
@@ -450,10 +452,14 @@ int cmd_bench_storm(int argc, char **argv)
 		s->refused = 0;
 		int64_t d0 = now_ns_mono();
 		end = d0 + (int64_t)(s->timeout_s * 1e9);
+		/* the drained instance is the first --url: every client that
+		 * started there must be closed, move and be back */
+		int on_first = 0;
+		for (int i = 0; i < s->nclients; i++)
+			on_first += s->cl[i].url == 0;
 		kill(s->drain_pid, SIGTERM);
-		/* wait for the closes to start, then until everyone is back */
 		while (!stop_requested && now_ns_mono() < end &&
-		       (s->closed_1001 == 0 || s->ready < s->nclients))
+		       (s->closed_1001 < on_first || s->ready < s->nclients))
 			poll_round(s, 1);
 		for (int i = 0; i < s->nclients; i++)
 			moved += s->cl[i].moved;
