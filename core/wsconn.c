@@ -372,7 +372,9 @@ static void flush(struct wsconn *c)
 				break; /* nothing after a close frame */
 		}
 		size_t offered = c->ssl && total > sizeof(tls_wbuf) ? sizeof(tls_wbuf) : total;
-		ssize_t k = c->ssl ? tls_write(c, iov, n) : writev(c->io.fd, iov, n);
+		ssize_t k = c->ssl   ? tls_write(c, iov, n)
+			    : n == 1 ? write(c->io.fd, iov[0].iov_base, iov[0].iov_len)
+				     : writev(c->io.fd, iov, n); /* write: no iovec import */
 		if (k < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
 				loop_io_set(&c->io, LOOP_IN | LOOP_OUT);
