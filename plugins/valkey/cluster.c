@@ -13,8 +13,9 @@
  * redisReader, PINGed for liveness). A channel lives on the shard that owns
  * the slot of its broker name; its subscribes travel as one SSUBSCRIBE per
  * slot (a multi-channel SSUBSCRIBE must stay in one slot), answered in
- * order, so each SSUBSCRIBE/SUNSUBSCRIBE sent is remembered (struct pend)
- * to tell which channels an error reply (MOVED) refers to. A channel that
+ * order, so each SSUBSCRIBE/SUNSUBSCRIBE sent is remembered (struct
+ * rconn_pend, rconn.c) to tell which channels an error reply (MOVED, an ACL
+ * -NOPERM) refers to. A channel that
  * moves to another shard, or whose shard reconnected, is subscribed again
  * there and then gets host->gap(channel) (recovered by fanoutd from the
  * history); channels of the other shards never notice. A function call
@@ -25,8 +26,7 @@
  * Runs on the host's loop thread. Allocates the slot table (16384
  * pointers), one struct shard per primary (freed by a 0 ms reap timer once
  * it left the map: a hiredis context is never freed inside its own
- * callback) and one struct pend per SSUBSCRIBE/SUNSUBSCRIBE in flight
- * (freed with its last reply, or when the connection goes).
+ * callback).
  */
 #include "vk.h"
 
@@ -34,16 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-enum pend_kind { P_SSUB, P_SUNSUB };
-
-struct pend {
-	struct pend *next;
-	enum pend_kind kind;
-	size_t left; /* replies still expected */
-	size_t n;
-	char *names[]; /* broker channel names */
-};
 
 /* ---- slots: CRC16-CCITT (XMODEM) of the key or its {hash tag}, mod 16384 ---- */
 
@@ -96,64 +86,28 @@ bool cluster_up(struct vk *vk, char *why, size_t whylen)
 	return true;
 }
 
-/* ---- pending SSUBSCRIBE / SUNSUBSCRIBE ---- */
-
-static void pend_pop(struct shard *sh)
-{
-	struct pend *p = sh->pend;
-
-	if (!p)
-		return;
-	sh->pend = p->next;
-	if (!sh->pend)
-		sh->pend_tail = &sh->pend;
-	for (size_t i = 0; i < p->n; i++)
-		free(p->names[i]);
-	free(p);
-}
-
-static void pend_clear(struct shard *sh)
-{
-	while (sh->pend)
-		pend_pop(sh);
-}
-
-/* Send cmd for the n channels (all of one slot) and remember it. */
-static int send_slot_batch(struct shard *sh, enum pend_kind kind, struct chan **chans, size_t n)
+/* Send SSUBSCRIBE (sub) or SUNSUBSCRIBE for the n channels (all of one
+ * slot); rconn remembers it until it is answered. */
+static int send_slot_batch(struct shard *sh, bool sub, struct chan **chans, size_t n)
 {
 	struct vk *vk = sh->vk;
-	const char **argv = calloc(n + 1, sizeof(*argv));
-	size_t *argl = calloc(n + 1, sizeof(*argl));
-	struct pend *p = calloc(1, sizeof(*p) + n * sizeof(char *));
+	char **names = calloc(n, sizeof(*names));
+	size_t *lens = calloc(n, sizeof(*lens));
+	size_t k = 0;
 	int rc = FANOUT_ENOMEM;
 
-	if (!argv || !argl || !p)
+	if (!names || !lens)
 		goto out;
-	argv[0] = kind == P_SSUB ? "SSUBSCRIBE" : "SUNSUBSCRIBE";
-	argl[0] = strlen(argv[0]);
-	p->kind = kind;
-	for (size_t i = 0; i < n; i++) {
-		p->names[i] = vk_broker_name(vk, chans[i]->name, &argl[i + 1]);
-		if (!p->names[i])
+	for (; k < n; k++)
+		if (!(names[k] = vk_broker_name(vk, chans[k]->name, &lens[k])))
 			goto out;
-		p->n++;
-		argv[i + 1] = p->names[i];
-	}
-	p->left = n;
-	rc = rconn_send(&sh->sub, (int)n + 1, argv, argl);
-	if (rc == 0) {
-		*sh->pend_tail = p;
-		sh->pend_tail = &p->next;
-		p = NULL;
-	}
+	rc = rconn_send_chans(&sh->sub, sub ? "SSUBSCRIBE" : "SUNSUBSCRIBE", sub,
+			      (const char *const *)names, lens, n);
 out:
-	if (p) {
-		for (size_t i = 0; i < p->n; i++)
-			free(p->names[i]);
-		free(p);
-	}
-	free(argv);
-	free(argl);
+	for (size_t i = 0; names && i < k; i++)
+		free(names[i]);
+	free(names);
+	free(lens);
 	return rc;
 }
 
@@ -231,9 +185,11 @@ static void flush_shard(struct vk *vk, struct shard *sh)
 			qsort(order, n, sizeof(*order), cmp_slot);
 			for (size_t i = 0; i < n;) {
 				size_t j = i, k = 0;
-				while (j < n && order[j][0] == order[i][0] && k < MAX_BATCH)
+				/* A solo channel (its batch was refused) goes alone. */
+				while (j < n && order[j][0] == order[i][0] && k < MAX_BATCH &&
+				       (k == 0 || (!batch[0]->solo && !chans[order[j][1]]->solo)))
 					batch[k++] = chans[order[j++][1]];
-				if (send_slot_batch(sh, sub ? P_SSUB : P_SUNSUB, batch, k) < 0) {
+				if (send_slot_batch(sh, sub, batch, k) < 0) {
 					free(batch);
 					goto out;
 				}
@@ -643,7 +599,6 @@ static void sub_lost(struct rconn *rc, const char *why, bool penalty, void *arg)
 	char msg[600];
 
 	(void)rc;
-	pend_clear(sh);
 	snprintf(sh->why, sizeof(sh->why), "%s", why);
 	snprintf(msg, sizeof(msg), "%s: %s", sh->sub_label, why);
 	if (!vk->stopping)
@@ -687,7 +642,7 @@ static void channel_displaced(struct vk *vk, struct shard *sh, struct chan *c, c
 static void sub_error(struct shard *sh, const redisReply *r)
 {
 	struct vk *vk = sh->vk;
-	struct pend *p = sh->pend;
+	const struct rconn_pend *p = rconn_pend_head(&sh->sub);
 	bool moved = !strncmp(r->str, "MOVED", 5) || !strncmp(r->str, "ASK", 3) ||
 		     !strncmp(r->str, "CLUSTERDOWN", 11) || !strncmp(r->str, "TRYAGAIN", 8);
 
@@ -696,24 +651,24 @@ static void sub_error(struct shard *sh, const redisReply *r)
 		vk->host->log(vk->b, FANOUT_LOG_WARN, "%s: error reply: %s", sh->sub_label, r->str);
 		return;
 	}
-	if (!moved)
-		vk->host->log(vk->b, FANOUT_LOG_WARN, "%s: %s refused: %s", sh->sub_label,
-			      p->kind == P_SSUB ? "SSUBSCRIBE" : "SUNSUBSCRIBE", r->str);
+	if (!moved && !p->sub)
+		vk->host->log(vk->b, FANOUT_LOG_WARN, "%s: SUNSUBSCRIBE refused: %s", sh->sub_label,
+			      r->str);
 	for (size_t i = 0; i < p->n; i++) {
 		struct chan *c = subs_chan_of(vk, p->names[i], strlen(p->names[i]));
 		if (!c || c->shard != sh)
 			continue;
-		if (p->kind == P_SUNSUB) {
+		if (!p->sub) {
 			subs_unsub_reply(vk, c);
 		} else if (c->sub_sent) {
 			c->sub_sent = false;
 			if (moved)
 				channel_displaced(vk, sh, c, "slot moved");
 			else
-				subs_fail(vk, c);
+				subs_refused(vk, c, p->n, r->str);
 		}
 	}
-	pend_pop(sh);
+	rconn_pend_pop(&sh->sub);
 }
 
 static void sub_reply(struct rconn *rc, const redisReply *r, void *arg)
@@ -740,8 +695,8 @@ static void sub_reply(struct rconn *rc, const redisReply *r, void *arg)
 		return;
 	}
 	if (strcasecmp(kind, "ssubscribe") == 0) {
-		if (sh->pend && sh->pend->kind == P_SSUB && --sh->pend->left == 0)
-			pend_pop(sh);
+		if (rconn_pend_head(&sh->sub) && rconn_pend_head(&sh->sub)->sub)
+			rconn_pend_reply(&sh->sub);
 		c = subs_chan_of(vk, ch->str, ch->len);
 		if (c && c->shard == sh && c->sub_sent)
 			subs_confirmed(vk, c);
@@ -749,10 +704,9 @@ static void sub_reply(struct rconn *rc, const redisReply *r, void *arg)
 	}
 	if (strcasecmp(kind, "sunsubscribe") == 0) {
 		c = subs_chan_of(vk, ch->str, ch->len);
-		if (sh->pend && sh->pend->kind == P_SUNSUB) {
+		if (rconn_pend_head(&sh->sub) && !rconn_pend_head(&sh->sub)->sub) {
 			/* The answer to ours. */
-			if (--sh->pend->left == 0)
-				pend_pop(sh);
+			rconn_pend_reply(&sh->sub);
 			if (c && c->shard == sh)
 				subs_unsub_reply(vk, c);
 			return;
@@ -778,7 +732,6 @@ void cluster_cmd_lost(struct shard *sh)
 
 static void shard_free(struct shard *sh)
 {
-	pend_clear(sh);
 	conn_close(&sh->cmd);
 	conn_free(&sh->cmd);
 	rconn_free(&sh->sub);
@@ -794,7 +747,6 @@ static struct shard *shard_new(struct vk *vk, const char *ip, int port)
 	if (!sh)
 		return NULL;
 	sh->vk = vk;
-	sh->pend_tail = &sh->pend;
 	snprintf(sh->ip, sizeof(sh->ip), "%s", ip);
 	sh->port = port;
 	snprintf(sh->addr, sizeof(sh->addr), strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip, port);
@@ -855,7 +807,6 @@ void cluster_start(struct vk *vk)
 void cluster_stop(struct vk *vk)
 {
 	for (struct shard *sh = vk->shards; sh; sh = sh->next) {
-		pend_clear(sh);
 		conn_close(&sh->cmd);
 		rconn_close(&sh->sub);
 		vk->host->timer_disarm(sh->t_retry);

@@ -1,11 +1,16 @@
 /*
- * conn.c — the valkey backend's broker connections: one hiredis async
- * context each (the subscriber and the command connection), driven by the
- * host's fd watches through a five-hook hiredis adapter
+ * conn.c — the valkey backend's broker connections and their life:
+ * resolve, connect, handshake, ready, lost, reconnect with exponential
+ * backoff and full jitter. A command connection (the single broker's, a
+ * cluster's seed and each shard's) is a hiredis async context driven by
+ * the host's fd watches through a five-hook hiredis adapter
  * (addRead/delRead/addWrite/delWrite/cleanup → watch_add/watch_set/
- * watch_remove), and the life of each connection: resolve, connect,
- * handshake (AUTH, SELECT, PING), ready, lost, reconnect with exponential
- * backoff and full jitter.
+ * watch_remove); its handshake is AUTH, SELECT, PING and FUNCTION LOAD.
+ * The single broker's subscriber connection is an rconn (rconn.c: our own
+ * socket, RESP read with redisReader; handshake AUTH + PING), because
+ * hiredis 0.14's async API drops the connection on an error reply to a
+ * SUBSCRIBE (an ACL -NOPERM) instead of handing it to anyone; pub/sub is
+ * the same in every database, so it sends no SELECT.
  *
  * Threads: everything runs on the host's loop thread, except a short-lived
  * resolver thread per connect attempt when the broker is given by host name:
@@ -17,7 +22,8 @@
  * backoff, a 0 ms "drop" timer so an async context is never freed inside its
  * own callback), made by conn_init() and freed by conn_free(); the hiredis
  * context (freed by hiredis after a disconnect, or by conn_drop_now() /
- * conn_close()); one struct resolve_job per resolver thread (freed on the
+ * conn_close()), or the subscriber's rconn (its buffers and timers, freed
+ * by conn_free()); one struct resolve_job per resolver thread (freed on the
  * loop after join).
  */
 #include "vk.h"
@@ -169,6 +175,14 @@ void conn_drop_now(struct conn *cn, const char *why)
 {
 	redisAsyncContext *ac = cn->ac;
 
+	if (cn->kind == SUB) {
+		/* rconn may be closed from inside its own callbacks. */
+		if (cn->phase == C_IDLE || cn->phase == C_RESOLVING)
+			return;
+		rconn_close(&cn->rc);
+		conn_lost(cn, why);
+		return;
+	}
 	if (!ac) {
 		if (cn->phase != C_IDLE && cn->phase != C_RESOLVING)
 			conn_lost(cn, why);
@@ -329,7 +343,7 @@ static void handshake_step(struct conn *cn, int step)
 		}
 		step = 2;
 	}
-	if (step == 2 && cn->kind == CMD) {
+	if (step == 2) {
 		/* A PING proves the broker answers (a stopped broker accepts TCP). */
 		const char *argv[] = {"PING"};
 		redisAsyncCommandArgv(cn->ac, on_handshake_reply, (void *)(intptr_t)2, 1, argv,
@@ -338,7 +352,7 @@ static void handshake_step(struct conn *cn, int step)
 	}
 	/* Not on a cluster's seed connection: it only discovers the shards (and
 	 * may be a replica); each shard's own command connection loads it. */
-	if (step == 3 && cn->kind == CMD && vk->positioned && (!vk->cluster || cn->shard)) {
+	if (step == 3 && vk->positioned && (!vk->cluster || cn->shard)) {
 		/* Every (re)connect: a broker restarted without persistence has
 		 * lost the library; REPLACE also updates an older one. */
 		const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", vk->lib};
@@ -346,14 +360,8 @@ static void handshake_step(struct conn *cn, int step)
 				      NULL);
 		return;
 	}
-	if (cn->kind == CMD) {
-		cn->vk->host->timer_disarm(cn->t_connect);
-		conn_ready(cn);
-	} else {
-		/* The subscriber is ready when its SUBSCRIBE of the probe channel is
-		 * confirmed (see on_sub_reply); the connect timer runs until then. */
-		subs_ready(vk);
-	}
+	cn->vk->host->timer_disarm(cn->t_connect);
+	conn_ready(cn);
 }
 
 static void on_connect(const redisAsyncContext *cac, int status)
@@ -376,12 +384,70 @@ static void on_connect(const redisAsyncContext *cac, int status)
 	handshake_step(cn, 0);
 }
 
+/* ---- the subscriber connection (rconn.c) ---- */
+
+/* AUTH and PING passed: subscribe. The subscriber is ready when its
+ * SUBSCRIBE of the probe channel is confirmed (subs_reply()); the connect
+ * timer runs until then. */
+static void sub_rc_ready(struct rconn *rc, void *arg)
+{
+	struct conn *cn = arg;
+
+	(void)rc;
+	cn->phase = C_HANDSHAKE;
+	subs_ready(cn->vk);
+}
+
+static void sub_rc_reply(struct rconn *rc, const redisReply *r, void *arg)
+{
+	struct conn *cn = arg;
+
+	(void)rc;
+	subs_reply(cn->vk, r);
+}
+
+static void sub_rc_lost(struct rconn *rc, const char *why, bool penalty, void *arg)
+{
+	struct conn *cn = arg;
+
+	(void)rc;
+	if (penalty)
+		cn->penalty = true;
+	if (cn->phase != C_READY && strncmp(why, "connect", 7) == 0)
+		cn->addr_rr++; /* try the next resolved address */
+	conn_lost(cn, why);
+}
+
+static const struct rconn_ops sub_rc_ops = {
+    .ready = sub_rc_ready,
+    .reply = sub_rc_reply,
+    .lost = sub_rc_lost,
+};
+
+static void sub_connect_to(struct conn *cn, const char *ip)
+{
+	struct vk *vk = cn->vk;
+	int rc;
+
+	cn->phase = C_CONNECTING;
+	vk->host->timer_arm(cn->t_connect, vk->connect_timeout_ms);
+	/* Failures arrive through sub_rc_lost(), maybe before this returns. */
+	rc = cn->unix_path ? rconn_connect_unix(&cn->rc, cn->unix_path)
+			   : rconn_connect(&cn->rc, ip, cn->port);
+	if (rc == FANOUT_EINVAL)
+		conn_lost(cn, cn->unix_path ? "unix socket path too long" : "not an IP address");
+}
+
 static void conn_connect_to(struct conn *cn, const char *ip)
 {
 	struct vk *vk = cn->vk;
 	redisAsyncContext *ac;
 	char why[300];
 
+	if (cn->kind == SUB) {
+		sub_connect_to(cn, ip);
+		return;
+	}
 	ac = cn->unix_path ? redisAsyncConnectUnix(cn->unix_path) : redisAsyncConnect(ip, cn->port);
 	if (!ac) {
 		cn->phase = C_CONNECTING;
@@ -541,6 +607,11 @@ int conn_init(struct vk *vk, struct conn *cn, enum conn_kind kind, const char *h
 	cn->port = port;
 	cn->unix_path = unix_path;
 	cn->label = kind == SUB ? "subscriber" : vk->cluster ? "seed" : "command";
+	if (kind == SUB) {
+		if (rconn_init(&cn->rc, vk, &sub_rc_ops, cn, cn->label) < 0)
+			return FANOUT_ENOMEM;
+		cn->rc.no_ping = true; /* probe.c proves the path end to end */
+	}
 	cn->t_connect = vk->host->timer_add(vk->b, on_connect_timeout, cn);
 	cn->t_retry = vk->host->timer_add(vk->b, on_retry, cn);
 	cn->t_drop = vk->host->timer_add(vk->b, on_drop_timer, cn);
@@ -560,6 +631,8 @@ void conn_close(struct conn *cn)
 		free_job(cn->job);
 		cn->job = NULL;
 	}
+	if (cn->kind == SUB)
+		rconn_close(&cn->rc);
 	if (cn->ac) {
 		cn->freeing = true;
 		redisAsyncFree(cn->ac);
@@ -579,6 +652,8 @@ void conn_free(struct conn *cn)
 
 	if (!h)
 		return;
+	if (cn->kind == SUB)
+		rconn_free(&cn->rc);
 	if (cn->t_connect)
 		h->timer_remove(cn->t_connect);
 	if (cn->t_retry)

@@ -1,19 +1,24 @@
 /*
  * rconn.c — a RESP connection the valkey backend reads itself (rconn.h):
- * a non-blocking TCP socket to a numeric address on one host fd watch, its
- * output buffered here, its input parsed with hiredis' redisReader. After
- * connecting it sends AUTH (when a password is configured) and PING, and
- * is ready when PING is answered; then it PINGs every probe_interval_ms and
- * drops the connection when an answer takes longer than probe_timeout_ms (a
- * SIGSTOPped or half-open broker). PING works on a subscribed RESP2
- * connection, which hiredis 0.14 could not do. Used for cluster shard
- * subscriber connections (cluster.c), whose SSUBSCRIBE hiredis' async API
- * cannot carry.
+ * a non-blocking TCP socket to a numeric address (or a unix socket) on one
+ * host fd watch, its output buffered here, its input parsed with hiredis'
+ * redisReader. After connecting it sends AUTH (when a password is
+ * configured) and PING, and is ready when PING is answered; then, unless
+ * the owner probes otherwise (no_ping), it PINGs every probe_interval_ms
+ * and drops the connection when an answer takes longer than
+ * probe_timeout_ms (a SIGSTOPped or half-open broker). PING works on a
+ * subscribed RESP2 connection, which hiredis 0.14 could not do. It also
+ * remembers each (S)SUBSCRIBE / (S)UNSUBSCRIBE sent (struct rconn_pend),
+ * so the owner can tie an error reply to the channels it refused. Used for
+ * every subscriber connection: cluster shards (cluster.c, SSUBSCRIBE) and
+ * the single broker's (conn.c + subs.c, SUBSCRIBE), because hiredis 0.14's
+ * async API carries neither SSUBSCRIBE nor an error reply to SUBSCRIBE.
  *
  * Runs on the host's loop thread. Allocates the output buffer (at most
- * RCONN_OUT_MAX), one redisReader per connection and three timers; a
- * closed rconn keeps its buffer and timers for the next connect,
- * rconn_free() frees them.
+ * RCONN_OUT_MAX), one redisReader per connection, one struct rconn_pend
+ * per pub/sub command awaiting replies (freed with its last reply or when
+ * the connection closes) and three timers; a closed rconn keeps its buffer
+ * and timers for the next connect, rconn_free() frees them.
  */
 #include "vk.h"
 
@@ -25,9 +30,28 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static void rc_set_events(struct rconn *rc, unsigned events);
+
+void rconn_pend_pop(struct rconn *rc)
+{
+	struct rconn_pend *p = rc->pend;
+
+	if (!p)
+		return;
+	rc->pend = p->next;
+	if (!rc->pend)
+		rc->pend_tail = &rc->pend;
+	free(p);
+}
+
+void rconn_pend_reply(struct rconn *rc)
+{
+	if (rc->pend && --rc->pend->left == 0)
+		rconn_pend_pop(rc);
+}
 
 /* Close the socket and forget the connection; the owner is told by fail(). */
 static void rc_shut(struct rconn *rc)
@@ -45,6 +69,8 @@ static void rc_shut(struct rconn *rc)
 	rc->phase = R_IDLE;
 	rc->ping_out = false;
 	rc->handshake = 0;
+	while (rc->pend)
+		rconn_pend_pop(rc); /* their replies will never come */
 	vk->host->timer_disarm(rc->t_connect);
 	vk->host->timer_disarm(rc->t_ping);
 	vk->host->timer_disarm(rc->t_ping_timeout);
@@ -121,6 +147,50 @@ int rconn_send(struct rconn *rc, int argc, const char **argv, const size_t *argl
 	return 0;
 }
 
+int rconn_send_chans(struct rconn *rc, const char *cmd, bool sub, const char *const *names,
+		     const size_t *lens, size_t n)
+{
+	const char **argv = calloc(n + 1, sizeof(*argv));
+	size_t *argl = calloc(n + 1, sizeof(*argl));
+	size_t bytes = 0;
+	struct rconn_pend *p = NULL;
+	char *at;
+	int rc_ = FANOUT_ENOMEM;
+
+	if (!argv || !argl)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		bytes += lens[i] + 1;
+	p = malloc(sizeof(*p) + n * sizeof(char *) + bytes);
+	if (!p)
+		goto out;
+	p->next = NULL;
+	p->sub = sub;
+	p->left = p->n = n;
+	at = (char *)&p->names[n];
+	argv[0] = cmd;
+	argl[0] = strlen(cmd);
+	for (size_t i = 0; i < n; i++) {
+		memcpy(at, names[i], lens[i]);
+		at[lens[i]] = '\0';
+		p->names[i] = at;
+		argv[i + 1] = names[i];
+		argl[i + 1] = lens[i];
+		at += lens[i] + 1;
+	}
+	rc_ = rconn_send(rc, (int)n + 1, argv, argl);
+	if (rc_ == 0) {
+		*rc->pend_tail = p;
+		rc->pend_tail = &p->next;
+		p = NULL;
+	}
+out:
+	free(p);
+	free(argv);
+	free(argl);
+	return rc_;
+}
+
 static bool is_pong(const redisReply *r)
 {
 	if (r->type == REDIS_REPLY_STATUS)
@@ -138,10 +208,12 @@ static bool dispatch(struct rconn *rc, const redisReply *r)
 	if (rc->phase == R_HANDSHAKE) {
 		if (r->type == REDIS_REPLY_ERROR) {
 			char why[400];
+			/* AUTH (when sent) goes first, PING last. */
+			const char *what = rc->handshake > 1 ? "AUTH" : "PING";
 			bool denied = strncmp(r->str, "WRONGPASS", 9) == 0 ||
 				      strncmp(r->str, "NOAUTH", 6) == 0 ||
 				      strncmp(r->str, "NOPERM", 6) == 0;
-			snprintf(why, sizeof(why), "handshake refused by the broker%s: %s",
+			snprintf(why, sizeof(why), "%s refused by the broker%s: %s", what,
 				 denied ? " (check username/password and ACL)" : "", r->str);
 			if (denied)
 				count(vk, "auth_failures", 1);
@@ -151,7 +223,7 @@ static bool dispatch(struct rconn *rc, const redisReply *r)
 		if (--rc->handshake == 0) {
 			rc->phase = R_READY;
 			vk->host->timer_disarm(rc->t_connect);
-			if (vk->probe_interval_ms)
+			if (vk->probe_interval_ms && !rc->no_ping)
 				vk->host->timer_arm(rc->t_ping, vk->probe_interval_ms);
 			rc->ops->ready(rc, rc->arg);
 		}
@@ -160,7 +232,8 @@ static bool dispatch(struct rconn *rc, const redisReply *r)
 	if (rc->ping_out && is_pong(r)) {
 		rc->ping_out = false;
 		vk->host->timer_disarm(rc->t_ping_timeout);
-		vk->host->timer_arm(rc->t_ping, vk->probe_interval_ms);
+		if (vk->probe_interval_ms && !rc->no_ping)
+			vk->host->timer_arm(rc->t_ping, vk->probe_interval_ms);
 		return true;
 	}
 	rc->ops->reply(rc, r, rc->arg);
@@ -300,12 +373,52 @@ static void on_ping_timeout(struct fanout_timer *t, void *arg)
 	fail(rc, why, false);
 }
 
-int rconn_connect(struct rconn *rc, const char *ip, int port)
+/* Open a socket to ss and start connecting (the address is checked). */
+static int rc_open(struct rconn *rc, const struct sockaddr_storage *ss, socklen_t sl)
 {
 	struct vk *vk = rc->vk;
+	int one = 1, fd;
+
+	if (rc->reader)
+		redisReaderFree(rc->reader);
+	rc->reader = redisReaderCreate();
+	if (!rc->reader) {
+		rc->ops->lost(rc, "out of memory", false, rc->arg);
+		return 0;
+	}
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		char why[160];
+		snprintf(why, sizeof(why), "socket: %s", strerror(errno));
+		rc->ops->lost(rc, why, false, rc->arg);
+		return 0;
+	}
+	if (ss->ss_family != AF_UNIX) {
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	}
+	rc->fd = fd;
+	rc->phase = R_CONNECTING;
+	rc->watch = vk->host->watch_add(vk->b, fd, FANOUT_FD_WRITE, on_fd, rc);
+	rc->events = FANOUT_FD_WRITE;
+	if (!rc->watch) {
+		fail(rc, "cannot watch the socket", false);
+		return 0;
+	}
+	vk->host->timer_arm(rc->t_connect, vk->connect_timeout_ms);
+	if (connect(fd, (const struct sockaddr *)ss, sl) < 0 && errno != EINPROGRESS) {
+		char why[160];
+		snprintf(why, sizeof(why), "connect failed: %s", strerror(errno));
+		count(vk, "connect_failures", 1);
+		fail(rc, why, false);
+	}
+	return 0;
+}
+
+int rconn_connect(struct rconn *rc, const char *ip, int port)
+{
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	int one = 1, fd;
 
 	memset(&ss, 0, sizeof(ss));
 	if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
@@ -321,39 +434,24 @@ int rconn_connect(struct rconn *rc, const char *ip, int port)
 	}
 	snprintf(rc->ip, sizeof(rc->ip), "%s", ip);
 	rc->port = port;
-	if (rc->reader)
-		redisReaderFree(rc->reader);
-	rc->reader = redisReaderCreate();
-	if (!rc->reader)
-		goto oom;
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		char why[160];
-		snprintf(why, sizeof(why), "socket: %s", strerror(errno));
-		rc->ops->lost(rc, why, false, rc->arg);
-		return 0;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-	rc->fd = fd;
-	rc->phase = R_CONNECTING;
-	rc->watch = vk->host->watch_add(vk->b, fd, FANOUT_FD_WRITE, on_fd, rc);
-	rc->events = FANOUT_FD_WRITE;
-	if (!rc->watch) {
-		fail(rc, "cannot watch the socket", false);
-		return 0;
-	}
-	vk->host->timer_arm(rc->t_connect, vk->connect_timeout_ms);
-	if (connect(fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
-		char why[160];
-		snprintf(why, sizeof(why), "connect failed: %s", strerror(errno));
-		count(vk, "connect_failures", 1);
-		fail(rc, why, false);
-	}
-	return 0;
-oom:
-	rc->ops->lost(rc, "out of memory", false, rc->arg);
-	return 0;
+	rc->unix_path = NULL;
+	return rc_open(rc, &ss, sl);
+}
+
+int rconn_connect_unix(struct rconn *rc, const char *path)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_un *su = (struct sockaddr_un *)&ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strlen(path) >= sizeof(su->sun_path))
+		return FANOUT_EINVAL;
+	su->sun_family = AF_UNIX;
+	memcpy(su->sun_path, path, strlen(path) + 1);
+	rc->ip[0] = '\0';
+	rc->port = 0;
+	rc->unix_path = path;
+	return rc_open(rc, &ss, sizeof(*su));
 }
 
 int rconn_init(struct rconn *rc, struct vk *vk, const struct rconn_ops *ops, void *arg,
@@ -365,6 +463,7 @@ int rconn_init(struct rconn *rc, struct vk *vk, const struct rconn_ops *ops, voi
 	rc->arg = arg;
 	rc->label = label;
 	rc->fd = -1;
+	rc->pend_tail = &rc->pend;
 	rc->t_connect = vk->host->timer_add(vk->b, on_connect_timeout, rc);
 	rc->t_ping = vk->host->timer_add(vk->b, on_ping, rc);
 	rc->t_ping_timeout = vk->host->timer_add(vk->b, on_ping_timeout, rc);
@@ -396,4 +495,5 @@ void rconn_free(struct rconn *rc)
 	free(rc->out);
 	memset(rc, 0, sizeof(*rc));
 	rc->fd = -1;
+	rc->pend_tail = &rc->pend;
 }

@@ -7,10 +7,20 @@
  * deadline of a SUBSCRIBE, and the resubscription of every wanted channel
  * after a reconnect, ended by one host->gap(NULL, "backend reconnected").
  *
+ * Refusals: the broker answers a SUBSCRIBE with one error for the whole
+ * command when any of its channels is not allowed (ACL -NOPERM). The
+ * channels of a refused batch are sent again one per SUBSCRIBE ("solo"), so
+ * exactly the forbidden ones are refused (host->subscribed(channel, 0)) and
+ * the others subscribe; nothing else on the connection is disturbed. A
+ * channel that was live and is refused when subscribed again (its ACL
+ * changed, the broker disconnected us) stays wanted: it gets the global gap
+ * and is retried every reconnect_max_ms, with a gap of its own once it is
+ * subscribed again.
+ *
  * Runs on the host's loop thread. Allocates one struct chan (and its name)
  * per channel that is wanted or has a command in flight, freed once neither
  * holds; the table grows by doubling. subs_free() frees all of it and the
- * two timers.
+ * three timers.
  */
 #include "vk.h"
 
@@ -170,14 +180,25 @@ static void chan_maybe_free(struct vk *vk, struct chan *c)
 
 /* ---- subscriber side ---- */
 
+/* Every wanted channel is subscribed, or refused and retried (it gets a gap
+ * of its own when it is subscribed again). */
 static bool all_confirmed(struct vk *vk)
 {
 	FOR_EACH_CHAN(vk, c, n)
 	{
-		if (c->wanted && !c->confirmed)
+		if (c->wanted && !c->confirmed && !c->refused)
 			return false;
 	}
 	return true;
+}
+
+static void maybe_finish_resubscribe(struct vk *vk)
+{
+	if (!vk->gap_pending || !vk->probe_confirmed || !all_confirmed(vk))
+		return;
+	vk->gap_pending = false;
+	count(vk, "reconnects", 1);
+	vk->host->gap(vk->b, NULL, "backend reconnected");
 }
 
 static void on_confirm_timeout(struct fanout_timer *t, void *arg)
@@ -396,6 +417,8 @@ void subs_confirmed(struct vk *vk, struct chan *c)
 		return;
 	}
 	c->confirmed = true;
+	c->solo = false;
+	c->refused = false;
 	if (c->regap) {
 		/* Cluster: subscribed again after its shard reconnected or its slot
 		 * moved; what was published meanwhile may be missing. */
@@ -414,17 +437,66 @@ void subs_fail(struct vk *vk, struct chan *c)
 {
 	count(vk, "subscribe_errors", 1);
 	c->sub_sent = false;
+	c->solo = false;
 	if (c->wanted && !c->answered) {
 		c->answered = true;
 		c->wanted = false;
 		vk->host->subscribed(vk->b, c->name, 0);
 	} else if (c->wanted) {
-		/* Was live: try again with the next slot map, then a gap. */
+		/* Was live: try again (cluster: with the next slot map; else
+		 * after reconnect_max_ms), then a gap. */
 		c->regap = true;
 		c->regap_why = "backend could not subscribe again";
 		c->shard = NULL;
+		if (!vk->cluster) {
+			c->refused = true;
+			vk->host->timer_arm(vk->t_resub, vk->reconnect_max_ms);
+			maybe_finish_resubscribe(vk);
+		}
 	}
 	chan_maybe_free(vk, c);
+}
+
+/*
+ * The broker answered a SUBSCRIBE of nbatch channels, c among them, with
+ * one error (err). With several, which one is refused is unknown: c is sent
+ * again alone. Alone, c is refused. May free c.
+ */
+void subs_refused(struct vk *vk, struct chan *c, size_t nbatch, const char *err)
+{
+	c->sub_sent = false;
+	if (nbatch > 1) {
+		c->solo = true;
+		c->sub_queued = c->wanted;
+		vk->host->timer_arm(vk->t_flush, 0);
+		chan_maybe_free(vk, c);
+		return;
+	}
+	{
+		char msg[400];
+		snprintf(msg, sizeof(msg), "%s %s%s refused by the broker: %s",
+			 vk->cluster ? "SSUBSCRIBE" : "SUBSCRIBE", vk->prefix, c->name, err);
+		vk_log_failure(vk, vk->refused_logged, sizeof(vk->refused_logged), FANOUT_LOG_WARN,
+			       msg);
+	}
+	subs_fail(vk, c);
+}
+
+/* Retry the live channels whose SUBSCRIBE was refused after a reconnect. */
+static void on_resub(struct fanout_timer *t, void *arg)
+{
+	struct vk *vk = arg;
+
+	(void)t;
+	FOR_EACH_CHAN(vk, c, n)
+	{
+		if (c->refused && c->wanted && !c->confirmed && !c->sub_sent &&
+		    !c->unsub_inflight) {
+			c->solo = true;
+			c->sub_queued = true;
+		}
+	}
+	vk->host->timer_arm(vk->t_flush, 0);
 }
 
 /* The broker's answer to an UNSUBSCRIBE of c. May free c. */
@@ -445,29 +517,53 @@ void subs_unsub_reply(struct vk *vk, struct chan *c)
 	chan_maybe_free(vk, c);
 }
 
-static void maybe_finish_resubscribe(struct vk *vk)
+/* An error reply on the subscriber connection: the answer to the oldest
+ * (UN)SUBSCRIBE awaiting replies. */
+static void sub_error(struct vk *vk, const redisReply *reply)
 {
-	if (!vk->gap_pending || !vk->probe_confirmed || !all_confirmed(vk))
+	struct conn *cn = &vk->conn[SUB];
+	const struct rconn_pend *p = rconn_pend_head(&cn->rc);
+
+	count(vk, "error_replies", 1);
+	if (!p) {
+		vk->host->log(vk->b, FANOUT_LOG_WARN, "subscriber: error reply: %s", reply->str);
 		return;
-	vk->gap_pending = false;
-	count(vk, "reconnects", 1);
-	vk->host->gap(vk->b, NULL, "backend reconnected");
+	}
+	if (p->sub && p->n == 1 && strcmp(p->names[0], vk->probe_chan) == 0) {
+		char msg[512];
+		snprintf(msg, sizeof(msg),
+			 "SUBSCRIBE of the probe channel refused by the broker: %s (the ACL user "
+			 "needs the channels &%s__fanout_probe:*)",
+			 reply->str, vk->prefix);
+		count(vk, "auth_failures", 1);
+		cn->penalty = true;
+		conn_drop_now(cn, msg); /* forgets p */
+		return;
+	}
+	if (!p->sub)
+		vk->host->log(vk->b, FANOUT_LOG_WARN, "subscriber: UNSUBSCRIBE refused: %s",
+			      reply->str);
+	for (size_t i = 0; i < p->n; i++) {
+		struct chan *c = subs_chan_of(vk, p->names[i], strlen(p->names[i]));
+		if (!c)
+			continue;
+		if (!p->sub)
+			subs_unsub_reply(vk, c); /* may free c */
+		else if (c->sub_sent)
+			subs_refused(vk, c, p->n, reply->str); /* may free c */
+	}
+	rconn_pend_pop(&cn->rc);
+	maybe_finish_resubscribe(vk);
 }
 
-static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
+/* A reply or push on the single broker's subscriber connection (rconn.c). */
+void subs_reply(struct vk *vk, const redisReply *reply)
 {
-	struct conn *cn = ac->data;
-	redisReply *reply = r;
-	struct vk *vk;
+	struct conn *cn = &vk->conn[SUB];
 	const char *kind;
 
-	(void)priv;
-	if (!cn || !reply || cn->ac != ac)
-		return;
-	vk = cn->vk;
 	if (reply->type == REDIS_REPLY_ERROR) {
-		vk->host->log(vk->b, FANOUT_LOG_WARN, "subscriber: error reply: %s", reply->str);
-		count(vk, "error_replies", 1);
+		sub_error(vk, reply);
 		return;
 	}
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
@@ -485,6 +581,8 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
 		const char *full = reply->element[1]->str;
 		struct chan *c;
 
+		if (rconn_pend_head(&cn->rc) && rconn_pend_head(&cn->rc)->sub)
+			rconn_pend_reply(&cn->rc);
 		if (strcmp(full, vk->probe_chan) == 0) {
 			if (!vk->probe_confirmed) {
 				vk->probe_confirmed = true;
@@ -508,6 +606,8 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
 		const char *full = reply->element[1]->str;
 		struct chan *c;
 
+		if (rconn_pend_head(&cn->rc) && !rconn_pend_head(&cn->rc)->sub)
+			rconn_pend_reply(&cn->rc);
 		c = subs_chan_of(vk, full, reply->element[1]->len);
 		if (c)
 			subs_unsub_reply(vk, c);
@@ -515,42 +615,47 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
 }
 
 /* Send SUBSCRIBE/UNSUBSCRIBE for n broker channels in one command. */
-static int send_batch(struct vk *vk, const char *cmd, const char **names, size_t n)
+static int send_batch(struct vk *vk, bool sub, struct chan **chans, size_t n)
 {
-	const char **argv = calloc(n + 1, sizeof(*argv));
 	char **full = calloc(n, sizeof(*full));
+	size_t *lens = calloc(n, sizeof(*lens));
+	size_t k = 0;
 	int rc = FANOUT_ENOMEM;
 
-	if (!argv || !full)
+	if (!full || !lens)
 		goto out;
-	argv[0] = cmd;
-	for (size_t i = 0; i < n; i++) {
-		size_t l = strlen(names[i]);
-		full[i] = malloc(vk->prefix_len + l + 1);
-		if (!full[i])
+	for (; k < n; k++)
+		if (!(full[k] = vk_broker_name(vk, chans[k]->name, &lens[k])))
 			goto out;
-		memcpy(full[i], vk->prefix, vk->prefix_len);
-		memcpy(full[i] + vk->prefix_len, names[i], l + 1);
-		argv[i + 1] = full[i];
-	}
-	rc = redisAsyncCommandArgv(vk->conn[SUB].ac, on_sub_reply, NULL, (int)n + 1, argv, NULL) ==
-		     REDIS_OK
-		 ? 0
-		 : FANOUT_EIO;
+	rc = rconn_send_chans(&vk->conn[SUB].rc, sub ? "SUBSCRIBE" : "UNSUBSCRIBE", sub,
+			      (const char *const *)full, lens, n);
 out:
-	if (full)
-		for (size_t i = 0; i < n; i++)
-			free(full[i]);
+	for (size_t i = 0; full && i < k; i++)
+		free(full[i]);
 	free(full);
-	free(argv);
+	free(lens);
 	return rc;
+}
+
+/* The batch was sent: mark its channels. */
+static void batch_sent(struct chan **chans, size_t n, bool sub, uint64_t now)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (sub) {
+			chans[i]->sub_queued = false;
+			chans[i]->sub_sent = true;
+			chans[i]->sent_ms = now;
+		} else {
+			chans[i]->unsub_queued = false;
+			chans[i]->unsub_inflight++;
+		}
+	}
 }
 
 /* Send every queued SUBSCRIBE / UNSUBSCRIBE, batched. Only once the
  * subscriber is ready (probe channel confirmed): before that they wait. */
 static void flush_channels(struct vk *vk)
 {
-	const char *names[MAX_BATCH];
 	struct chan *chans[MAX_BATCH];
 	size_t n;
 	struct conn *cn = &vk->conn[SUB];
@@ -560,7 +665,7 @@ static void flush_channels(struct vk *vk)
 		cluster_flush(vk);
 		return;
 	}
-	if (!cn->ac || !vk->probe_confirmed)
+	if (cn->rc.phase != R_READY || !vk->probe_confirmed)
 		return;
 	now = now_ms(vk);
 	for (int pass = 0; pass < 2; pass++) {
@@ -572,42 +677,31 @@ static void flush_channels(struct vk *vk)
 				continue;
 			if (sub && c->unsub_inflight)
 				continue; /* resubscribed when the unsubscribe reply arrives */
-			names[n] = c->name;
+			if (sub && c->solo) {
+				/* Its batch was refused: alone, to learn whether it is. */
+				if (send_batch(vk, true, &c, 1) < 0)
+					goto fail;
+				batch_sent(&c, 1, true, now);
+				continue;
+			}
 			chans[n++] = c;
 			if (n == MAX_BATCH) {
-				if (send_batch(vk, sub ? "SUBSCRIBE" : "UNSUBSCRIBE", names, n) < 0)
+				if (send_batch(vk, sub, chans, n) < 0)
 					goto fail;
-				for (size_t i = 0; i < n; i++) {
-					if (sub) {
-						chans[i]->sub_queued = false;
-						chans[i]->sub_sent = true;
-						chans[i]->sent_ms = now;
-					} else {
-						chans[i]->unsub_queued = false;
-						chans[i]->unsub_inflight++;
-					}
-				}
+				batch_sent(chans, n, sub, now);
 				n = 0;
 			}
 		}
 		if (n) {
-			if (send_batch(vk, sub ? "SUBSCRIBE" : "UNSUBSCRIBE", names, n) < 0)
+			if (send_batch(vk, sub, chans, n) < 0)
 				goto fail;
-			for (size_t i = 0; i < n; i++) {
-				if (sub) {
-					chans[i]->sub_queued = false;
-					chans[i]->sub_sent = true;
-					chans[i]->sent_ms = now;
-				} else {
-					chans[i]->unsub_queued = false;
-					chans[i]->unsub_inflight++;
-				}
-			}
+			batch_sent(chans, n, sub, now);
 		}
 	}
 	vk->host->timer_arm(vk->t_confirm, vk->probe_timeout_ms);
 	return;
 fail:
+	/* rconn closed the connection itself when over its output cap. */
 	vk->host->log(vk->b, FANOUT_LOG_ERR, "cannot queue a (UN)SUBSCRIBE command");
 	conn_drop_later(cn, "cannot queue a command");
 }
@@ -622,10 +716,12 @@ static void on_flush(struct fanout_timer *t, void *arg)
 void subs_ready(struct vk *vk)
 {
 	struct conn *cn = &vk->conn[SUB];
-	const char *argv[] = {"SUBSCRIBE", vk->probe_chan};
+	const char *names[] = {vk->probe_chan};
 
-	if (redisAsyncCommandArgv(cn->ac, on_sub_reply, NULL, 2, argv, NULL) != REDIS_OK)
+	if (rconn_send_chans(&cn->rc, "SUBSCRIBE", true, names, &vk->probe_chan_len, 1) < 0) {
 		conn_drop_later(cn, "cannot queue SUBSCRIBE");
+		return;
+	}
 	/* The wanted channels go out in the same write, right behind it. */
 	vk->probe_confirmed = true; /* let flush_channels queue them */
 	flush_channels(vk);
@@ -694,6 +790,7 @@ bool subs_chan_void(struct vk *vk, struct chan *c)
 	c->confirmed = false;
 	top_cancel(vk, c); /* read again after the next confirmation */
 	c->sub_sent = false;
+	c->solo = false;
 	c->unsub_inflight = 0;
 	c->unsub_queued = false;
 	c->sub_queued = c->wanted;
@@ -725,7 +822,8 @@ int subs_init(struct vk *vk)
 	vk->tab = calloc(vk->tab_size, sizeof(*vk->tab));
 	vk->t_flush = vk->host->timer_add(vk->b, on_flush, vk);
 	vk->t_confirm = vk->host->timer_add(vk->b, on_confirm_timeout, vk);
-	if (!vk->tab || !vk->t_flush || !vk->t_confirm)
+	vk->t_resub = vk->host->timer_add(vk->b, on_resub, vk);
+	if (!vk->tab || !vk->t_flush || !vk->t_confirm || !vk->t_resub)
 		return FANOUT_ENOMEM;
 	return 0;
 }
@@ -736,6 +834,8 @@ void subs_free(struct vk *vk)
 		vk->host->timer_remove(vk->t_flush);
 	if (vk->t_confirm)
 		vk->host->timer_remove(vk->t_confirm);
+	if (vk->t_resub)
+		vk->host->timer_remove(vk->t_resub);
 	if (vk->tab) {
 		FOR_EACH_CHAN(vk, c, n)
 		{

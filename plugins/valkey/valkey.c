@@ -355,6 +355,7 @@ static void vk_stop(void *state)
 		conn_close(&vk->conn[k]);
 	vk->host->timer_disarm(vk->t_flush);
 	vk->host->timer_disarm(vk->t_confirm);
+	vk->host->timer_disarm(vk->t_resub);
 	vk->host->timer_disarm(vk->t_probe);
 	vk->host->timer_disarm(vk->t_probe_timeout);
 }

@@ -5,7 +5,9 @@
  * plugins/valkey; nothing here crosses the plugin ABI.
  *
  * Files: valkey.c (options, init/start/stop/destroy, up/down state), conn.c
- * (hiredis on the host loop: connect, resolve, handshake, backoff), subs.c
+ * (the connections' life: resolve, connect, handshake, backoff; hiredis
+ * async on the host loop for the command connection, rconn.c for the
+ * subscriber's socket), subs.c
  * (channel table, SUBSCRIBE/UNSUBSCRIBE demand, incoming messages,
  * resubscribe after a reconnect), probe.c (the liveness probe), publish.c
  * (client publishes), redis_addr.c (the url option's parser, shared with
@@ -72,7 +74,8 @@ struct conn {
 	const char *unix_path; /*   or a unix socket */
 	struct shard *shard;   /* cluster mode: the shard this command connection serves */
 	enum conn_phase phase;
-	redisAsyncContext *ac;
+	redisAsyncContext *ac; /* CMD: hiredis async */
+	struct rconn rc;       /* SUB: a socket read by rconn.c (SUBSCRIBE errors reach us) */
 	struct fanout_watch *watch;
 	unsigned events;
 	struct fanout_timer *t_connect; /* connect + handshake deadline */
@@ -108,6 +111,8 @@ struct chan {
 	uint16_t slot;		 /* cluster: the slot of its broker name */
 	const char *regap_why;	 /* static text */
 	bool sub_sent;		 /* SUBSCRIBE sent, reply not yet seen */
+	bool solo;		 /* its batch was refused: SUBSCRIBE it alone to learn if it is */
+	bool refused;		 /* was live; its SUBSCRIBE again was refused: retried */
 	bool answered;		 /* host->subscribed() called for the current demand */
 	unsigned unsub_inflight; /* UNSUBSCRIBEs sent, replies not yet seen */
 	uint64_t sent_ms;
@@ -144,8 +149,6 @@ struct fcall {
 };
 
 /* Cluster: one shard primary, its two connections and what is in flight. */
-struct pend; /* cluster.c: one SSUBSCRIBE / SUNSUBSCRIBE awaiting its replies */
-
 struct shard {
 	struct vk *vk;
 	struct shard *next;
@@ -158,9 +161,8 @@ struct shard {
 	struct fanout_timer *t_retry; /* reconnect backoff of sub */
 	unsigned attempt;
 	bool penalty;
-	bool in_map; /* a primary in the last slot map */
-	bool dead;   /* left the map: freed by the next reap */
-	struct pend *pend, **pend_tail;
+	bool in_map;	       /* a primary in the last slot map */
+	bool dead;	       /* left the map: freed by the next reap */
 	char why[400];	       /* last failure of sub */
 	char last_logged[640]; /* identical failures are logged once */
 };
@@ -202,6 +204,7 @@ struct vk {
 	size_t tab_size, nchan;
 	struct fanout_timer *t_flush;
 	struct fanout_timer *t_confirm; /* subscribe replies overdue */
+	struct fanout_timer *t_resub;	/* retry live channels whose resubscribe was refused */
 
 	/* probe */
 	char *probe_chan; /* full broker channel name */
@@ -230,8 +233,9 @@ struct vk {
 	bool was_up;	    /* the subscriber was ready once: later readiness is a reconnect */
 	char down_why[512]; /* cluster: the reason last reported while down */
 	bool gap_pending;   /* send gap when the resubscribe completes */
-	size_t pending;	    /* in-flight client publishes, top() and history() calls */
-	size_t held_bytes;  /* payload bytes held while channels wait for their top */
+	char refused_logged[400]; /* last SUBSCRIBE refusal logged (not repeated) */
+	size_t pending;		  /* in-flight client publishes, top() and history() calls */
+	size_t held_bytes;	  /* payload bytes held while channels wait for their top */
 	unsigned seed;
 };
 
@@ -281,6 +285,7 @@ int subs_init(struct vk *vk);
 void subs_free(struct vk *vk);
 void subs_ready(struct vk *vk);
 void subs_lost(struct vk *vk);
+void subs_reply(struct vk *vk, const redisReply *reply);
 int subs_subscribe(void *state, const char *channel);
 int subs_unsubscribe(void *state, const char *channel);
 void subs_top_done(struct vk *vk, const char *channel, uint64_t seq, int status, const char *epoch,
@@ -314,6 +319,7 @@ void subs_confirmed(struct vk *vk, struct chan *c);
 void subs_unsub_reply(struct vk *vk, struct chan *c);
 bool subs_chan_void(struct vk *vk, struct chan *c);
 void subs_fail(struct vk *vk, struct chan *c);
+void subs_refused(struct vk *vk, struct chan *c, size_t nbatch, const char *err);
 
 /* cluster.c */
 #define CLUSTER_SLOTS 16384

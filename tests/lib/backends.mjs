@@ -84,10 +84,13 @@ export function valkeyBackend() {
         end() { r.kill('SIGCONT'); },
       };
     },
-    // refuseSubscribe: not yet. An ACL user without the channel gets
-    // -NOPERM on SUBSCRIBE, which valkey 0.1 treats as a lost subscriber
-    // connection (reconnect loop, the subscribe never answered).
-    refuseSubscribe: null,
+    // An ACL user that may subscribe to nothing but the backend's probe
+    // channel: every client channel's SUBSCRIBE gets -NOPERM.
+    async refuseSubscribe() {
+      await r.cli('ACL', 'SETUSER', 'nosub', 'reset', 'on', '>nosubpw', '~*', '+@all',
+        'resetchannels', '&__fanout_probe:*');
+      return 'username = nosub\npassword = nosubpw';
+    },
     async stop() {
       if (r) await r.stop();
       r = null;

@@ -453,6 +453,147 @@ static void test_auth_wrong(void **unused)
 	fx_free(&f);
 }
 
+struct refused_arg {
+	const char *channel;
+	size_t n;
+};
+
+/* subscribed(channel, 0) was called at least n times for channel. */
+static int pred_refused(struct mockhost *m, void *arg)
+{
+	struct refused_arg *a = arg;
+
+	return mockhost_n_subscribed_for(m, a->channel, 0) >= a->n;
+}
+
+struct gap_arg {
+	const char *channel; /* NULL: the gap of every channel */
+	const char *reason;
+};
+
+/* A gap for a->channel with a->reason was recorded. */
+static int pred_gap(struct mockhost *m, void *arg)
+{
+	struct gap_arg *a = arg;
+
+	for (size_t i = 0; i < mockhost_n_gaps(m); i++) {
+		const struct mock_gap *g = mockhost_gap(m, i);
+		if ((a->channel ? g->channel && !strcmp(g->channel, a->channel) : !g->channel) &&
+		    !strcmp(g->reason, a->reason))
+			return 1;
+	}
+	return 0;
+}
+
+/* ACL SETUSER user reset on >pass ~* +@all resetchannels <chans...> (NULL-ended). */
+static void acl_user(struct broker *b, const char *user, const char *pass, ...)
+{
+	const char *argv[16] = {"ACL", "SETUSER", user,	   "reset",	   "on",
+				NULL,  "~*",	  "+@all", "resetchannels"};
+	char pw[64];
+	int n = 9;
+	va_list ap;
+	redisContext *c = broker_ctx(b);
+	redisReply *r;
+
+	assert_non_null(c);
+	snprintf(pw, sizeof(pw), ">%s", pass);
+	argv[5] = pw;
+	va_start(ap, pass);
+	for (const char *a; n < 39 && (a = va_arg(ap, const char *));)
+		argv[n++] = a;
+	va_end(ap);
+	r = redisCommandArgv(c, n, argv, NULL);
+	assert_non_null(r);
+	if (r->type != REDIS_REPLY_STATUS)
+		fail_msg("ACL SETUSER: %s", r->str ? r->str : "?");
+	freeReplyObject(r);
+	redisFree(c);
+}
+
+/*
+ * An ACL user without a channel: -NOPERM on SUBSCRIBE. Exactly that channel
+ * is refused, even inside a batch with allowed ones; the connection and
+ * the other channels are undisturbed. A live channel revoked later (the
+ * broker then disconnects us) is retried and gets a gap of its own.
+ */
+static void test_acl_refused(void **unused)
+{
+	struct fx f = {0};
+	const char *extra[] = {"username", "lim", "password", "limpw", NULL};
+	const char *batch[] = {"ok2", "bad1", "ok3"};
+	size_t want;
+
+	(void)unused;
+	broker_start(&f.br, NULL);
+	acl_user(&f.br, "lim", "limpw", "&ok*", "&__fanout_probe:*", NULL);
+	fx_start(&f, extra);
+	fx_up_and_sub(&f, "ok1");
+	/* Three subscribes in one loop turn: one SUBSCRIBE, refused whole. */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(plugin->subscribe(f.st, batch[i]), 0);
+	assert_true(mockhost_run_until(f.m, pred_refused, &(struct refused_arg){"bad1", 1}, 5000));
+	assert_true(mockhost_run_until(f.m, mockhost_pred_subscribed, "ok2", 5000));
+	assert_true(mockhost_run_until(f.m, mockhost_pred_subscribed, "ok3", 5000));
+	assert_int_equal(mockhost_n_subscribed_for(f.m, "bad1", -1), 1);
+	assert_int_equal(numsub(&f.br, "ok2"), 1);
+	assert_int_equal(numsub(&f.br, "ok3"), 1);
+	assert_int_equal(numsub(&f.br, "bad1"), 0);
+	assert_int_equal(mockhost_count(f.m, "subscribe_errors"), 1);
+	assert_true(mockhost_log_contains(f.m, "SUBSCRIBE bad1 refused by the broker: NOPERM"));
+	/* Refused alone, once more. */
+	assert_int_equal(plugin->subscribe(f.st, "bad1"), 0);
+	assert_true(mockhost_run_until(f.m, pred_refused, &(struct refused_arg){"bad1", 2}, 3000));
+	assert_int_equal(mockhost_count(f.m, "subscribe_errors"), 2);
+	/* Nothing else was disturbed. */
+	assert_int_equal(mockhost_count(f.m, "sub_disconnects"), 0);
+	assert_int_equal(mockhost_n_gaps(f.m), 0);
+	assert_true(mockhost_pred_up(f.m, NULL));
+	assert_int_equal(publish(&f.br, "ok1", "still", 5), 1);
+	want = 1;
+	assert_true(mockhost_run_until(f.m, mockhost_pred_n_delivered, &want, 3000));
+	assert_string_equal(mockhost_delivered(f.m, 0)->data, "still");
+
+	/* ok1 revoked: the broker disconnects the subscriber; on reconnect ok1
+	 * is refused, the others come back with the global gap. */
+	acl_user(&f.br, "lim", "limpw", "&ok2", "&ok3", "&__fanout_probe:*", NULL);
+	assert_true(mockhost_run_until(f.m, pred_gap,
+				       &(struct gap_arg){NULL, "backend reconnected"}, 5000));
+	assert_int_equal(numsub(&f.br, "ok2"), 1);
+	assert_int_equal(numsub(&f.br, "ok1"), 0);
+	assert_true(mockhost_log_contains(f.m, "SUBSCRIBE ok1 refused by the broker"));
+	/* Allowed again: retried within reconnect_max_ms, then its own gap. */
+	acl_user(&f.br, "lim", "limpw", "&ok*", "&__fanout_probe:*", NULL);
+	assert_true(mockhost_run_until(
+	    f.m, pred_gap, &(struct gap_arg){"ok1", "backend could not subscribe again"}, 5000));
+	assert_int_equal(numsub(&f.br, "ok1"), 1);
+	/* Never a second answer for a channel answered once. */
+	assert_int_equal(mockhost_n_subscribed_for(f.m, "ok1", -1), 1);
+	want = mockhost_n_delivered(f.m) + 1;
+	assert_int_equal(publish(&f.br, "ok1", "back", 4), 1);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_n_delivered, &want, 3000));
+	assert_string_equal(mockhost_delivered(f.m, want - 1)->data, "back");
+	fx_free(&f);
+}
+
+/* A user that may not subscribe to the probe channel: down, with the reason. */
+static void test_acl_no_probe(void **unused)
+{
+	struct fx f = {0};
+	const char *extra[] = {"username", "np", "password", "nppw", NULL};
+
+	(void)unused;
+	broker_start(&f.br, NULL);
+	acl_user(&f.br, "np", "nppw", "&x*", NULL);
+	fx_start(&f, extra);
+	assert_true(mockhost_run_until(f.m, pred_count, "auth_failures", 3000));
+	mockhost_run(f.m, 300);
+	assert_false(mockhost_pred_up(f.m, NULL));
+	assert_true(mockhost_log_contains(f.m, "SUBSCRIBE of the probe channel refused"));
+	assert_true(mockhost_log_contains(f.m, "&__fanout_probe:*"));
+	fx_free(&f);
+}
+
 static void test_unreachable_then_up(void **unused)
 {
 	struct fx f = {0};
@@ -1122,6 +1263,8 @@ int main(void)
 	    cmocka_unit_test(test_auth_right),
 	    cmocka_unit_test(test_auth_url_and_db),
 	    cmocka_unit_test(test_auth_wrong),
+	    cmocka_unit_test(test_acl_refused),
+	    cmocka_unit_test(test_acl_no_probe),
 	    cmocka_unit_test(test_unreachable_then_up),
 	    cmocka_unit_test(test_hostname),
 	    cmocka_unit_test(test_bad_hostname),

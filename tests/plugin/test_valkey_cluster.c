@@ -186,6 +186,47 @@ static void test_seed_not_cluster(void **unused)
 	cfx_free(&f);
 }
 
+/* ACL SETUSER on every node: may SSUBSCRIBE "a{t}" and "c{t}", not "b{t}". */
+static void acl_user(struct cfx *f)
+{
+	for (int k = 0; k < f->n; k++) {
+		redisReply *r = broker_cmd(&f->nodes[k],
+					   "ACL SETUSER lim reset on >limpw ~* +@all resetchannels "
+					   "&a{t} &c{t}");
+		assert_non_null(r);
+		assert_int_equal(r->type, REDIS_REPLY_STATUS);
+		freeReplyObject(r);
+	}
+}
+
+/*
+ * An ACL user: three channels of one slot travel as one SSUBSCRIBE, which
+ * the shard refuses whole (-NOPERM); exactly the forbidden one is refused,
+ * the others subscribe, the shard's connection stays.
+ */
+static void acl_refused(struct cfx *f)
+{
+	/* Braces put the three in one slot; no history (a key needs a plain name). */
+	const char *extra[] = {"username", "lim", "password", "limpw", "history_size", "0", NULL};
+	const char *chans[] = {"a{t}", "b{t}", "c{t}"};
+	struct wait_arg wa = {"c{t}", 1};
+
+	acl_user(f);
+	cfx_start(f, &f->nodes[0], extra);
+	assert_true(mockhost_run_until(f->m, mockhost_pred_up, NULL, 10000));
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(plugin->subscribe(f->st, chans[i]), 0);
+	assert_true(mockhost_run_until(f->m, mockhost_pred_subscribed, "a{t}", 5000));
+	assert_true(mockhost_run_until(f->m, mockhost_pred_subscribed, "c{t}", 5000));
+	mockhost_run(f->m, 50);
+	assert_int_equal(mockhost_n_subscribed_for(f->m, "b{t}", 0), 1);
+	assert_int_equal(mockhost_n_subscribed_for(f->m, "b{t}", 1), 0);
+	assert_int_equal(mockhost_count(f->m, "subscribe_errors"), 1);
+	assert_int_equal(mockhost_count(f->m, "sub_disconnects"), 0);
+	spublish(f, "c{t}", "ok");
+	assert_true(mockhost_run_until(f->m, pred_delivered_on, &wa, 5000));
+}
+
 /* 50 channels over three shards: every message arrives, each on its own
  * shard only (INFO commandstats per node), positioned and plain. */
 static void test_sharded(void **unused)
@@ -237,6 +278,9 @@ static void test_sharded(void **unused)
 		assert_int_equal(cmd_calls(&f.nodes[k], "fcall") - fcall[k], own[k]);
 	}
 	print_message("# 50 channels over 3 shards: %lld / %lld / %lld\n", own[0], own[1], own[2]);
+	mockhost_free(f.m);
+	f.m = NULL;
+	acl_refused(&f);
 	cfx_free(&f);
 }
 
