@@ -76,7 +76,8 @@ VALKEY_NODE_TESTS = \
 	tests/integration/positions_valkey.mjs \
 	tests/integration/valkey_basic.mjs \
 	tests/integration/valkey_faults.mjs \
-	tests/integration/valkey_multi.mjs
+	tests/integration/valkey_multi.mjs \
+	tests/integration/valkey_repair.mjs
 TESTS += $(VALKEY_NODE_TESTS)
 EXTRA_DIST += $(VALKEY_NODE_TESTS)
 # Cluster mode through two fanoutd on a 3-shard cluster, a shard killed and
