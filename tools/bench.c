@@ -1,8 +1,9 @@
 /*
  * bench.c — `fanout-cli bench`, the load generator of issue 7. One thread,
  * one epoll set: N wsc clients spread round-robin over M channels, a
- * publisher (non-blocking hiredis PUBLISH to Valkey, or publish frames over
- * one more WebSocket), pacing from the loop's own clock. Each payload
+ * publisher (non-blocking hiredis PUBLISH to Valkey — or, --positioned, the
+ * valkey backend's FCALL fanout_publish, as fanoutd's own publishes — or
+ * publish frames over one more WebSocket), pacing from the loop's own clock. Each payload
  * carries its channel sequence number and CLOCK_MONOTONIC send time, so
  * receivers (in this same process) measure publish→receipt latency and
  * gaps. Per step it samples the server's /proc CPU and RSS and its own
@@ -32,6 +33,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "envelope.h"
 
 #define MAX_STEPS    32
 #define MAX_PIDS     16
@@ -85,6 +87,7 @@ struct bench {
 	double ramp;
 	int max_pending;
 	int via_ws;
+	int positioned; /* --positioned: FCALL fanout_publish instead of PUBLISH */
 	struct redis_addr redis;
 	const char *redis_prefix;
 	double rates[MAX_STEPS];
@@ -471,10 +474,15 @@ static void hop_read(struct bench *b)
 		uint64_t seq;
 		uint32_t ch;
 		int64_t t;
+		struct vk_pos pos;
+		const char *data;
+		size_t len;
+		/* A positioned publish arrives in its position envelope. */
 		if (b->in_step && r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
 		    r->element[3]->type == REDIS_REPLY_STRING &&
-		    !parse_payload(r->element[3]->str, r->element[3]->len, &seq, &ch, &t) &&
-		    seq >= b->step_base_seq)
+		    vk_envelope_parse(r->element[3]->str, r->element[3]->len, &pos, &data, &len) !=
+			VK_ENV_BAD &&
+		    !parse_payload(data, len, &seq, &ch, &t) && seq >= b->step_base_seq)
 			hist_add(&b->hop, now_ns_mono() - t);
 		freeReplyObject(reply);
 	}
@@ -606,6 +614,25 @@ static int hop_open(struct bench *b)
 	return 0;
 }
 
+/* --positioned: the broker needs the fanout functions (fanoutd's valkey
+ * backend loads them; with history_size = 0 it does not): load them if
+ * missing, as fanout-cli push does. */
+static int library_check(struct bench *b)
+{
+	redisReply *r = redisCommand(b->rc, "FUNCTION LIST LIBRARYNAME fanout");
+	int rc = 0;
+
+	if (!r || r->type == REDIS_REPLY_ERROR) {
+		warnx_("bench: --positioned: FUNCTION LIST: %s (Redis/Valkey 7 needed)",
+		       r ? r->str : b->rc->errstr);
+		rc = -1;
+	} else if (r->type == REDIS_REPLY_ARRAY && r->elements == 0) {
+		rc = push_load_library(b->rc, b->json, "bench");
+	}
+	freeReplyObject(r);
+	return rc;
+}
+
 static int publisher_open(struct bench *b)
 {
 	if (b->via_ws) {
@@ -655,6 +682,8 @@ static int publisher_open(struct bench *b)
 			}
 			freeReplyObject(r);
 		}
+		if (b->positioned && library_check(b))
+			return -1;
 		/* From here on: non-blocking, replies read from the epoll loop. */
 		fcntl(b->rc->fd, F_SETFL, fcntl(b->rc->fd, F_GETFL) | O_NONBLOCK);
 		b->rc->flags &= ~REDIS_BLOCK;
@@ -682,6 +711,9 @@ static void publish_one(struct bench *b, struct step_result *sr, uint64_t i)
 		if (b->pubws.state != WSC_CLOSED)
 			arm(b, b->pubws.fd, IDX_PUBWS, (uint8_t *)&b->pub_out_armed,
 			    wsc_want_write(&b->pubws), 0);
+	} else if (b->positioned) {
+		redisAppendCommand(b->rc, "FCALL fanout_publish 1 fanout:{%s%s%u} %b",
+				   b->redis_prefix, b->chprefix, ch, b->payload, len);
 	} else {
 		redisAppendCommand(b->rc, "PUBLISH %s%s%u %b", b->redis_prefix, b->chprefix, ch,
 				   b->payload, len);
@@ -1079,6 +1111,11 @@ static void bench_help(void)
 	      "  --max-pending N         connects in flight at once (256)\n"
 	      "  --via valkey|ws         publish with PUBLISH to Valkey (default) or with\n"
 	      "                          publish frames (the server needs allow_publish)\n"
+	      "  --positioned            with --via valkey: publish with the valkey backend's\n"
+	      "                          FCALL fanout_publish (positions and history, like\n"
+	      "                          fanoutd's own publishes; loaded if missing) instead\n"
+	      "                          of PUBLISH: compare a fanoutd with history_size > 0\n"
+	      "                          and this against history_size = 0 and plain PUBLISH\n"
 	      "  --redis URL             Valkey for --via valkey (redis://127.0.0.1:6379/0)\n"
 	      "  --prefix P              Valkey channel prefix (the backend's channel_prefix)\n"
 	      "  -r, --rate R[,R2,...]   messages/s published in total, one step per value (100)\n"
@@ -1159,6 +1196,7 @@ int cmd_bench(int argc, char **argv)
 		O_DEFLATE,
 		O_PAYLOAD_JSON,
 		O_HOP,
+		O_POSITIONED,
 	};
 	static const struct option opts[] = {
 	    {"url", required_argument, NULL, 'u'},
@@ -1186,6 +1224,7 @@ int cmd_bench(int argc, char **argv)
 	    {"deflate", no_argument, NULL, O_DEFLATE},
 	    {"payload-json", no_argument, NULL, O_PAYLOAD_JSON},
 	    {"broker-hop", no_argument, NULL, O_HOP},
+	    {"positioned", no_argument, NULL, O_POSITIONED},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -1324,6 +1363,9 @@ int cmd_bench(int argc, char **argv)
 		case O_PAYLOAD_JSON:
 			b->payload_json = 1;
 			break;
+		case O_POSITIONED:
+			b->positioned = 1;
+			break;
 		case O_HOP:
 			b->broker_hop = 1;
 			break;
@@ -1385,6 +1427,9 @@ int cmd_bench(int argc, char **argv)
 		return usage_error("bench", "%s", err);
 	if (!b->via_ws && redis_addr_parse(redis_url, &b->redis, err, sizeof(err)))
 		return usage_error("bench", "--redis: %s", err);
+	if (b->positioned && b->via_ws)
+		return usage_error("bench", "--positioned: with --via valkey only (publishes "
+					    "through fanoutd are positioned on their own)");
 
 	install_stop_signals();
 	b->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -1416,7 +1461,10 @@ int cmd_bench(int argc, char **argv)
 	rss_after = servers_rss_kib(b);
 	if (!b->json) {
 		printf("fanout-cli bench: %d clients on %d channel(s) via %s, payload %d B, %s\n",
-		       b->nclients, b->nch, b->via_ws ? "ws publish" : "valkey PUBLISH",
+		       b->nclients, b->nch,
+		       b->via_ws       ? "ws publish"
+		       : b->positioned ? "valkey FCALL fanout_publish (positioned)"
+				       : "valkey PUBLISH",
 		       b->payload_bytes, url);
 		printf("connect: %d connected and subscribed, %d failed, in %.2f s%s%s\n",
 		       b->connected, b->nclients - b->connected, connect_secs,
@@ -1464,9 +1512,12 @@ int cmd_bench(int argc, char **argv)
 		       "\"payload_bytes\":%d,\"connect\":{\"connected\":%d,\"failed\":%d,"
 		       "\"secs\":%.3f,\"server_rss_before_kib\":%ld,\"server_rss_after_kib\":%ld,"
 		       "\"server_kib_per_connection\":%.3f},\"steps\":[",
-		       url, b->nclients, b->nch, b->via_ws ? "ws" : "valkey", b->payload_bytes,
-		       b->connected, b->nclients - b->connected, connect_secs, rss_before,
-		       rss_after,
+		       url, b->nclients, b->nch,
+		       b->via_ws       ? "ws"
+		       : b->positioned ? "valkey-positioned"
+				       : "valkey",
+		       b->payload_bytes, b->connected, b->nclients - b->connected, connect_secs,
+		       rss_before, rss_after,
 		       rss_before >= 0 && rss_after >= 0
 			   ? (double)(rss_after - rss_before) / b->connected
 			   : -1.0);

@@ -44,6 +44,15 @@ int64_t now_ms_real(void); /* ms since the epoch */
 int64_t now_ns_mono(void); /* CLOCK_MONOTONIC */
 int64_t now_ms_mono(void);
 
+/*
+ * Load the valkey backend's "fanout" functions (FUNCTION LOAD REPLACE, with
+ * the backend's default history settings) on a connected, blocking hiredis
+ * context (push.c). who names the caller in messages; quiet: no success
+ * line. 0, or -1 with the reason printed.
+ */
+struct redisContext;
+int push_load_library(struct redisContext *rc, int quiet, const char *who);
+
 /* Stop flag set by SIGINT/SIGTERM once install_stop_signals() ran. */
 extern volatile sig_atomic_t stop_requested;
 void install_stop_signals(void);

@@ -8,6 +8,7 @@ tools_fanout_cli_SOURCES = \
 	tools/push.c \
 	plugins/valkey/library.c plugins/valkey/library.h \
 	plugins/valkey/redis_addr.c plugins/valkey/redis_addr.h \
+	plugins/valkey/envelope.c plugins/valkey/envelope.h \
 	tools/bench.c \
 	tools/storm.c \
 	tools/recover.c

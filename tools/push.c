@@ -132,33 +132,37 @@ static int rc_ensure(struct push *p, int64_t deadline_ms)
 	return 0;
 }
 
-/* The broker has no fanout functions (never saw fanoutd's valkey backend,
- * or restarted without persistence): load them, with the backend's default
- * history settings. 0, or -1 with the reason logged. */
-static int load_library(struct push *p)
+int push_load_library(redisContext *rc, int quiet, const char *who)
 {
 	char *lib = vk_library_text("PUBLISH", VK_HISTORY_SIZE_DEFAULT, VK_HISTORY_TTL_DEFAULT);
 	redisReply *r;
-	int rc = -1;
+	int rc_ = -1;
 
 	if (!lib)
 		return -1;
-	r = redisCommand(p->rc, "FUNCTION LOAD REPLACE %s", lib);
+	r = redisCommand(rc, "FUNCTION LOAD REPLACE %s", lib);
 	if (r && r->type != REDIS_REPLY_ERROR) {
-		rc = 0;
-		if (!p->quiet)
-			warnx_("push: loaded the fanout functions into Valkey (history %d "
+		rc_ = 0;
+		if (!quiet)
+			warnx_("%s: loaded the fanout functions into Valkey (history %d "
 			       "messages, %d s)",
-			       VK_HISTORY_SIZE_DEFAULT, VK_HISTORY_TTL_DEFAULT);
+			       who, VK_HISTORY_SIZE_DEFAULT, VK_HISTORY_TTL_DEFAULT);
 	} else {
-		warnx_("push: FUNCTION LOAD: %s (Redis/Valkey 7 needed; --plain publishes "
+		warnx_("%s: FUNCTION LOAD: %s (Redis/Valkey 7 needed; --plain publishes "
 		       "without positions)",
-		       r ? r->str : p->rc->errstr);
+		       who, r ? r->str : rc->errstr);
 	}
 	freeReplyObject(r);
 	free(lib);
+	return rc_;
+}
+
+/* The broker has no fanout functions (never saw fanoutd's valkey backend,
+ * or restarted without persistence): load them. */
+static int load_library(struct push *p)
+{
 	p->loaded = 1;
-	return rc;
+	return push_load_library(p->rc, p->quiet, "push");
 }
 
 /* Publish one payload; reconnect and resend on a lost connection. */

@@ -1,6 +1,7 @@
 // cli_bench.mjs — smoke test of `fanout-cli bench` at a tiny size: 20
-// clients, 200 messages, through Valkey (valkey backend) and through publish
-// frames (loopback backend). It must complete with every client connected
+// clients, 200 messages, through Valkey (valkey backend; plain PUBLISH and
+// --positioned FCALL fanout_publish) and through publish frames (loopback
+// backend). It must complete with every client connected
 // and zero loss, and report server CPU/RSS for the pid it was given. No
 // timing is asserted. Also the --floor mode on its own.
 import assert from 'node:assert/strict';
@@ -69,6 +70,28 @@ await t.test('bench --deflate --payload-json --broker-hop: compressed frames inf
   } finally {
     assert.equal(await f.stop(), 0);
     await r2.stop();
+  }
+});
+
+await t.test('bench --positioned --broker-hop: FCALL fanout_publish (library loaded if missing), positions assigned, loss 0', async () => {
+  const r3 = await startRedis();
+  const ini = `[server]\ninstance = bench\n\n[backend valkey]\nplugin = ${pluginPath('valkey')}\nurl = ${r3.url}\n`;
+  const f = await startFanoutd({ ini, wait: 'ready' });
+  try {
+    assert.equal(await r3.cli('FUNCTION', 'FLUSH'), 'OK'); // bench loads it again
+    const b = await run(FANOUT_CLI, ['bench', '--json', '--url', f.ws, '--redis', r3.url, '--positioned', '--broker-hop',
+      '--clients', '10', '--channels', '2', '--messages', '100', '--rate', '400', '--server-pid', String(f.pid),
+      '--floor-s', '0.3', '--idle-s', '0'], { timeoutMs: 60000 });
+    const rep = checkReport(b, { clients: 10, messages: 100, channels: 2 });
+    assert.equal(rep.via, 'valkey-positioned');
+    assert.equal(rep.steps[0].broker_hop_ms.n, 100, 'the direct subscriber read each payload inside its envelope');
+    for (const ch of ['bench.0', 'bench.1']) assert.equal(await r3.cli('HGET', `fanout:{${ch}}`, 'o'), '50', `${ch}'s top`);
+    const usage = await run(FANOUT_CLI, ['bench', '--url', f.ws, '--via', 'ws', '--positioned']);
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /--positioned: with --via valkey only/);
+  } finally {
+    assert.equal(await f.stop(), 0);
+    await r3.stop();
   }
 });
 
