@@ -2,7 +2,8 @@
 # dropin.sh — a third party's view: `make install` into a temporary root,
 # build the example backend OUT of the tree with nothing but
 # `pkg-config --cflags --libs fanout-plugin`, and load the .so by path into
-# the installed fanoutd; a subscriber then receives its ticks.
+# the installed fanoutd; a subscriber then receives its ticks (positioned:
+# the example keeps a history, so each carries its offset).
 set -u
 echo "1..4"
 : "${FANOUT_BUILDDIR:?run through make check}"
@@ -68,7 +69,7 @@ await c.close();
 " 2>&1)
 kill -TERM "$pid"; wait "$pid"; code=$?; pid=
 case "$out" in
-  *'"channel":"ticks","instance":"dropin","data":{"tick":'*)
+  *'"channel":"ticks","instance":"dropin","offset":'*'"data":{"tick":'*)
     if [ "$code" = 0 ]; then echo "ok 4 - ticks from the drop-in backend reach a subscriber; clean exit"
     else fail 4 "clean exit" "exit $code" "$(tail -5 "$work/fanoutd.log")"; fi ;;
   *) fail 4 "ticks reach a subscriber" "$out" "$(tail -20 "$work/fanoutd.log")" ;;

@@ -5,9 +5,11 @@
 # the protocol_<backend>.mjs entries (each backend registers its own in its
 # local.mk; fixtures in tests/lib/backends.mjs).
 TESTS += tests/integration/protocol_loopback.mjs tests/integration/positions_loopback.mjs \
+	tests/integration/positions_example.mjs \
 	tests/integration/core_limits.mjs tests/integration/workers.mjs
 EXTRA_DIST += tests/integration/protocol_suite.mjs tests/integration/protocol_loopback.mjs \
 	tests/integration/positions_suite.mjs tests/integration/positions_loopback.mjs \
+	tests/integration/positions_example.mjs \
 	tests/integration/core_limits.mjs tests/integration/workers.mjs
 
 # RFC 6455 / RFC 7692 conformance in the Autobahn test suite's categories

@@ -60,6 +60,22 @@ export function loopbackBackend() {
   };
 }
 
+/** The example backend (plugins/example): positions and history in memory,
+ * like loopback, but nothing to delay or lose. */
+export function exampleBackend() {
+  return {
+    name: 'example',
+    positioned: true,
+    delayKeys: null,
+    dropKeys: null,
+    async start() { return this; },
+    keys: (extra = '') => `plugin = ${pluginPath('example')}\n${extra}\n`,
+    async holdConfirm() { return null; },
+    async refuseSubscribe() { return null; },
+    async stop() {},
+  };
+}
+
 export function valkeyBackend() {
   let r = null;
   return {
