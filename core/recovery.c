@@ -256,6 +256,7 @@ int pos_init(const struct pos_limits *l, const struct pos_hooks *h, const char *
 	lim = *l;
 	hooks = *h;
 	instance = inst;
+	next_probe_scan = 0;
 	return 0;
 }
 
@@ -1211,6 +1212,11 @@ uint64_t pos_tick(void)
 				sub_fail(ps, RF_TIMEOUT);
 		}
 		if (pc->probe || pc->repairing)
+			continue;
+		/* Periodic probes only fill free request slots: with many quiet
+		 * channels they spread over several ticks instead of queueing
+		 * one request per channel at once. */
+		if (inflight >= lim.max_requests || queue_head)
 			continue;
 		if (pc->suspect && now - pc->probed_ms >= SUSPECT_RETRY_MS)
 			probe_start(pc);

@@ -505,6 +505,32 @@ static void test_suspect_after_reconnect(void **state)
 	pos_chan_free(pc);
 }
 
+static void test_quiet_probes_fill_free_slots_only(void **state)
+{
+	(void)state;
+	limits.max_requests = 2;
+	pos_init(&limits, &hooks, "u1");
+	bk.answer = 1; /* answers wait for the test */
+	struct pos_chan *pc[5];
+	for (int i = 0; i < 5; i++)
+		pc[i] = attach(0);
+	clock_ms += 30000;
+	pos_tick();
+	assert_int_equal(n_top_calls, 2); /* not 5 queued at once */
+	assert_int_equal(metrics.rec.requests_queued, 0);
+	answer_all();
+	clock_ms += 7501; /* the next scan */
+	pos_tick();
+	assert_int_equal(n_top_calls, 4);
+	answer_all();
+	clock_ms += 7501;
+	pos_tick();
+	assert_int_equal(n_top_calls, 5);
+	answer_all();
+	for (int i = 0; i < 5; i++)
+		pos_chan_free(pc[i]);
+}
+
 static void test_suspect_probe_retried_until_answered(void **state)
 {
 	(void)state;
@@ -915,6 +941,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_hole_too_big_is_gap_at_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_probe_finds_lost_last_message, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_suspect_after_reconnect, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_quiet_probes_fill_free_slots_only, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_suspect_probe_retried_until_answered, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_epoch_change, setup, teardown),
