@@ -890,6 +890,52 @@ static void test_history(void **unused)
 	fx_free(&f);
 }
 
+/*
+ * history_size 64: old payloads are deleted 4 at a time (library.lua,
+ * step()), so up to 3 linger below the history; they are never answered,
+ * and the hash never holds more than e, o, n + 64 + 3.
+ */
+static void test_history_batches(void **unused)
+{
+	struct fx f = {0};
+	const char *extra[] = {"history_size", "64", NULL};
+	const struct mock_pos *h;
+	char epoch[VK_EPOCH_MAX + 1];
+	size_t first, n;
+	long long most = 0;
+
+	(void)unused;
+	broker_start(&f.br, NULL);
+	fx_start(&f, extra);
+	fx_up_and_sub(&f, "hb");
+	snprintf(epoch, sizeof(epoch), "%s", sub_of(f.m, "hb")->epoch);
+	for (int i = 1; i <= 75; i++) {
+		char buf[16];
+		snprintf(buf, sizeof(buf), "b%d", i);
+		assert_int_equal(fcall_publish(&f.br, "hb", buf, NULL), i);
+		if (hlen(&f.br, "fanout:{hb}") > most)
+			most = hlen(&f.br, "fanout:{hb}");
+		/* A payload still stored is answered only inside the history. */
+		if (i > 64) {
+			h = op_history(&f, "hb", epoch, (uint64_t)(i - 65), 1, (uint64_t)i, &first,
+				       &n);
+			assert_int_equal(h->status, FANOUT_ETRUNCATED);
+		}
+	}
+	assert_int_equal(most, 3 + 64 + 3);
+	/* 75 - 64 = 11: offsets 1..8 deleted (two batches), 9..11 linger. */
+	assert_int_equal(hlen(&f.br, "fanout:{hb}"), 3 + 64 + 3);
+	h = op_history(&f, "hb", epoch, 11, 100, 100, &first, &n);
+	assert_int_equal(h->status, FANOUT_OK);
+	assert_int_equal(n, 64);
+	assert_int_equal(mockhost_item(f.m, first)->offset, 12);
+	assert_string_equal(mockhost_item(f.m, first + 63)->data, "b75");
+	/* A smaller size deletes the lingering ones too, at once. */
+	freeReplyObject(broker_cmd(&f.br, "FCALL fanout_top 1 fanout:{hb} 10 300"));
+	assert_int_equal(hlen(&f.br, "fanout:{hb}"), 3 + 10);
+	fx_free(&f);
+}
+
 static void test_history_expiry(void **unused)
 {
 	struct fx f = {0};
@@ -1271,6 +1317,7 @@ int main(void)
 	    cmocka_unit_test(test_envelope),
 	    cmocka_unit_test(test_positions),
 	    cmocka_unit_test(test_history),
+	    cmocka_unit_test(test_history_batches),
 	    cmocka_unit_test(test_history_expiry),
 	    cmocka_unit_test(test_flushall_and_reload),
 	    cmocka_unit_test(test_restart_persistent),
