@@ -29,6 +29,7 @@ core_libfanoutcore_a_SOURCES = \
 	core/session.c core/session.h \
 	core/trpc.c core/trpc.h \
 	core/sse.c core/sse.h \
+	core/sse_id.c core/sse_id.h \
 	core/http.c core/http.h \
 	core/netaddr.c core/netaddr.h \
 	core/origin.c core/origin.h \

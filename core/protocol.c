@@ -734,3 +734,20 @@ int proto_message_data(const char *f, size_t n, size_t *off, size_t *dlen, uint6
 	}
 	return -1;
 }
+
+int proto_gap_position(const char *f, size_t n, struct proto_since *pos)
+{
+	json_t *o = json_loadb(f, n, 0, NULL);
+	json_t *e = json_object_get(o, "epoch"), *off = json_object_get(o, "offset");
+	int rc = -1;
+	if (json_is_string(e) && json_is_integer(off) && json_integer_value(off) >= 0 &&
+	    (uint64_t)json_integer_value(off) <= PROTO_OFFSET_MAX &&
+	    proto_epoch_valid(json_string_value(e), json_string_length(e))) {
+		pos->set = 1;
+		memcpy(pos->epoch, json_string_value(e), json_string_length(e) + 1);
+		pos->offset = (uint64_t)json_integer_value(off);
+		rc = 0;
+	}
+	json_decref(o);
+	return rc;
+}

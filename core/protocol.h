@@ -17,7 +17,7 @@
 /* The text of a bad_channel error. */
 #define PROTO_CHANNEL_RULE "channel must be 1-200 bytes of [A-Za-z0-9_.:/-], not starting with __"
 #define PROTO_TOKEN_MAX	   8192 /* bytes of an auth token (= AUTH_TOKEN_MAX) */
-#define PROTO_EPOCH_MAX	   64 /* bytes of an epoch: [A-Za-z0-9_-]{1,64} */
+#define PROTO_EPOCH_MAX	   64	/* bytes of an epoch: [A-Za-z0-9_-]{1,64} */
 /* The largest offset a client may name in "since": 2^53 - 1, the largest
  * integer every JSON reader represents exactly (a JavaScript Number).
  * Bigger, negative, fractional or non-numeric offsets are a bad_request. */
@@ -215,5 +215,9 @@ int proto_id_text(const struct json_t *id, char *out);
  * safe to pass).
  */
 int proto_message_data(const char *frame, size_t len, size_t *off, size_t *dlen, uint64_t *offset);
+/* In a "gap" frame written by proto_gap_at() (frame[0..len)): the position
+ * it carries into *pos. 0, or -1 when it has none (a gap on a channel
+ * without positions) or is not such a frame (*pos is left alone). */
+int proto_gap_position(const char *frame, size_t len, struct proto_since *pos);
 
 #endif

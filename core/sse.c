@@ -12,7 +12,10 @@
  * forever. Then 200 text/event-stream (chunked on HTTP/1.1, else until the
  * connection closes), and events as the hub delivers them: the hub's
  * frame() op turns a message or gap into one "data:" event once per event
- * for every SSE stream, each stream queues a reference (outq.h). A stream
+ * for every SSE stream, each stream queues a reference (outq.h) behind its
+ * own small "id:" line (the positions of all its channels, sse_id.h, read
+ * back from the native frame inside the event). Last-Event-ID resumes each
+ * channel with hub_subscribe_at(); one that cannot gets a gap event. A stream
  * whose queue would pass client_queue_bytes is cut (slow consumer). While
  * draining, a stream ends once flushed (the final chunk); EventSource then
  * reconnects through the load balancer.
@@ -43,6 +46,7 @@
 #include "outq.h"
 #include "protocol.h"
 #include "sse.h"
+#include "sse_id.h"
 
 /* Bytes of queued events written in one chunk (one lws_write). */
 #define SSE_WRITE_MAX (64 * 1024)
@@ -51,6 +55,7 @@
 
 struct sse_chan {
 	char name[PROTO_CHANNEL_MAX + 1];
+	int resume; /* Last-Event-ID named a position for it */
 };
 
 struct sse_stream {
@@ -62,7 +67,11 @@ struct sse_stream {
 	struct outq q;
 	struct sse_stream *prev, *next; /* open streams (keepalives) */
 	struct sse_chan *ch;
+	struct proto_since *pos; /* ch[i]'s position: where the client stands */
 	size_t n_ch;
+	uint32_t fp;		 /* fingerprint of the channel list (sse_id.h) */
+	unsigned resuming : 1;	 /* the request had a Last-Event-ID */
+	unsigned resume_bad : 1; /* ... that named nothing of this stream */
 	unsigned registered : 1; /* in clients.c's list */
 	unsigned open : 1;	 /* 200 sent: events flow */
 	unsigned chunked : 1;	 /* HTTP/1.1: Transfer-Encoding: chunked */
@@ -203,10 +212,47 @@ static struct msg *sse_frame(const struct hub_event *ev)
 	return event(ev->kind == HUB_EV_GAP ? "gap" : NULL, msg_payload(ev->frame), ev->frame->len);
 }
 
+/* The stream's positions as an "id: …" line for the next event, or NULL
+ * (no channel positioned yet, or an id over SSE_ID_MAX). */
+static struct msg *id_line(struct sse_stream *st)
+{
+	struct buf b;
+	int any = 0;
+	for (size_t i = 0; i < st->n_ch && !any; i++)
+		any = st->pos[i].set;
+	if (!any)
+		return NULL;
+	buf_init(&b, MSG_PRE);
+	buf_puts(&b, "id: ");
+	if (sse_id_write(&b, st->fp, st->pos, st->n_ch)) {
+		buf_free(&b);
+		return NULL;
+	}
+	buf_putc(&b, '\n');
+	return finish(&b);
+}
+
+/* A message or gap event for channel (tag - 1): note its position (read
+ * back from the native frame inside the event), then queue the event
+ * behind this stream's id line. */
 static void sse_deliver(struct hub_subscriber *h, void *tag, struct msg *m)
 {
-	(void)tag;
-	enqueue(from_hub(h), NULL, m);
+	struct sse_stream *st = from_hub(h);
+	size_t i = (size_t)(uintptr_t)tag - 1;
+	if (i < st->n_ch && !st->cut) {
+		const char *p = msg_payload(m), *json = memmem(p, m->len, "data: ", 6);
+		size_t n = json ? m->len - (size_t)(json + 6 - p) - 2 : 0; /* less "\n\n" */
+		size_t off, len;
+		uint64_t offset;
+		if (json && p[0] != 'e' && st->pos[i].set &&
+		    !proto_message_data(json + 6, n, &off, &len, &offset) && offset)
+			st->pos[i].offset = offset;
+		else if (json && p[0] == 'e') /* event: gap — its new position */
+			proto_gap_position(json + 6, n, &st->pos[i]);
+	}
+	struct msg *head = id_line(st);
+	enqueue(st, head, m);
+	msg_unref(head);
 }
 
 /* Our subscribe ids are the channel's index in the request. */
@@ -215,6 +261,50 @@ static struct sse_chan *chan_of(struct sse_stream *st, const char *id)
 	char *end;
 	unsigned long i = strtoul(id ? id : "", &end, 10);
 	return id && *id && !*end && i < st->n_ch ? &st->ch[i] : NULL;
+}
+
+/* A channel is live (v1.1: with the position the client stands at). Its
+ * event carries the stream's id, so even a stream that got no message yet
+ * can resume; a resume that could not be served is said with a gap. */
+static void sse_subscribed(struct hub_subscriber *h, const char *id, const char *channel,
+			   const char *epoch, uint64_t offset, int recovered)
+{
+	struct sse_stream *st = from_hub(h);
+	struct sse_chan *ch = chan_of(st, id);
+	struct buf b;
+	if (!ch)
+		return;
+	struct proto_since *pos = &st->pos[ch - st->ch];
+	pos->set = epoch != NULL;
+	if (epoch) {
+		snprintf(pos->epoch, sizeof(pos->epoch), "%s", epoch);
+		pos->offset = offset;
+	}
+	buf_init(&b, 0);
+	proto_subscribed(&b, "", channel, epoch, offset, st->resuming ? (recovered == 1) : -1);
+	struct msg *head = id_line(st),
+		   *m = b.oom ? NULL : event("subscribed", buf_data(&b), b.len);
+	buf_free(&b);
+	enqueue(st, head, m);
+	msg_unref(m);
+	if (st->resuming && recovered != 1) {
+		const char *why = st->resume_bad ? "Last-Event-ID names another stream"
+				  : !epoch	 ? "this channel keeps no history"
+				  : !ch->resume	 ? "no position for it in Last-Event-ID"
+						 : "history no longer reaches back";
+		char reason[120];
+		snprintf(reason, sizeof(reason), "cannot resume: %s", why);
+		buf_init(&b, 0);
+		if (epoch)
+			proto_gap_at(&b, channel, reason, epoch, offset);
+		else
+			proto_gap(&b, channel, reason);
+		m = b.oom ? NULL : event("gap", buf_data(&b), b.len);
+		buf_free(&b);
+		enqueue(st, head, m);
+		msg_unref(m);
+	}
+	msg_unref(head);
 }
 
 static void sse_ack(struct hub_subscriber *h, const char *type, const char *id, const char *channel)
@@ -277,6 +367,7 @@ static const struct hub_sink_ops sse_ops = {
     .frame = sse_frame,
     .deliver = sse_deliver,
     .ack = sse_ack,
+    .subscribed = sse_subscribed,
     .error = sse_error,
 };
 
@@ -357,11 +448,18 @@ static int read_channels(struct sse_stream *st, const char **why)
 			st->ch = nc;
 		}
 		memcpy(st->ch[st->n_ch].name, name, len + 1);
+		st->ch[st->n_ch].resume = 0;
+		st->fp = sse_id_fingerprint_add(st->n_ch ? st->fp : SSE_ID_FP_INIT, name);
 		st->n_ch++;
 	}
 	if (!st->n_ch) {
 		*why = "name at least one channel: ?channel=NAME (repeat it for more)";
 		return 400;
+	}
+	st->pos = calloc(st->n_ch, sizeof(*st->pos));
+	if (!st->pos) {
+		*why = "out of memory";
+		return 503;
 	}
 	return 0;
 }
@@ -371,6 +469,39 @@ static int add_hdr(struct lws *wsi, enum lws_token_indexes t, const char *v, uns
 {
 	return lws_add_http_header_by_token(wsi, t, (const unsigned char *)v, (int)strlen(v), p,
 					    end);
+}
+
+/* Last-Event-ID (the header EventSource sends when it reconnects, or
+ * ?lastEventId= for clients that cannot set headers): where each channel
+ * resumes. */
+static void resume_from(struct sse_stream *st)
+{
+	char lid[SSE_ID_MAX + 1];
+	int n = lws_hdr_custom_length(st->wsi, "last-event-id:", 14);
+	if (n > SSE_ID_MAX)
+		n = -2;
+	else if (n > 0)
+		n = lws_hdr_custom_copy(st->wsi, lid, sizeof(lid), "last-event-id:", 14);
+	for (int i = 0; n == -1; i++) {
+		char frag[SSE_ID_MAX + 16];
+		int len =
+		    lws_hdr_copy_fragment(st->wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
+		if (len < 0)
+			break;
+		if (!strncmp(frag, "lastEventId=", 12)) {
+			n = len - 12;
+			memcpy(lid, frag + 12, (size_t)n + 1);
+		}
+	}
+	if (n == 0 || n == -1)
+		return; /* a fresh stream */
+	st->resuming = 1;
+	if (n < 0 || sse_id_parse(lid, (size_t)n, st->fp, st->pos, st->n_ch)) {
+		st->resume_bad = 1;
+		return;
+	}
+	for (size_t i = 0; i < st->n_ch; i++)
+		st->ch[i].resume = st->pos[i].set;
 }
 
 /* 200, text/event-stream, written now. 0 or -1. */
@@ -452,6 +583,7 @@ static int on_request(struct sse_stream *st, struct lws *wsi)
 	int status = read_channels(st, &why);
 	if (status)
 		return http_error(wsi, status, why, HTTP_CLOSE), -1;
+	resume_from(st);
 
 	st->cl.kind = CLIENT_SSE;
 	st->cl.drain = drain;
@@ -482,7 +614,8 @@ static int on_request(struct sse_stream *st, struct lws *wsi)
 	for (size_t i = 0; i < st->n_ch && !st->setup_status; i++) {
 		char id[24];
 		snprintf(id, sizeof(id), "%zu", i);
-		hub_subscribe(&st->hub, st->ch[i].name, id, NULL);
+		hub_subscribe_at(&st->hub, st->ch[i].name, id, (void *)(uintptr_t)(i + 1),
+				 st->ch[i].resume ? &st->pos[i] : NULL);
 	}
 	st->in_setup = 0;
 	if (st->setup_status)
@@ -582,6 +715,8 @@ static void on_closed(struct sse_stream *st)
 	guard_free(&st->guard);
 	outq_free(&st->q);
 	free(st->ch);
+	free(st->pos);
+	st->pos = NULL;
 	st->ch = NULL;
 	st->n_ch = 0;
 }

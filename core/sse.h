@@ -13,6 +13,9 @@
  *   : keepalive         (a comment, every ping_interval_s)
  * data is the native protocol's frame (README, "Client protocol v1"), on
  * one line: a stream carries several channels, so each event says which.
+ * On positioned channels each event's id: holds every channel's position
+ * (sse_id.h), and Last-Event-ID (or ?lastEventId=) resumes them all: replay
+ * from history, then live; a channel that cannot resume gets a gap.
  */
 #ifndef FANOUT_SSE_H
 #define FANOUT_SSE_H

@@ -14,6 +14,12 @@
  * ({"id":N,), built once when it subscribed, in front of it: a pointer
  * pair per subscriber (outq.h), never a re-encode.
  *
+ * Data events are always tracked ({id, data}): id is the message's
+ * position "EPOCH:OFFSET" (or "~:N" without one), so the lastEventId the
+ * client resubscribes with after a reconnect resumes it on any instance
+ * (hub_subscribe_at()); a resume the hub cannot serve ends the subscription
+ * with PRECONDITION_FAILED.
+ *
  * A subscription the hub refuses, or one ended by a gap, is marked dead
  * inside the hub's callback (the hub may not be re-entered there) and freed
  * from a zero-delay timer or by the next request. Loop thread only.
@@ -49,8 +55,9 @@ struct trpc_sub {
 	char path[TRPC_PATH_MAX + 1];
 	char channel[PROTO_CHANNEL_MAX + 1];
 	int jsonrpc;
-	int started; /* "started" sent */
-	int dead;    /* refused or ended: free at the next reap */
+	int resuming; /* subscribed with a lastEventId */
+	int started;  /* "started" sent */
+	int dead;     /* refused or ended: free at the next reap */
 };
 
 struct trpc_conn {
@@ -64,6 +71,7 @@ struct trpc_conn {
 };
 
 static const struct config *cfg;
+static uint64_t unpositioned_seq; /* ids "~:N" of events without a position */
 static struct fanout_timer *reap_timer;
 static struct trpc_conn *reap_head;
 
@@ -224,9 +232,15 @@ static struct msg *trpc_frame(const struct hub_event *ev)
 		buf_free(&b);
 		return NULL;
 	}
-	/* Tracked ids need the channel's epoch (positions): until the hub
-	 * knows positions, data events go untracked. */
-	trpc_data_body(&b, NULL, offset, f + off, len);
+	/* Always a tracked event ({id, data}, the shape a tRPC server's
+	 * tracked() gives): its position "EPOCH:OFFSET", which lastEventId
+	 * resumes from on any instance; on a channel without positions "~:N",
+	 * which cannot resume (the client is told so when it tries). */
+	(void)offset;
+	if (ev->epoch)
+		trpc_data_body(&b, ev->epoch, ev->offset, f + off, len);
+	else
+		trpc_data_body(&b, "~", ++unpositioned_seq, f + off, len);
 	return finish(&b);
 }
 
@@ -254,18 +268,13 @@ static void trpc_ack(struct hub_subscriber *h, const char *type, const char *id,
 	send_body(t, trpc_started_body);
 }
 
-static void trpc_error(struct hub_subscriber *h, const char *id, const char *code,
-		       const char *message)
+/* Inside a hub callback: t ends with an error frame (its head + the body). */
+static void sub_fail(struct trpc_sub *t, enum trpc_code code, const char *message)
 {
-	struct trpc_sub *t = (struct trpc_sub *)h;
 	struct buf b;
-	(void)id;
-	if (t->dead)
-		return;
-	enum trpc_code tc = trpc_code_from_proto(code);
-	metrics.trpc_errors[tc]++;
+	metrics.trpc_errors[code]++;
 	buf_init(&b, MSG_PRE);
-	trpc_error_body(&b, tc, message, t->path);
+	trpc_error_body(&b, code, message, t->path);
 	struct msg *m = finish(&b);
 	if (m) {
 		session_enqueue_pair(t->c->s, t->head, m);
@@ -274,11 +283,45 @@ static void trpc_error(struct hub_subscriber *h, const char *id, const char *cod
 	mark_dead(t);
 }
 
+/* The subscription is live (v1.1: with its position). A resume that could
+ * not be served ends it: tRPC cannot say "some are missing" otherwise. */
+static void trpc_subscribed(struct hub_subscriber *h, const char *id, const char *channel,
+			    const char *epoch, uint64_t offset, int recovered)
+{
+	struct trpc_sub *t = (struct trpc_sub *)h;
+	(void)id, (void)offset;
+	if (t->dead || t->started)
+		return;
+	if (t->resuming && recovered != 1) {
+		char why[400];
+		snprintf(why, sizeof(why),
+			 "cannot resume %s from lastEventId: %s; fetch the current state and "
+			 "subscribe again without it",
+			 channel,
+			 !epoch ? "this channel keeps no history"
+				: "the history no longer reaches back (or the epoch changed)");
+		sub_fail(t, TRPC_PRECONDITION_FAILED, why);
+		return;
+	}
+	t->started = 1;
+	send_body(t, trpc_started_body);
+}
+
+static void trpc_error(struct hub_subscriber *h, const char *id, const char *code,
+		       const char *message)
+{
+	struct trpc_sub *t = (struct trpc_sub *)h;
+	(void)id;
+	if (!t->dead)
+		sub_fail(t, trpc_code_from_proto(code), message);
+}
+
 static const struct hub_sink_ops trpc_ops = {
     .name = "trpc",
     .frame = trpc_frame,
     .deliver = trpc_deliver,
     .ack = trpc_ack,
+    .subscribed = trpc_subscribed,
     .error = trpc_error,
 };
 
@@ -308,12 +351,13 @@ static void subscribe(struct trpc_conn *c, const struct trpc_req *r)
 			   "subscription limit reached (max_subscriptions)", r->path);
 		return;
 	}
-	if (r->last_event_id[0]) {
-		/* Resuming needs positions, which this hub does not keep yet:
-		 * say so rather than leave a silent hole. */
+	struct proto_since since = {0};
+	if (r->last_event_id[0] &&
+	    proto_position_parse(r->last_event_id, strlen(r->last_event_id), &since)) {
+		/* not one of our positions ("~:N": a channel without history) */
 		snprintf(why, sizeof(why),
-			 "cannot resume from lastEventId \"%s\": this server keeps no positions; "
-			 "fetch the current state and subscribe again without it",
+			 "cannot resume from lastEventId \"%s\": not a position in this channel's "
+			 "history; fetch the current state and subscribe again without it",
 			 r->last_event_id);
 		send_error(c, r->id, 0, r->jsonrpc, TRPC_PRECONDITION_FAILED, why, r->path);
 		return;
@@ -338,10 +382,11 @@ static void subscribe(struct trpc_conn *c, const struct trpc_req *r)
 	memcpy(t->path, r->path, sizeof(t->path));
 	memcpy(t->channel, channel, sizeof(t->channel));
 	t->jsonrpc = r->jsonrpc;
+	t->resuming = since.set;
 	t->next = c->subs;
 	c->subs = t;
 	c->n_subs++;
-	hub_subscribe(&t->h, channel, t->id, NULL);
+	hub_subscribe_at(&t->h, channel, t->id, NULL, since.set ? &since : NULL);
 	if (t->dead) /* refused at once: no hub callback is running now */
 		reap_conn(c);
 	return;

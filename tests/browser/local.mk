@@ -9,3 +9,12 @@ EXTRA_DIST += $(BROWSER_TESTS) tests/browser/browser.mjs tests/browser/page_drai
 if !ASAN
 TESTS += tests/browser/page_drain.mjs
 endif
+# tRPC (a React page with tRPC's React Query integration, bundled in the
+# test with esbuild) and EventSource through nginx to three instances, each
+# across a drain (~25 s): once, in the plain suite. The page's sources and
+# its npm workspace (package.json) are in tests/browser/trpc-react/.
+EXTRA_DIST += tests/browser/transports.mjs tests/browser/trpc-react/package.json \
+	tests/browser/trpc-react/index.html tests/browser/trpc-react/src
+if !ASAN
+TESTS += tests/browser/transports.mjs
+endif

@@ -72,6 +72,15 @@ tests_fuzz_replay_wsdeflate_SOURCES = tests/fuzz/fuzz_wsdeflate.c tests/fuzz/rep
 tests_fuzz_replay_wsdeflate_CPPFLAGS = $(REPLAY_CPPFLAGS)
 tests_fuzz_replay_wsdeflate_LDADD = $(FANOUT_CORE_LIBS)
 
+# fuzz_sse_id.c and corpus/sse_id/: Last-Event-ID of event streams (core/sse_id.c).
+FUZZ_NAMES += sse_id
+check_PROGRAMS += tests/fuzz/replay_sse_id
+TESTS += tests/fuzz/corpus_sse_id.sh
+EXTRA_DIST += tests/fuzz/corpus_sse_id.sh
+tests_fuzz_replay_sse_id_SOURCES = tests/fuzz/fuzz_sse_id.c tests/fuzz/replay.c
+tests_fuzz_replay_sse_id_CPPFLAGS = $(REPLAY_CPPFLAGS)
+tests_fuzz_replay_sse_id_LDADD = $(FANOUT_CORE_LIBS)
+
 # fuzz_trpc.c and corpus/trpc/: the tRPC transport's parsers (core/trpc_proto.c).
 FUZZ_NAMES += trpc
 check_PROGRAMS += tests/fuzz/replay_trpc
@@ -157,6 +166,13 @@ tests_fuzz_fuzz_wsdeflate_CPPFLAGS = $(REPLAY_CPPFLAGS)
 tests_fuzz_fuzz_wsdeflate_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
 tests_fuzz_fuzz_wsdeflate_LDFLAGS = $(FUZZ_FLAGS)
 tests_fuzz_fuzz_wsdeflate_LDADD = $(FUZZ_LIBS)
+
+noinst_PROGRAMS += tests/fuzz/fuzz_sse_id
+tests_fuzz_fuzz_sse_id_SOURCES = tests/fuzz/fuzz_sse_id.c core/sse_id.c $(FUZZ_CORE_SOURCES)
+tests_fuzz_fuzz_sse_id_CPPFLAGS = $(REPLAY_CPPFLAGS)
+tests_fuzz_fuzz_sse_id_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
+tests_fuzz_fuzz_sse_id_LDFLAGS = $(FUZZ_FLAGS)
+tests_fuzz_fuzz_sse_id_LDADD = $(FUZZ_LIBS)
 
 noinst_PROGRAMS += tests/fuzz/fuzz_trpc
 tests_fuzz_fuzz_trpc_SOURCES = tests/fuzz/fuzz_trpc.c $(FUZZ_CORE_SOURCES)

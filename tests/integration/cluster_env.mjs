@@ -31,7 +31,8 @@ export function missing() {
 }
 
 /** conf/nginx-demo.conf.in with its placeholders filled. */
-export function nginxConf({ prefix, listen, webRoot = path.join(SRCDIR, 'web'), upstreamPorts }) {
+export function nginxConf({ prefix, listen, webRoot, upstreamPorts }) {
+  webRoot = webRoot || path.join(SRCDIR, 'web');
   const tpl = fs.readFileSync(path.join(SRCDIR, 'conf/nginx-demo.conf.in'), 'utf8');
   const servers = upstreamPorts
     .map((p) => `server 127.0.0.1:${p} max_fails=1 fail_timeout=5s;`)
@@ -44,11 +45,11 @@ export function nginxConf({ prefix, listen, webRoot = path.join(SRCDIR, 'web'), 
 }
 
 /** nginx, unprivileged, from a temp prefix; waits until it answers. */
-export async function startNginx({ upstreamPorts, port }) {
+export async function startNginx({ upstreamPorts, port, webRoot }) {
   port = port || (await freePort());
   const prefix = tmpDir('fanout-nginx-');
   const conf = path.join(prefix, 'nginx.conf');
-  fs.writeFileSync(conf, nginxConf({ prefix, listen: `127.0.0.1:${port}`, upstreamPorts }));
+  fs.writeFileSync(conf, nginxConf({ prefix, listen: `127.0.0.1:${port}`, upstreamPorts, webRoot }));
   const base = ['-e', path.join(prefix, 'error.log'), '-p', prefix, '-c', conf];
   // nginx takes $NGINX as inherited listen sockets; make check exports it
   // as the program path, so it must not reach nginx.
@@ -92,8 +93,8 @@ reconnect_max_ms = 1000
 `;
 }
 
-/** Broker + N fanoutd (ready) + nginx. */
-export async function startCluster({ names = ['c1', 'c2', 'c3'], extraServer = '' } = {}) {
+/** Broker + N fanoutd (ready) + nginx (serving webRoot, default web/). */
+export async function startCluster({ names = ['c1', 'c2', 'c3'], extraServer = '', webRoot } = {}) {
   const redis = await startRedis();
   const instances = [];
   try {
@@ -102,7 +103,7 @@ export async function startCluster({ names = ['c1', 'c2', 'c3'], extraServer = '
         ini: instanceIni(redis.port, extraServer), instance: name, wait: 'ready',
       }));
     }
-    const nginx = await startNginx({ upstreamPorts: instances.map((f) => f.port) });
+    const nginx = await startNginx({ upstreamPorts: instances.map((f) => f.port), webRoot });
     const byName = Object.fromEntries(names.map((n, i) => [n, instances[i]]));
     return {
       redis, instances, byName, nginx, names,

@@ -84,3 +84,11 @@ EXTRA_DIST += tests/integration/fault_delivery.mjs tests/integration/fault_env.m
 if !ASAN
 TESTS += tests/integration/fault_delivery.mjs
 endif
+
+# Transports (issue 12): the real @trpc/client and an event stream through
+# nginx to three instances with redis, each across a drain, resuming
+# elsewhere (~20 s): once, in the plain suite.
+EXTRA_DIST += tests/integration/transports_cluster.mjs
+if !ASAN
+TESTS += tests/integration/transports_cluster.mjs
+endif

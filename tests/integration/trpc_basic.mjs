@@ -10,7 +10,8 @@
 import assert from 'node:assert/strict';
 import { createTRPCClient, createWSClient, wsLink } from '@trpc/client';
 import { tap } from '../lib/tap.mjs';
-import { startFanoutd, wsClient, pluginPath, parseMetrics, waitFor, sleep, WebSocket } from '../lib/harness.mjs';
+import { startFanoutd, wsClient, pluginPath, parseMetrics, waitFor } from '../lib/harness.mjs';
+import { recordingWebSocket } from '../lib/trpc.mjs';
 
 const t = tap();
 const lb = pluginPath('loopback');
@@ -23,31 +24,16 @@ const f = await startFanoutd({
 });
 const url = `ws://127.0.0.1:${f.port}/trpc`;
 
-/** A WebSocket class for @trpc/client that records what goes both ways. */
-function recordingWebSocket(log) {
-  return class extends WebSocket {
-    constructor(u, ...rest) {
-      super(u, ...rest);
-      log.push({ url: u });
-      this.addEventListener('message', (e) => log.push({ in: String(e.data) }));
-    }
-    send(d) {
-      log.push({ out: String(d) });
-      super.send(d);
-    }
-  };
-}
-
 /** A tRPC client; subscriptions record what their callbacks saw. */
 function trpcClient(opts = {}) {
   const log = [];
   const ws = createWSClient({ url, WebSocket: recordingWebSocket(log), ...opts });
   const client = createTRPCClient({ links: [wsLink({ client: ws })] });
   const sub = (proc, input) => {
-    const s = { data: [], errors: [], started: 0, completed: 0 };
+    const s = { data: [], events: [], errors: [], started: 0, completed: 0 };
     s.handle = client[proc].subscribe(input, {
       onStarted: () => s.started++,
-      onData: (d) => s.data.push(d),
+      onData: (d) => { s.events.push(d); s.data.push(d.data); }, // tracked: {id, data}
       onError: (e) => s.errors.push(e),
       onComplete: () => s.completed++,
     });
@@ -74,9 +60,14 @@ await t.test('subscribe with @trpc/client: started, then every update in order',
   assert.deepEqual(s.data.map((d) => d.n), [...Array(50).keys()]);
   assert.equal(s.data[0].text, 'ü "q"');
   assert.equal(s.errors.length, 0);
-  // without positions, data events carry no id
+  // tracked events: the position "EPOCH:OFFSET" on both levels, offsets one apart
   const data = c.log.filter((l) => l.in && l.in.includes('"type":"data"'));
-  assert.deepEqual(JSON.parse(data[0].in), { id: JSON.parse(c.log.find((l) => l.out).out).id, result: { type: 'data', data: { n: 0, text: 'ü "q"' } } });
+  const f0 = JSON.parse(data[0].in);
+  const id0 = f0.result.id;
+  assert.match(id0, /^[A-Za-z0-9_-]{1,64}:\d+$/);
+  assert.deepEqual(f0, { id: JSON.parse(c.log.find((l) => l.out).out).id, result: { type: 'data', id: id0, data: { id: id0, data: { n: 0, text: 'ü "q"' } } } });
+  const offs = s.events.map((e) => Number(e.id.split(':')[1]));
+  for (let i = 1; i < offs.length; i++) assert.equal(offs[i], offs[i - 1] + 1);
   s.handle.unsubscribe();
   await c.close();
 });
@@ -124,7 +115,7 @@ await t.test('stop: "stopped", and nothing more for that id', async () => {
   assert.deepEqual(await raw.next((fr) => fr.id === 1 && fr.result?.type === 'stopped'), { id: 1, result: { type: 'stopped' } });
   raw.send({ id: 99, method: 'subscription.stop' }); // unknown: no answer
   await publish('updates', 'only2');
-  await raw.next((fr) => fr.id === 2 && fr.result?.data === 'only2');
+  await raw.next((fr) => fr.id === 2 && fr.result?.data?.data === 'only2');
   raw.send('PING');
   await raw.next((fr) => fr.raw === 'PONG');
   assert.equal(raw.all((fr) => fr.id === 1 && fr.result?.type === 'data').length, 1);
@@ -132,6 +123,27 @@ await t.test('stop: "stopped", and nothing more for that id', async () => {
   // jsonrpc is echoed
   raw.send({ id: 'j', jsonrpc: '2.0', method: 'subscription', params: { path: 'onUpdates' } });
   assert.deepEqual(await raw.next((fr) => fr.id === 'j'), { id: 'j', jsonrpc: '2.0', result: { type: 'started' } });
+  await raw.close();
+});
+
+await t.test('lastEventId resumes: what was missed is replayed, then live, nothing twice', async () => {
+  const raw = await wsClient(url);
+  raw.send({ id: 1, method: 'subscription', params: { path: 'onRoom', input: { roomId: 'r' } } });
+  await raw.next((fr) => fr.id === 1 && fr.result?.type === 'started');
+  for (let i = 0; i < 3; i++) await publish('room.r', { i });
+  const seen = [];
+  for (let i = 0; i < 3; i++) seen.push(await raw.next((fr) => fr.id === 1 && fr.result?.type === 'data'));
+  raw.send({ id: 1, method: 'subscription.stop' });
+  await raw.next((fr) => fr.id === 1 && fr.result?.type === 'stopped');
+  for (let i = 3; i < 6; i++) await publish('room.r', { i }); // missed
+  // @trpc/client resends the subscription with the last id it saw
+  raw.send({ id: 2, method: 'subscription', params: { path: 'onRoom', input: { roomId: 'r' }, lastEventId: seen[1].result.id } });
+  await raw.next((fr) => fr.id === 2 && fr.result?.type === 'started');
+  await publish('room.r', { i: 6 });
+  const got = [];
+  for (let i = 0; i < 5; i++) got.push(await raw.next((fr) => fr.id === 2 && fr.result?.type === 'data'));
+  assert.deepEqual(got.map((fr) => fr.result.data.data.i), [2, 3, 4, 5, 6]);
+  assert.equal(got[0].result.id.split(':')[0], seen[0].result.id.split(':')[0]);
   await raw.close();
 });
 
@@ -163,7 +175,8 @@ await t.test('every request error, each with its id and the connection kept', as
   await ask('{"id":4,', 'PARSE_ERROR');
   await ask('[{"id":5,"method":"subscription.stop"},{"id":6}]', 'PARSE_ERROR', /method/);
   await ask({ id: null, method: 'subscription', params: { path: 'onUpdates' } }, 'PARSE_ERROR', /`id` is required/);
-  await ask({ id: 7, method: 'subscription', params: { path: 'onUpdates', lastEventId: 'E1:5' } }, 'PRECONDITION_FAILED', /cannot resume/);
+  await ask({ id: 7, method: 'subscription', params: { path: 'onUpdates', lastEventId: '~:5' } }, 'PRECONDITION_FAILED', /cannot resume/);
+  await ask({ id: 7, method: 'subscription', params: { path: 'onUpdates', lastEventId: 'nosuchepoch:5' } }, 'PRECONDITION_FAILED', /cannot resume updates/);
   raw.send({ id: 8, method: 'subscription', params: { path: 'onUpdates' } });
   await raw.next((fr) => fr.id === 8 && fr.result?.type === 'started');
   await ask({ id: 8, method: 'subscription', params: { path: 'onUpdates' } }, 'BAD_REQUEST', /Duplicate id 8/);
@@ -181,7 +194,7 @@ await t.test('every request error, each with its id and the connection kept', as
   raw.ws.send(Buffer.from('{}'), { binary: true });
   await raw.next((fr) => fr.error?.data?.code === 'PARSE_ERROR' && /binary/.test(fr.error.message));
   await publish('updates', 'still here');
-  await raw.next((fr) => fr.id === 12 && fr.result?.data === 'still here');
+  await raw.next((fr) => fr.id === 12 && fr.result?.data?.data === 'still here');
   await raw.close();
 });
 

@@ -16,13 +16,23 @@ fi
 # The devDependencies of package.json ("name": "version" lines after
 # "devDependencies"; versions are exact) against what node_modules holds.
 missing=
-for d in $(sed -n '/"devDependencies"/,/}/s/^[[:space:]]*"\([^"]*\)"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1@\2/p' \
-	"$src/package.json"); do
-	name=${d%@*}
-	want=${d##*@}
-	pj=$src/node_modules/$name/package.json
-	have=$(sed -n 's/^[[:space:]]*"version"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$pj" 2>/dev/null | head -1)
-	[ "$have" = "$want" ] || missing="$missing $name@$want${have:+ (have $have)}"
+# The root package.json, and each workspace's (tests/browser/trpc-react):
+# a workspace's package is in its own node_modules when the root has
+# another version, else hoisted to the root's.
+for pkg in "$src" "$src/tests/browser/trpc-react"; do
+	[ -f "$pkg/package.json" ] || continue
+	for d in $(sed -n '/"devDependencies"/,/}/s/^[[:space:]]*"\([^"]*\)"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1@\2/p' \
+		"$pkg/package.json"); do
+		name=${d%@*}
+		want=${d##*@}
+		have=
+		for nm in "$pkg/node_modules" "$src/node_modules"; do
+			have=$(sed -n 's/^[[:space:]]*"version"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' \
+				"$nm/$name/package.json" 2>/dev/null | head -1)
+			[ -n "$have" ] && break
+		done
+		[ "$have" = "$want" ] || missing="$missing $name@$want${have:+ (have $have)}"
+	done
 done
 if [ -n "$missing" ]; then
 	echo "Bail out! npm test dependencies missing or outdated:$missing: run 'npm ci' in $src"
