@@ -187,6 +187,13 @@ void auth_set_process_key(struct auth_key *k)
 	process_key = k;
 }
 
+struct auth_key *auth_swap_process_key(struct auth_key *k)
+{
+	struct auth_key *old = process_key;
+	process_key = k;
+	return old;
+}
+
 const struct auth_key *auth_process_key(void)
 {
 	return process_key;

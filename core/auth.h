@@ -62,6 +62,9 @@ void auth_key_free(struct auth_key *k);
 /* The process's key: set once by main.c at start-up (workers inherit it),
  * read by every transport. NULL: tokens are off. */
 void auth_set_process_key(struct auth_key *k);
+/* The same, returning the key it replaces (a reload frees that one; every
+ * check reads the process key when it runs, none keeps it). */
+struct auth_key *auth_swap_process_key(struct auth_key *k);
 const struct auth_key *auth_process_key(void);
 /* "HS256", "RS256" or "ES256". */
 const char *auth_key_alg(const struct auth_key *k);

@@ -72,6 +72,7 @@ enum ktype {
 #define KF_SECRET   8u	/* K_STR: printed as *** by config_dump() */
 #define KF_AUTH	    16u /* in section [auth], not [server] */
 #define KF_AUTO	    32u /* K_INT: "auto" is also a value, stored as -1 */
+#define KF_LIVE	    64u /* a reload (SIGHUP) applies a change to new requests */
 
 struct skey {
 	const char *name;
@@ -108,50 +109,50 @@ static const struct skey server_keys[] = {
      "URL path of the Server-Sent Events endpoint; empty: off"},
     {"web_root", K_STR, FANOUT_WEB_ROOT, 0, 0, OFF(web_root), 0, 0,
      "directory of static files; empty: serve none"},
-    {"plugin_dir", K_STR, FANOUT_PLUGIN_DIR, 0, 0, OFF(plugin_dir), 0, KF_NONEMPTY,
+    {"plugin_dir", K_STR, FANOUT_PLUGIN_DIR, 0, 0, OFF(plugin_dir), 0, KF_NONEMPTY | KF_LIVE,
      "where backend plugins are found by name"},
     {"workers", K_WORKERS, "1", 1, 64, OFF(workers), 0, 0,
      "worker processes sharing the port; auto: one per CPU"},
     {"max_clients", K_INT, "10000", 1, 1000000, OFF(max_clients), 0, 0,
      "connected clients per process; more: close 1013"},
-    {"max_message_bytes", K_INT, "65536", 16, 16 * MIB, OFF(max_message_bytes), 0, KF_SUFFIX,
-     "largest inbound frame; bigger: close 1009"},
-    {"max_payload_bytes", K_INT, "1048576", 16, 64 * MIB, OFF(max_payload_bytes), 0, KF_SUFFIX,
-     "largest backend payload; bigger: dropped, counted, logged"},
-    {"max_subscriptions", K_INT, "128", 1, 100000, OFF(max_subscriptions), 0, 0,
+    {"max_message_bytes", K_INT, "65536", 16, 16 * MIB, OFF(max_message_bytes), 0,
+     KF_SUFFIX | KF_LIVE, "largest inbound frame; bigger: close 1009"},
+    {"max_payload_bytes", K_INT, "1048576", 16, 64 * MIB, OFF(max_payload_bytes), 0,
+     KF_SUFFIX | KF_LIVE, "largest backend payload; bigger: dropped, counted, logged"},
+    {"max_subscriptions", K_INT, "128", 1, 100000, OFF(max_subscriptions), 0, KF_LIVE,
      "channels per client"},
-    {"max_channels", K_INT, "100000", 1, 10000000, OFF(max_channels), 0, 0,
+    {"max_channels", K_INT, "100000", 1, 10000000, OFF(max_channels), 0, KF_LIVE,
      "distinct channels per process"},
-    {"client_queue_bytes", K_INT, "4194304", 32, 16 * GIB, OFF(client_queue_bytes), 0, KF_SUFFIX,
-     "per-client send queue, >= 2 x max_payload_bytes; over: close 4001"},
-    {"shutdown_grace_ms", K_INT, "5000", 0, 600000, OFF(shutdown_grace_ms), 0, 0,
+    {"client_queue_bytes", K_INT, "4194304", 32, 16 * GIB, OFF(client_queue_bytes), 0,
+     KF_SUFFIX | KF_LIVE, "per-client send queue, >= 2 x max_payload_bytes; over: close 4001"},
+    {"shutdown_grace_ms", K_INT, "5000", 0, 600000, OFF(shutdown_grace_ms), 0, KF_LIVE,
      "how long SIGTERM waits for queues to drain"},
     {"ping_interval_s", K_INT, "30", 0, 3600, OFF(ping_interval_s), 0, 0,
      "WebSocket ping interval; 0: off"},
-    {"allow_publish", K_BOOL, "false", 0, 1, OFF(allow_publish), 0, 0,
+    {"allow_publish", K_BOOL, "false", 0, 1, OFF(allow_publish), 0, KF_LIVE,
      "whether clients may publish"},
     {"allowed_origins", K_LIST, "*", 0, 0, OFF(allowed_origins), OFF(n_allowed_origins),
-     KF_NONEMPTY, "Origin headers accepted at upgrade; * = any", check_origin},
-    {"trusted_proxies", K_LIST, "", 0, 0, OFF(trusted_proxies), OFF(n_trusted_proxies), 0,
+     KF_NONEMPTY | KF_LIVE, "Origin headers accepted at upgrade; * = any", check_origin},
+    {"trusted_proxies", K_LIST, "", 0, 0, OFF(trusted_proxies), OFF(n_trusted_proxies), KF_LIVE,
      "proxies (addresses or CIDR networks) whose X-Forwarded-For is believed", check_cidr},
     {"admin_listen", K_STR, "", 0, 0, OFF(admin_listen), 0, 0,
      "address:port for /metrics (then 404 on listen), /healthz, /readyz; empty: off",
      check_admin_listen},
-    {"publish_api_key", K_STR, "", 0, 0, OFF(publish_api_key), 0, KF_SECRET,
+    {"publish_api_key", K_STR, "", 0, 0, OFF(publish_api_key), 0, KF_SECRET | KF_LIVE,
      "key of POST /api/publish (Authorization: apikey KEY), >= 16 bytes; empty: off",
      check_api_key},
-    {"tls_cert", K_STR, "", 0, 0, OFF(tls_cert), 0, 0,
+    {"tls_cert", K_STR, "", 0, 0, OFF(tls_cert), 0, KF_LIVE,
      "PEM certificate chain: the listener speaks TLS only (wss/https); empty: plain"},
-    {"tls_key", K_STR, "", 0, 0, OFF(tls_key), 0, 0, "PEM private key of tls_cert"},
+    {"tls_key", K_STR, "", 0, 0, OFF(tls_key), 0, KF_LIVE, "PEM private key of tls_cert"},
     {"handshake_timeout_s", K_INT, "10", 1, 600, OFF(handshake_timeout_s), 0, 0,
      "a connection's first request (TLS handshake included) must be complete within this"},
     {"idle_timeout_s", K_INT, "600", 0, 86400, OFF(idle_timeout_s), 0, 0,
      "a WebSocket client that sends nothing (no frame, no pong) this long is closed 1001; 0: off"},
-    {"max_connections_per_ip", K_INT, "0", 0, 1000000, OFF(max_connections_per_ip), 0, 0,
+    {"max_connections_per_ip", K_INT, "0", 0, 1000000, OFF(max_connections_per_ip), 0, KF_LIVE,
      "open connections per client address; over: closed (429 behind a proxy); 0: off"},
-    {"channels", K_LIST, "*", 0, 0, OFF(channels), OFF(n_channels), KF_NONEMPTY,
+    {"channels", K_LIST, "*", 0, 0, OFF(channels), OFF(n_channels), KF_NONEMPTY | KF_LIVE,
      "globs of channel names clients may use"},
-    {"permessage_deflate", K_BOOL, "false", 0, 1, OFF(permessage_deflate), 0, 0,
+    {"permessage_deflate", K_BOOL, "false", 0, 1, OFF(permessage_deflate), 0, KF_LIVE,
      "accept permessage-deflate (each message compressed once, shared)"},
     {"recovery_max_messages", K_INT, "1000", 0, 1000000, OFF(recovery_max_messages), 0, 0,
      "a resume this many messages behind at most is replayed; more: recovered false"},
@@ -167,8 +168,8 @@ static const struct skey server_keys[] = {
      "a resume or repair not answered by then fails (recovered false / gap)"},
     {"position_probe_s", K_INT, "30", 0, 86400, OFF(position_probe_s), 0, 0,
      "check the top of a positioned channel quiet this long; 0: off"},
-    {"log_level", K_LOGLEVEL, "info", 0, 0, OFF(log_level), 0, 0, "error|warn|info|debug"},
-    {"max_requests_per_s", K_INT, "0", 0, 1000000, OFF(max_requests_per_s), 0, 0,
+    {"log_level", K_LOGLEVEL, "info", 0, 0, OFF(log_level), 0, KF_LIVE, "error|warn|info|debug"},
+    {"max_requests_per_s", K_INT, "0", 0, 1000000, OFF(max_requests_per_s), 0, KF_LIVE,
      "requests per client per second (burst 2x); over: error rate_limited; 0: off"},
     {"max_queued_bytes", K_INT, "auto", 64 * KIB, 64 * GIB, OFF(max_queued_bytes), 0,
      KF_SUFFIX | KF_AUTO,
@@ -176,13 +177,13 @@ static const struct skey server_keys[] = {
     {"max_channels_per_ip", K_INT, "0", 0, 10000000, OFF(max_channels_per_ip), 0, 0,
      "distinct channels one client address may bring into the hub; 0: off"},
     /* [auth]: access tokens (auth.h) */
-    {"jwt_secret", K_STR, "", 0, 0, OFF(jwt_secret), 0, KF_AUTH | KF_SECRET,
+    {"jwt_secret", K_STR, "", 0, 0, OFF(jwt_secret), 0, KF_AUTH | KF_SECRET | KF_LIVE,
      "HS256 secret (at least 32 bytes); every client then needs a token"},
-    {"jwt_public_key", K_STR, "", 0, 0, OFF(jwt_public_key), 0, KF_AUTH,
+    {"jwt_public_key", K_STR, "", 0, 0, OFF(jwt_public_key), 0, KF_AUTH | KF_LIVE,
      "PEM public key file (RSA: RS256, EC P-256: ES256); every client then needs a token"},
-    {"jwt_audience", K_STR, "", 0, 0, OFF(jwt_audience), 0, KF_AUTH,
+    {"jwt_audience", K_STR, "", 0, 0, OFF(jwt_audience), 0, KF_AUTH | KF_LIVE,
      "when set, a token's aud claim must name it"},
-    {"jwt_leeway_s", K_INT, "0", 0, 300, OFF(jwt_leeway_s), 0, KF_AUTH,
+    {"jwt_leeway_s", K_INT, "0", 0, 300, OFF(jwt_leeway_s), 0, KF_AUTH | KF_LIVE,
      "clock skew allowed on a token's exp and nbf"},
 };
 
@@ -1464,6 +1465,44 @@ static void dump_backend(const struct cfg_backend *b, const struct fanout_plugin
 	}
 }
 
+/* The value of key k in c, as the config file would say it; mask: a
+ * secret key's non-empty value as ***. */
+static void put_key(FILE *out, const struct config *c, const struct skey *k, int mask)
+{
+	const void *f = (const char *)c + k->off;
+
+	switch (k->type) {
+	case K_STR:
+	case K_LISTEN:
+		if (mask && (k->flags & KF_SECRET) && *(char *const *)f && **(char *const *)f)
+			fputs("***", out);
+		else
+			fputs(*(char *const *)f ? *(char *const *)f : "", out);
+		break;
+	case K_INT:
+		if ((k->flags & KF_AUTO) && *(const long long *)f == -1)
+			fputs("auto", out);
+		else
+			fprintf(out, "%lld", *(const long long *)f);
+		break;
+	case K_BOOL:
+		fputs(*(const int *)f ? "true" : "false", out);
+		break;
+	case K_WORKERS:
+		if (*(const int *)f)
+			fprintf(out, "%d", *(const int *)f);
+		else
+			fputs("auto", out);
+		break;
+	case K_LOGLEVEL:
+		fputs(log_level_name(*(const int *)f), out);
+		break;
+	case K_LIST:
+		put_list(out, *(char **const *)f, *(const size_t *)((const char *)c + k->off_n));
+		break;
+	}
+}
+
 void config_dump_full(const struct config *c, const struct fanout_plugin *const *plugins,
 		      int verbose, FILE *out)
 {
@@ -1473,45 +1512,16 @@ void config_dump_full(const struct config *c, const struct fanout_plugin *const 
 	for (size_t j = 0; j < 2 * N_KEYS; j++) {
 		size_t i = j % N_KEYS;
 		const struct skey *k = &server_keys[i];
-		const void *f = (const char *)c + k->off;
 		if (j == 0 || j == N_KEYS)
 			fprintf(out, "%s[%s]\n", j ? "\n" : "", j ? "auth" : "server");
 		if ((j < N_KEYS) != !(k->flags & KF_AUTH))
 			continue;
 		if (verbose)
-			fprintf(out, "; %s\n", k->help);
+			fprintf(out, "; %s (%s)\n", k->help,
+				(k->flags & KF_LIVE) ? "SIGHUP applies it"
+						     : "a change needs a restart");
 		fprintf(out, "%s = ", k->name);
-		switch (k->type) {
-		case K_STR:
-		case K_LISTEN:
-			if ((k->flags & KF_SECRET) && *(char *const *)f && **(char *const *)f)
-				fputs("***", out);
-			else
-				fputs(*(char *const *)f ? *(char *const *)f : "", out);
-			break;
-		case K_INT:
-			if ((k->flags & KF_AUTO) && *(const long long *)f == -1)
-				fputs("auto", out);
-			else
-				fprintf(out, "%lld", *(const long long *)f);
-			break;
-		case K_BOOL:
-			fputs(*(const int *)f ? "true" : "false", out);
-			break;
-		case K_WORKERS:
-			if (*(const int *)f)
-				fprintf(out, "%d", *(const int *)f);
-			else
-				fputs("auto", out);
-			break;
-		case K_LOGLEVEL:
-			fputs(log_level_name(*(const int *)f), out);
-			break;
-		case K_LIST:
-			put_list(out, *(char **const *)f,
-				 *(const size_t *)((const char *)c + k->off_n));
-			break;
-		}
+		put_key(out, c, k, 1);
 		fputc('\n', out);
 	}
 	for (size_t i = 0; i < c->n_backends; i++)
@@ -1520,4 +1530,162 @@ void config_dump_full(const struct config *c, const struct fanout_plugin *const 
 		fputs("\n[trpc]\n", out);
 	for (size_t i = 0; i < c->n_trpc; i++)
 		fprintf(out, "%s = %s\n", c->trpc[i].key, c->trpc[i].value);
+}
+
+/* ---- reload (reload.c) ----------------------------------------------------- */
+
+int config_server_key_live(size_t i)
+{
+	return i < N_KEYS && (server_keys[i].flags & KF_LIVE);
+}
+
+/* Key k of c as text (mask: secrets as ***) into buf. */
+static void key_text(const struct config *c, const struct skey *k, int mask, char *buf, size_t n)
+{
+	FILE *f = fmemopen(buf, n, "w");
+
+	buf[0] = 0;
+	if (!f)
+		return;
+	put_key(f, c, k, mask);
+	fclose(f);
+	buf[n - 1] = 0;
+}
+
+/* Exchange the value of key k between a and b. */
+static void swap_key(struct config *a, struct config *b, const struct skey *k)
+{
+	char tmp[sizeof(long long) > sizeof(char *) ? sizeof(long long) : sizeof(char *)];
+	size_t sz = k->type == K_INT			    ? sizeof(long long)
+		    : k->type == K_STR || k->type == K_LIST ? sizeof(char *)
+							    : sizeof(int);
+
+	memcpy(tmp, field(a, k->off), sz);
+	memcpy(field(a, k->off), field(b, k->off), sz);
+	memcpy(field(b, k->off), tmp, sz);
+	if (k->type == K_LIST) {
+		size_t *na = field(a, k->off_n), *nb = field(b, k->off_n), t = *na;
+		*na = *nb;
+		*nb = t;
+	}
+}
+
+int config_apply(struct config *run, struct config *next, config_note_fn note, void *arg)
+{
+	char a[512], b[512], ma[512], mb[512];
+	int restart = 0;
+
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct skey *k = &server_keys[i];
+		key_text(run, k, 0, a, sizeof(a));
+		key_text(next, k, 0, b, sizeof(b));
+		if (!strcmp(a, b))
+			continue;
+		key_text(run, k, 1, ma, sizeof(ma));
+		key_text(next, k, 1, mb, sizeof(mb));
+		int live = k->type != K_LISTEN && (k->flags & KF_LIVE);
+		if (live)
+			swap_key(run, next, k);
+		else
+			restart++;
+		if (note)
+			note(arg, k->name, live, ma, mb);
+	}
+	/* [backend NAME] sections (the plugin host re-points its backends and
+	 * restarts the changed ones) and [trpc] procedures: all of them. */
+	struct cfg_backend *bs = run->backends;
+	size_t nb = run->n_backends;
+	run->backends = next->backends;
+	run->n_backends = next->n_backends;
+	next->backends = bs;
+	next->n_backends = nb;
+	struct cfg_kv *tr = run->trpc;
+	size_t nt = run->n_trpc;
+	run->trpc = next->trpc;
+	run->n_trpc = next->n_trpc;
+	next->trpc = tr;
+	next->n_trpc = nt;
+	return restart;
+}
+
+int config_keep_key(struct config *next, const struct config *run, const char *name)
+{
+	const struct skey *k = NULL;
+	char v[4096];
+
+	for (size_t i = 0; i < N_KEYS && !k; i++)
+		if (!strcmp(server_keys[i].name, name))
+			k = &server_keys[i];
+	if (!k)
+		return -1;
+	key_text(run, k, 0, v, sizeof(v));
+	const char *why;
+	return set_server(next, k, v, &why);
+}
+
+const struct cfg_backend *config_find_backend(const struct config *c, const char *name)
+{
+	return find_backend((struct config *)c, name);
+}
+
+int config_backend_equal(const struct cfg_backend *a, const struct cfg_backend *b)
+{
+	if (strcmp(a->name, b->name) ||
+	    strcmp(a->plugin ? a->plugin : "", b->plugin ? b->plugin : "") ||
+	    a->n_channels != b->n_channels || a->n_kv != b->n_kv)
+		return 0;
+	for (size_t i = 0; i < a->n_channels; i++)
+		if (strcmp(a->channels[i], b->channels[i]))
+			return 0;
+	for (size_t i = 0; i < a->n_kv; i++) {
+		size_t j;
+		for (j = 0; j < b->n_kv && strcmp(a->kv[i].key, b->kv[j].key); j++)
+			;
+		if (j == b->n_kv || strcmp(a->kv[i].value, b->kv[j].value))
+			return 0;
+	}
+	return 1;
+}
+
+int config_copy_backend(struct config *to, const struct cfg_backend *b)
+{
+	struct ld l = {.c = to, .file = "(reload)"};
+	struct cfg_backend *nb = add_backend(&l, b->name, b->line);
+
+	free(l.bx);
+	if (!nb)
+		return -1;
+	free_list(nb->channels);
+	nb->n_channels = 0;
+	nb->channels = calloc(b->n_channels + 1, sizeof(char *));
+	nb->plugin = b->plugin ? strdup(b->plugin) : NULL;
+	nb->kv = calloc(b->n_kv + 1, sizeof(*nb->kv));
+	if (!nb->channels || (b->plugin && !nb->plugin) || !nb->kv)
+		return -1;
+	for (size_t i = 0; i < b->n_channels; i++)
+		if (!(nb->channels[nb->n_channels++] = strdup(b->channels[i])))
+			return -1;
+	for (size_t i = 0; i < b->n_kv; i++) {
+		nb->kv[i].key = strdup(b->kv[i].key);
+		nb->kv[i].value = strdup(b->kv[i].value);
+		nb->kv[i].line = b->kv[i].line;
+		nb->n_kv++;
+		if (!nb->kv[i].key || !nb->kv[i].value)
+			return -1;
+	}
+	return 0;
+}
+
+int config_move_backend(struct config *to, struct config *from, size_t i)
+{
+	struct cfg_backend *nb = realloc(to->backends, (to->n_backends + 1) * sizeof(*nb));
+
+	if (!nb)
+		return -1;
+	to->backends = nb;
+	to->backends[to->n_backends++] = from->backends[i];
+	memmove(&from->backends[i], &from->backends[i + 1],
+		(from->n_backends - i - 1) * sizeof(from->backends[0]));
+	from->n_backends--;
+	return 0;
 }

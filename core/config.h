@@ -151,6 +151,41 @@ const char *config_trpc_channel(const struct config *c, const char *path);
 /* The backend whose `channels` globs match channel first, or NULL. */
 const struct cfg_backend *config_route(const struct config *c, const char *channel);
 
+/* ---- reload (SIGHUP, reload.c) ---- */
+
+/* Called by config_apply() for each [server]/[auth] key whose value
+ * differs: live = the change was applied (else it needs a restart and the
+ * running value stays); old/new as text, secrets as ***. */
+typedef void (*config_note_fn)(void *arg, const char *key, int live, const char *old_value,
+			       const char *new_value);
+
+/*
+ * Apply the freshly loaded next to the running run, in place (every module
+ * keeps its pointer to run): each key whose value changed and that is
+ * marked live in the key table takes next's value; the others keep run's
+ * and are reported (note). The [backend NAME] and [trpc] sections of next
+ * replace run's — the plugin host re-points its backends by name. next
+ * then holds the replaced values: config_free() it. Returns how many
+ * changed keys need a restart.
+ */
+int config_apply(struct config *run, struct config *next, config_note_fn note, void *arg);
+/* Give next the running value of key name (a change refused before
+ * config_apply, e.g. TLS switched on or off). 0 or -1. */
+int config_keep_key(struct config *next, const struct config *run, const char *name);
+/* The [backend NAME] section of c, or NULL. */
+const struct cfg_backend *config_find_backend(const struct config *c, const char *name);
+/* 1 when two sections say the same (plugin, channels, keys in any order). */
+int config_backend_equal(const struct cfg_backend *a, const struct cfg_backend *b);
+/* Append a copy of section b to to (a section a reload keeps running
+ * although the file lost it). 0, or -1 (out of memory; to is consistent
+ * and config_free() frees the partial copy). */
+int config_copy_backend(struct config *to, const struct cfg_backend *b);
+/* Move section i of from to the end of to (a section a reload keeps
+ * running although the file lost it). 0 or -1 (out of memory). */
+int config_move_backend(struct config *to, struct config *from, size_t i);
+/* 1 when key i is applied by a reload (KF_LIVE), 0 when it needs a restart. */
+int config_server_key_live(size_t i);
+
 /* The key table of [server] and [auth], for tests and docs: the name /
  * one-line help / section ("server" or "auth") of key i, or NULL past the
  * end. */

@@ -113,6 +113,29 @@ int conn_init(const struct config *c)
 	return 0;
 }
 
+int conn_reload(const struct config *c)
+{
+	struct cidr *t = NULL;
+	size_t n = 0;
+	const char *why;
+
+	if (c->n_trusted_proxies && !(t = calloc(c->n_trusted_proxies, sizeof(*t))))
+		return -1;
+	for (size_t i = 0; i < c->n_trusted_proxies; i++)
+		if (cidr_parse(c->trusted_proxies[i], &t[n++], &why)) {
+			log_err("trusted_proxies: %s: %s", c->trusted_proxies[i], why);
+			free(t);
+			return -1;
+		}
+	free(trusted);
+	trusted = t;
+	n_trusted = n;
+	/* Connections open now keep their counts (and are counted only if the
+	 * cap was on when they came). */
+	per_ip_max = c->max_connections_per_ip;
+	return 0;
+}
+
 void conn_free_all(void)
 {
 	for (unsigned i = 0; i < BUCKETS; i++)

@@ -33,6 +33,10 @@ struct conn {
 /* Set up from the config (trusted proxies, cap, handshake timeout); 0 or
  * -1. */
 int conn_init(const struct config *c);
+/* A reload changed c: trusted_proxies and max_connections_per_ip apply to
+ * connections accepted from now on; the counts of open ones stay. 0 or -1
+ * (the old values stay). */
+int conn_reload(const struct config *c);
 void conn_free_all(void);
 
 /*

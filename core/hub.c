@@ -107,6 +107,7 @@ static const struct plugin_host_events backend_events = {
     .top_done = hub_top_done,
     .history_item = hub_history_item,
     .history_done = hub_history_done,
+    .resubscribe = hub_resubscribe,
 };
 
 static const struct pos_hooks pos_hooks;
@@ -1044,4 +1045,67 @@ void hub_free(void)
 	n_pubs = 0;
 	n_channels = 0;
 	pos_free();
+}
+
+/*
+ * b was restarted behind the same handle (a reload changed its section):
+ * the new instance knows no channel. Publishes the old one never answered
+ * fail (backend_unavailable); every channel b serves is asked for again —
+ * a pending one is confirmed to its clients as usual, an active one's
+ * confirmation is ignored as after a broker reconnect — and its
+ * subscribers get a gap (reason), since messages published meanwhile are
+ * lost. Names are collected first: a refusal destroys the channel.
+ */
+void hub_resubscribe(struct fanout_backend *b, const char *reason)
+{
+	uint64_t *tokens = NULL;
+	size_t nt = 0, cap = 0;
+	for (size_t i = 0; i < PUB_BUCKETS; i++)
+		for (struct pending_pub *p = pubs[i]; p; p = p->next_hash) {
+			if (p->b != b)
+				continue;
+			if (nt == cap) {
+				uint64_t *q =
+				    realloc(tokens, (cap = cap ? cap * 2 : 16) * sizeof(*q));
+				if (!q)
+					break;
+				tokens = q;
+			}
+			tokens[nt++] = p->token;
+		}
+	for (size_t i = 0; i < nt; i++)
+		hub_published(b, tokens[i], 0);
+	free(tokens);
+
+	char **names = NULL;
+	size_t n = 0, ncap = 0;
+	for (size_t i = 0; i < table_size; i++)
+		for (struct channel *ch = table[i]; ch; ch = ch->next) {
+			if (ch->b != b)
+				continue;
+			if (n == ncap) {
+				char **q =
+				    realloc(names, (ncap = ncap ? ncap * 2 : 16) * sizeof(*q));
+				if (!q)
+					goto out;
+				names = q;
+			}
+			if (!(names[n] = strdup(ch->name)))
+				goto out;
+			n++;
+		}
+	for (size_t i = 0; i < n; i++) {
+		int r = backend_subscribe(b, names[i]);
+		struct channel *ch = ch_find(names[i]);
+		if (r && ch && ch->b == b && ch->state == CH_PENDING)
+			hub_subscribed(b, names[i], 0);
+		else if (r)
+			log_warn("[backend %s] subscribe %s after restart failed: %s", b->cfg->name,
+				 names[i], fanout_strerror(r));
+	}
+	hub_gap(b, NULL, reason);
+out:
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
 }

@@ -199,4 +199,9 @@ void hub_history_item(struct fanout_backend *b, uint64_t token, uint64_t offset,
 void hub_history_done(struct fanout_backend *b, uint64_t token, int status, const char *epoch,
 		      uint64_t top);
 
+/* b's plugin was restarted behind the same handle (reload.c): fail the
+ * publishes it had not answered, subscribe every channel it serves again,
+ * and send their subscribers a gap with reason. */
+void hub_resubscribe(struct fanout_backend *b, const char *reason);
+
 #endif

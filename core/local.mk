@@ -10,6 +10,7 @@ core_libfanoutcore_a_SOURCES = \
 	core/budget.c core/budget.h \
 	core/config.c core/config.h \
 	core/notify.c core/notify.h \
+	core/reload.c core/reload.h \
 	core/contract.c core/contract.h \
 	core/json.c \
 	core/protocol.c core/protocol.h \

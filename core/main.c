@@ -22,6 +22,7 @@
 #include "notify.h"
 #include "plugin_host.h"
 #include "protocol.h"
+#include "reload.h"
 #include "server.h"
 #include "workers.h"
 
@@ -168,6 +169,12 @@ int main(int argc, char **argv)
 		free(overrides);
 		return EXIT_CONFIG;
 	}
+	/* SIGHUP reads the same file with the same overrides again. */
+	if (reload_init(&cfg, file, overrides, n_overrides)) {
+		free(overrides);
+		config_free(&cfg);
+		return EXIT_RUNTIME;
+	}
 	free(overrides);
 	log_set_level((enum log_level)cfg.log_level);
 	log_set_instance(cfg.instance);
@@ -180,6 +187,7 @@ int main(int argc, char **argv)
 	if (auth_key_load(&ao, &key, why, sizeof(why))) {
 		fprintf(stderr, "%s: [auth] %s: %s\n", cfg.path ? cfg.path : file,
 			*cfg.jwt_public_key ? "jwt_public_key" : "jwt_secret", why);
+		reload_free();
 		config_free(&cfg);
 		return EXIT_CONFIG;
 	}
@@ -197,6 +205,7 @@ int main(int argc, char **argv)
 		}
 		plugin_host_unload();
 		auth_key_free(key);
+		reload_free();
 		config_free(&cfg);
 		return rc;
 	}
@@ -212,8 +221,9 @@ int main(int argc, char **argv)
 		int fd = listen_socket(&cfg, 0);
 		rc = fd < 0 ? EXIT_RUNTIME : run_server(&cfg, fd, 0);
 	}
-	auth_set_process_key(NULL);
-	auth_key_free(key);
+	/* a reload may have replaced the key: free the one in use */
+	auth_key_free(auth_swap_process_key(NULL));
+	reload_free();
 	config_free(&cfg);
 	return rc;
 }

@@ -29,7 +29,7 @@
 #include "protocol.h"
 
 static struct fanout_backend *backends;
-static size_t n_backends;
+static size_t n_backends, cap_backends;
 static const struct config *cfg;
 static const struct plugin_host_events *to_hub;
 
@@ -168,9 +168,41 @@ static struct fanout_timer *host_timer_add(struct fanout_backend *b, fanout_time
 	return loop_timer_add(cb, arg);
 }
 
+/* A post() in flight: run only if the instance that posted it still runs. */
+struct tagged_post {
+	struct fanout_backend *b;
+	unsigned incarnation;
+	fanout_post_cb cb;
+	void *arg;
+};
+
+static void run_post(void *arg)
+{
+	struct tagged_post *t = arg;
+	pthread_mutex_lock(&t->b->post_lock);
+	int current = t->incarnation == t->b->incarnation && !t->b->posts_closed;
+	pthread_mutex_unlock(&t->b->post_lock);
+	if (current)
+		t->cb(t->arg);
+	free(t);
+}
+
 static int host_post(struct fanout_backend *b, fanout_post_cb cb, void *arg)
 {
-	return loop_post(cb, arg);
+	struct tagged_post *t = malloc(sizeof(*t));
+	if (!t)
+		return FANOUT_ENOMEM;
+	pthread_mutex_lock(&b->post_lock);
+	int closed = b->posts_closed;
+	t->b = b;
+	t->incarnation = b->incarnation;
+	pthread_mutex_unlock(&b->post_lock);
+	t->cb = cb;
+	t->arg = arg;
+	int r = closed ? FANOUT_EUNAVAIL : loop_post(run_post, t);
+	if (r)
+		free(t);
+	return r;
 }
 
 static const char *host_instance(struct fanout_backend *b)
@@ -308,12 +340,16 @@ int plugin_host_load(const struct config *c)
 {
 	int rc = 0;
 	cfg = c;
-	backends = calloc(c->n_backends ? c->n_backends : 1, sizeof(*backends));
+	/* Room for the sections reloads add: a handle never moves (the hub
+	 * keeps pointers to it). */
+	cap_backends = c->n_backends + PLUGIN_HOST_SPARE;
+	backends = calloc(cap_backends, sizeof(*backends));
 	if (!backends)
 		return EXIT_RUNTIME;
 	n_backends = c->n_backends;
 	for (size_t i = 0; i < n_backends; i++) {
 		struct fanout_backend *b = &backends[i];
+		pthread_mutex_init(&b->post_lock, NULL);
 		b->cfg = &c->backends[i];
 		b->up = FANOUT_DOWN;
 		snprintf(b->reason, sizeof(b->reason), "not started");
@@ -402,6 +438,7 @@ void plugin_host_unload(void)
 		if (b->dl)
 			dlclose(b->dl);
 #endif
+		pthread_mutex_destroy(&b->post_lock);
 	}
 	free(backends);
 	backends = NULL;
@@ -501,4 +538,196 @@ int backend_history(struct fanout_backend *b, const char *channel, const char *e
 	if (!backend_positioned(b))
 		return FANOUT_ENOTSUP;
 	return b->p->history(b->state, channel, epoch, after, max, token);
+}
+
+/* ---- reload ---- */
+
+/* A section of the next config that is new or changed, opened and checked. */
+struct prepared {
+	char name[128];
+	char *path;
+	void *dl;
+	const struct fanout_plugin *p;
+	struct fanout_value *values; /* point into the section's strings */
+};
+static struct prepared *prep;
+static size_t n_prep;
+
+static void prep_free(int close_dl)
+{
+	for (size_t i = 0; i < n_prep; i++) {
+		free(prep[i].path);
+		free(prep[i].values);
+#ifndef FANOUT_NO_DLCLOSE
+		if (close_dl && prep[i].dl)
+			dlclose(prep[i].dl);
+#endif
+	}
+	free(prep);
+	prep = NULL;
+	n_prep = 0;
+}
+
+static struct fanout_backend *find_running(const char *name)
+{
+	for (size_t i = 0; i < n_backends; i++)
+		if (!strcmp(backends[i].cfg->name, name))
+			return &backends[i];
+	return NULL;
+}
+
+int plugin_host_reload_check(struct config *next, FILE *errf,
+			     void (*note)(void *arg, const char *what), void *arg)
+{
+	int nerr = 0;
+	size_t added = 0;
+	char msg[300];
+
+	prep_free(1);
+	prep = calloc(next->n_backends + 1, sizeof(*prep));
+	if (!prep)
+		return 1;
+	/* Sections the file lost keep running (a restart removes them). */
+	for (size_t i = 0; i < n_backends; i++) {
+		const char *name = backends[i].cfg->name;
+		if (config_find_backend(next, name))
+			continue;
+		size_t j;
+		for (j = 0; j < cfg->n_backends && strcmp(cfg->backends[j].name, name); j++)
+			;
+		if (j == cfg->n_backends || config_copy_backend(next, &cfg->backends[j])) {
+			fprintf(errf, "[backend %s]: out of memory\n", name);
+			nerr++;
+			continue;
+		}
+		snprintf(
+		    msg, sizeof(msg),
+		    "[backend %s] is not in the file any more: it keeps running until a restart",
+		    name);
+		if (note)
+			note(arg, msg);
+	}
+	for (size_t i = 0; i < next->n_backends; i++) {
+		const struct cfg_backend *nb = &next->backends[i];
+		struct fanout_backend *b = find_running(nb->name);
+		if (b && config_backend_equal(b->cfg, nb))
+			continue;
+		if (!b && n_backends + ++added > cap_backends) {
+			fprintf(errf,
+				"[backend %s]: a reload can add %d sections to the ones fanoutd "
+				"started with; restart to add more\n",
+				nb->name, PLUGIN_HOST_SPARE);
+			nerr++;
+			continue;
+		}
+		struct prepared *pp = &prep[n_prep++];
+		snprintf(pp->name, sizeof(pp->name), "%s", nb->name);
+		pp->path = resolve_path(next->plugin_dir, nb->plugin);
+		if (!pp->path || open_plugin(pp->path, nb->name, &pp->dl, &pp->p, errf)) {
+			nerr++;
+			continue;
+		}
+		if (config_backend_values(next, nb, pp->p->options ? pp->p->options : no_options,
+					  &pp->values, errf))
+			nerr++;
+	}
+	if (nerr)
+		prep_free(1);
+	return nerr;
+}
+
+/* Start b's instance (init + start); 0 or -1 (logged, b left stopped). */
+static int start_one(struct fanout_backend *b)
+{
+	int r = b->p->init(&host_table, b, b->values, &b->state);
+	free(b->values);
+	b->values = NULL;
+	if (r) {
+		log_err("[backend %s]: %s: init failed: %s (%d)", b->cfg->name, b->path,
+			fanout_strerror(r), r);
+		b->stopped = 1;
+		snprintf(b->reason, sizeof(b->reason), "init failed: %s", fanout_strerror(r));
+		return -1;
+	}
+	b->inited = 1;
+	snprintf(b->reason, sizeof(b->reason), "starting");
+	r = b->p->start(b->state);
+	if (r) {
+		log_err("[backend %s]: %s: start failed: %s (%d)", b->cfg->name, b->path,
+			fanout_strerror(r), r);
+		b->stopped = 1;
+		snprintf(b->reason, sizeof(b->reason), "start failed: %s", fanout_strerror(r));
+		return -1;
+	}
+	b->started = 1;
+	return 0;
+}
+
+int plugin_host_reload_apply(const struct config *run, int serving)
+{
+	int failed = 0;
+
+	cfg = run;
+	/* Every running backend follows its (equal or changed) section. */
+	for (size_t i = 0; i < n_backends; i++) {
+		struct fanout_backend *b = &backends[i];
+		const struct cfg_backend *nb = config_find_backend(run, b->cfg->name);
+		if (nb)
+			b->cfg = nb;
+	}
+	for (size_t k = 0; k < n_prep; k++) {
+		struct prepared *pp = &prep[k];
+		struct fanout_backend *b = find_running(pp->name);
+		int restart = b != NULL;
+		if (!b) { /* a new section */
+			b = &backends[n_backends++];
+			memset(b, 0, sizeof(*b));
+			pthread_mutex_init(&b->post_lock, NULL);
+			b->up = FANOUT_DOWN;
+		} else if (serving) {
+			/* The old instance goes: nothing it posted runs any more. */
+			pthread_mutex_lock(&b->post_lock);
+			b->posts_closed = 1;
+			b->incarnation++;
+			pthread_mutex_unlock(&b->post_lock);
+			if (b->started && !b->stopped && b->p->stop)
+				b->p->stop(b->state);
+			if (b->inited)
+				b->p->destroy(b->state);
+		}
+		b->cfg = config_find_backend(run, pp->name);
+#ifndef FANOUT_NO_DLCLOSE
+		if (b->dl)
+			dlclose(b->dl);
+#endif
+		free(b->path);
+		free(b->values);
+		b->path = pp->path;
+		b->dl = pp->dl;
+		b->p = pp->p;
+		b->values = pp->values;
+		pp->path = NULL;
+		pp->dl = NULL;
+		pp->values = NULL;
+		b->state = NULL;
+		b->inited = b->started = b->stopped = 0;
+		if (!serving)
+			continue;
+		b->up = FANOUT_DOWN;
+		snprintf(b->reason, sizeof(b->reason), "restarting");
+		pthread_mutex_lock(&b->post_lock);
+		b->posts_closed = 0;
+		pthread_mutex_unlock(&b->post_lock);
+		if (start_one(b)) {
+			failed++;
+			continue;
+		}
+		log_info("[backend %s]: %s %s %s (channels: %s%s)", b->cfg->name, b->p->name,
+			 b->p->version, restart ? "restarted with its new section" : "started",
+			 b->cfg->channels[0], b->cfg->n_channels > 1 ? ", ..." : "");
+		if (restart && to_hub && to_hub->resubscribe)
+			to_hub->resubscribe(b, "backend reconfigured");
+	}
+	prep_free(0);
+	return failed;
 }

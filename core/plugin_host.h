@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
 
 #include <fanout/plugin.h>
@@ -45,6 +46,12 @@ struct fanout_backend {
 	} events[BACKEND_MAX_EVENTS];
 	int n_events;
 	int bad_position_logged; /* an invalid epoch/offset was logged once */
+	/* post(): callbacks posted by an instance a reload replaced are dropped
+	 * (tagged with the incarnation they were posted in); closed while the
+	 * old instance stops. Guarded by post_lock (post() runs on any thread). */
+	pthread_mutex_t post_lock;
+	unsigned incarnation;
+	int posts_closed;
 };
 
 /*
@@ -102,6 +109,8 @@ struct plugin_host_events {
 			     const void *data, size_t len);
 	void (*history_done)(struct fanout_backend *b, uint64_t token, int status,
 			     const char *epoch, uint64_t top);
+	/* b was restarted by a reload: subscribe its channels again */
+	void (*resubscribe)(struct fanout_backend *b, const char *reason);
 };
 void plugin_host_set_events(const struct plugin_host_events *ev);
 
@@ -120,6 +129,26 @@ int backend_positioned(const struct fanout_backend *b);
 int backend_top(struct fanout_backend *b, const char *channel, uint64_t token);
 int backend_history(struct fanout_backend *b, const char *channel, const char *epoch,
 		    uint64_t after, uint64_t max, uint64_t token);
+
+/*
+ * Reload (reload.c), in two steps. plugin_host_reload_check(next): before
+ * anything changes, open the plugin of every [backend NAME] of next that is
+ * new or differs from the running one and check its keys (one line per
+ * problem to errf; returns their count, 0 when next can be applied).
+ * Sections next lacks keep running: they are moved into next, each named
+ * through note(). Then, after config_apply() gave the running config next's
+ * sections, plugin_host_reload_apply(run, serving): every backend follows
+ * its section of run; a changed one is restarted behind the same handle
+ * (serving: stop + destroy the old instance, init + start the new one,
+ * its channels subscribed again with a gap), a new one is started.
+ * Without serving (the workers' supervisor) only the tables change, for
+ * the workers it forks later. Returns how many backends failed to start.
+ */
+int plugin_host_reload_check(struct config *next, FILE *errf,
+			     void (*note)(void *arg, const char *what), void *arg);
+int plugin_host_reload_apply(const struct config *run, int serving);
+/* Sections a reload may add beyond those the process started with. */
+#define PLUGIN_HOST_SPARE 16
 
 /* Test hook: check one .so file as plugin_host_load would; 0 or exit code. */
 int plugin_host_check_file(const char *path, FILE *errf);

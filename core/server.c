@@ -30,6 +30,7 @@
 #include "listen.h"
 #include "log.h"
 #include "metrics.h"
+#include "reload.h"
 #include "notify.h"
 #include "loop.h"
 #include "server.h"
@@ -205,13 +206,8 @@ static void on_signal(struct fanout_watch *w, int fd, unsigned ev, void *arg)
 			server_drain(si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
 			break;
 		case SIGHUP:
-			/* TLS files are re-read; the rest of the config needs a
-			 * restart (a full reload will hook in here) */
-			if (tls_enabled(srv.cfg))
-				tls_reload(srv.ctx, srv.cfg);
-			else
-				log_info("SIGHUP: nothing to reload (restart to apply config "
-					 "changes)");
+			/* the config file again, TLS files included (reload.c) */
+			reload_run(1);
 			break;
 		}
 	}
@@ -278,6 +274,7 @@ int server_init(const struct config *c, int listen_fd, long long max_clients)
 	tls_setup(&info, c); /* tls_cert: the public vhost speaks TLS only */
 
 	srv.ctx = lws_create_context(&info);
+	reload_set_context(srv.ctx);
 	if (!srv.ctx) {
 		log_err("cannot create the libwebsockets context");
 		return -1;
@@ -364,6 +361,7 @@ void server_free(void)
 	if (srv.ctx)
 		lws_context_destroy(srv.ctx);
 	srv.ctx = NULL;
+	reload_set_context(NULL);
 	admin_vh = NULL;
 	gate_free();
 	http_free();

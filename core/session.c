@@ -59,7 +59,8 @@ static struct {
 } protos[MAX_PROTOS];
 static size_t n_protos;
 
-void session_init(const struct config *c)
+/* The WebSocket layer's limits from c (at start-up and after a reload). */
+void session_limits(const struct config *c)
 {
 	struct wsconn_config wc = {
 	    .max_message_bytes = (uint64_t)c->max_message_bytes,
@@ -69,6 +70,11 @@ void session_init(const struct config *c)
 	if (wc.flush_early_bytes > 65536)
 		wc.flush_early_bytes = 65536;
 	wsconn_config(&wc);
+}
+
+void session_init(const struct config *c)
+{
+	session_limits(c);
 	cfg = c;
 	protos[0].path = c->ws_path;
 	protos[0].proto = &native_proto;

@@ -79,6 +79,9 @@ extern const struct lws_protocols session_protocol;
 /* Before the first client: c for its keys; the native protocol answers at
  * c->ws_path. */
 void session_init(const struct config *c);
+/* The WebSocket layer's limits (max_message_bytes, the early-flush size
+ * from client_queue_bytes) from c again: a reload changed them. */
+void session_limits(const struct config *c);
 /* 1 when path (no query) is the upgrade path of a registered protocol. */
 int session_has_path(const char *path);
 /* 1 when the endpoint at path takes its token in band (token_in_band) and

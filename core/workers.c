@@ -35,6 +35,7 @@
 #include "msg.h"
 #include "notify.h"
 #include "plugin_host.h"
+#include "reload.h"
 #include "workers.h"
 
 #define WORKERS_MAX   64
@@ -410,11 +411,14 @@ int workers_run(const struct config *c, workers_serve_fn serve)
 			for (int i = 0; i < n; i++)
 				if (pids[i] > 0)
 					kill(pids[i], sig);
-		} else if (sig == SIGHUP) {
-			/* each worker re-reads what it can (TLS files) */
-			for (int i = 0; i < n; i++)
-				if (pids[i] > 0)
-					kill(pids[i], SIGHUP);
+		} else if (sig == SIGHUP && !stopping) {
+			/* The supervisor checks the file and keeps it for the
+			 * workers it forks later; each worker reloads itself. A
+			 * refused file is logged once, here, and not forwarded. */
+			if (reload_run(0) == 0)
+				for (int i = 0; i < n; i++)
+					if (pids[i] > 0)
+						kill(pids[i], SIGHUP);
 		}
 		/* Reap every dead worker. */
 		int status;

@@ -27,3 +27,7 @@ check-compose: all
 # conf/grafana/fanout.json against a running fanoutd's /metrics.
 TESTS += tests/integration/grafana_dashboard.mjs
 EXTRA_DIST += tests/integration/grafana_dashboard.mjs
+
+# SIGHUP: the config re-read and applied without dropping anyone (reload.c).
+TESTS += tests/integration/reload.mjs
+EXTRA_DIST += tests/integration/reload.mjs

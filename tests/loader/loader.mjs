@@ -112,7 +112,8 @@ await t.test('--check-config -v: options with their help; a flagged secret is ne
   assert.match(r.stdout, /^; API credential for the broker \(string, no default\)\ncredential = \*\*\*$/m);
   assert.match(r.stdout, /^; receive window \(integer 1024\.\.1073741824 \(k, m, g suffixes\), default 64k\)\nwindow_bytes = 128k$/m);
   assert.match(r.stdout, /^; how hard to try \(one of slow\|fast, default fast\)\n; mode = fast$/m, 'an unset option: commented, with its default');
-  assert.match(r.stdout, /^; Origin headers accepted at upgrade; \* = any\nallowed_origins = \*$/m, 'server keys get their help');
+  assert.match(r.stdout, /^; Origin headers accepted at upgrade; \* = any \(SIGHUP applies it\)\nallowed_origins = \*$/m, 'server keys get their help, and whether a reload applies them');
+  assert.match(r.stdout, /^; address:port to listen on .* \(a change needs a restart\)\nlisten = /m);
 });
 
 await t.test('an unknown backend key is a config error before init (exit 3, FILE:LINE)', async () => {

@@ -157,10 +157,22 @@ static void t_parse_listen(void **state)
 	    {"9000", "", 9000},
 	    {"*:80", "", 80},
 	};
-	static const char *const bad[] = {
-	    "",		 ":",	  "host:",   "1.2.3.4:0", "1.2.3.4:65536", "::1:8080",
-	    "[::1]8080", "[]:80", "[zz]:80", "a b:80",	  "x:+80",	   "x:080000",
-	    "localhost:8080", "1.2.3:80", "[1.2.3.4]:80", "256.1.1.1:80"};
+	static const char *const bad[] = {"",
+					  ":",
+					  "host:",
+					  "1.2.3.4:0",
+					  "1.2.3.4:65536",
+					  "::1:8080",
+					  "[::1]8080",
+					  "[]:80",
+					  "[zz]:80",
+					  "a b:80",
+					  "x:+80",
+					  "x:080000",
+					  "localhost:8080",
+					  "1.2.3:80",
+					  "[1.2.3.4]:80",
+					  "256.1.1.1:80"};
 	char *host;
 	int port;
 	const char *why;
@@ -905,6 +917,122 @@ static void t_auth_section(void **state)
 	res_free(&r);
 }
 
+/* ---- reload ------------------------------------------------------------ */
+
+struct notes {
+	char text[4096];
+};
+
+static void note(void *arg, const char *key, int live, const char *old, const char *new)
+{
+	struct notes *n = arg;
+	size_t l = strlen(n->text);
+	snprintf(n->text + l, sizeof(n->text) - l, "%s %s: %s -> %s\n", live ? "live" : "restart",
+		 key, old, new);
+}
+
+static void t_apply(void **state)
+{
+	struct config run, next;
+	struct res r =
+	    load_text(&run,
+		      "[server]\nlisten = 127.0.0.1:80\nmax_subscriptions = 5\n"
+		      "allowed_origins = https://a.example\npublish_api_key = 0123456789abcdef0\n"
+		      "[backend a]\nplugin = p\n",
+		      NULL, 0);
+	if (r.n)
+		fail_msg("%s", r.errs);
+	struct res r2 = load_text(&next,
+				  "[server]\nlisten = 127.0.0.1:81\nmax_subscriptions = 7\n"
+				  "allowed_origins = https://a.example, https://b.example\n"
+				  "publish_api_key = fedcba98765432100\n"
+				  "[backend b]\nplugin = q\nurl = x\n",
+				  NULL, 0);
+	if (r2.n)
+		fail_msg("%s", r2.errs);
+	char **old_origins = run.allowed_origins;
+	struct notes n = {""};
+	assert_int_equal(config_apply(&run, &next, note, &n), 1);
+	assert_string_equal(n.text, "restart listen: 127.0.0.1:80 -> 127.0.0.1:81\n"
+				    "live max_subscriptions: 5 -> 7\n"
+				    "live allowed_origins: https://a.example -> https://a.example, "
+				    "https://b.example\n"
+				    "live publish_api_key: *** -> ***\n");
+	/* live keys changed in place, the others kept */
+	assert_string_equal(run.listen, "127.0.0.1:80");
+	assert_int_equal(run.listen_port, 80);
+	assert_int_equal(run.max_subscriptions, 7);
+	assert_int_equal(run.n_allowed_origins, 2);
+	assert_string_equal(run.publish_api_key, "fedcba98765432100");
+	/* next holds what was replaced, to be freed */
+	assert_ptr_equal(next.allowed_origins, old_origins);
+	assert_int_equal(next.max_subscriptions, 5);
+	/* sections: next's */
+	assert_int_equal(run.n_backends, 1);
+	assert_string_equal(run.backends[0].name, "b");
+	assert_string_equal(next.backends[0].name, "a");
+	/* a second apply of the same file changes nothing but the restart key */
+	memset(&n, 0, sizeof(n));
+	config_free(&next);
+	free(r2.errs);
+	unlink(r2.path);
+	free(r2.path);
+	r2 = load_text(&next,
+		       "[server]\nlisten = 127.0.0.1:81\nmax_subscriptions = 7\n"
+		       "allowed_origins = https://a.example, https://b.example\n"
+		       "publish_api_key = fedcba98765432100\n[backend b]\nplugin = q\nurl = x\n",
+		       NULL, 0);
+	assert_int_equal(config_apply(&run, &next, note, &n), 1);
+	assert_string_equal(n.text, "restart listen: 127.0.0.1:80 -> 127.0.0.1:81\n");
+	/* keep_key: next takes the running value */
+	assert_int_equal(config_keep_key(&next, &run, "listen"), 0);
+	assert_string_equal(next.listen, "127.0.0.1:80");
+	/* sections compared in any key order; copied whole */
+	assert_true(config_backend_equal(&run.backends[0], &next.backends[0]));
+	assert_int_equal(config_copy_backend(&next, &run.backends[0]), 0);
+	assert_true(config_backend_equal(&next.backends[0], &next.backends[1]));
+	assert_non_null(config_find_backend(&next, "b"));
+	assert_null(config_find_backend(&next, "a"));
+	config_free(&run);
+	config_free(&next);
+	res_free(&r);
+	res_free(&r2);
+}
+
+/* fanout.ini(5)'s RELOADING list names exactly the keys the table marks live. */
+static void t_live_keys_documented(void **state)
+{
+	char *path = srcpath("man/fanout.ini.5.in");
+	FILE *f = fopen(path, "r");
+	char line[256], doc[2048] = " ", table[2048] = " ";
+	int in = 0;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, ".SH RELOADING", 13))
+			in = 1;
+		else if (!strncmp(line, ".SH ", 4))
+			in = 0;
+		else if (in == 1 && !strncmp(line, ".RS", 3))
+			in = 2;
+		else if (in == 2 && !strncmp(line, ".RE", 3))
+			in = 3;
+		else if (in == 2 && !strncmp(line, ".B ", 3)) {
+			line[strcspn(line, "\n")] = 0;
+			strcat(doc, line + 3);
+			strcat(doc, " ");
+		}
+	}
+	fclose(f);
+	free(path);
+	for (size_t i = 0; config_server_key(i); i++)
+		if (config_server_key_live(i)) {
+			strcat(table, config_server_key(i));
+			strcat(table, " ");
+		}
+	assert_string_equal(doc, table);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -927,6 +1055,8 @@ int main(void)
 	    cmocka_unit_test(t_backend_value_errors),
 	    cmocka_unit_test(t_route),
 	    cmocka_unit_test(t_dump),
+	    cmocka_unit_test(t_apply),
+	    cmocka_unit_test(t_live_keys_documented),
 	    cmocka_unit_test(t_auth_section),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
