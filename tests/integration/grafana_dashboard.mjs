@@ -53,12 +53,13 @@ function families(text) {
 }
 
 await t.test('every series and label of the dashboard is in a running fanoutd\'s /metrics', async () => {
-  const redis = await startRedis();
-  const f = await startFanoutd({
-    ini: `[server]\nallowed_origins = https://good.example\n[backend valkey]\nplugin = valkey\nurl = ${redis.url}\n`,
-    wait: 'ready',
-  });
+  let redis, f;
   try {
+    redis = await startRedis();
+    f = await startFanoutd({
+      ini: `[server]\nallowed_origins = https://good.example\n[backend valkey]\nplugin = valkey\nurl = ${redis.url}\n`,
+      wait: 'ready',
+    });
     const c = await wsClient(f.ws);
     await c.subscribe('dash');
     await redis.cli('PUBLISH', 'dash', '{"n":1}');
@@ -95,8 +96,8 @@ await t.test('every series and label of the dashboard is in a running fanoutd\'s
     t.diag(`${exprs.length} expressions over ${new Set(all.match(/\bfanout_[a-z0-9_]+\b/g)).size} metrics checked against ${fam.size} exported families`);
     await c.close();
   } finally {
-    assert.equal(await f.stop(), 0);
-    await redis.stop();
+    if (f) assert.equal(await f.stop(), 0);
+    if (redis) await redis.stop();
   }
 });
 

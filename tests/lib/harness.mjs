@@ -50,17 +50,37 @@ export async function waitFor(fn, { timeoutMs = 10000, intervalMs = 25, what = '
   }
 }
 
-/** A free TCP port on 127.0.0.1. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
+// Ports are taken from below the kernel's ephemeral range: a port the kernel
+// hands out for listen(0) is in that range, where the local end of any
+// outgoing connection may take it before the server we start binds it
+// (EADDRINUSE on a busy machine). Below it only listeners compete.
+const EPHEMERAL_LOW = (() => {
+  try {
+    const lo = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0]);
+    return lo > 12000 ? lo : 32768;
+  } catch {
+    return 32768;
+  }
+})();
+const handedOut = new Set();
+
+/** A free TCP port on 127.0.0.1 (not handed out before by this process). */
+export async function freePort() {
+  for (let i = 0; i < 200; i++) {
+    const port = 10000 + Math.floor(Math.random() * (EPHEMERAL_LOW - 10000));
+    if (handedOut.has(port)) continue;
+    const free = await new Promise((resolve) => {
+      const s = net.createServer();
+      s.unref();
+      s.on('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
     });
-  });
+    if (free) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free port below the ephemeral range');
 }
 
 export function tmpDir(prefix = 'fanout-test-') {
