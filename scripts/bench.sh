@@ -47,7 +47,9 @@ trap cleanup EXIT
 free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
 has() { case " $SCEN " in *" $1 "*) return 0 ;; esac; return 1; }
 
-echo "# $(date -u +%FT%TZ) $(uname -r), $(nproc) CPUs; load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/conditions.txt"
+echo "# $(date -u +%FT%TZ) $(uname -r), $(nproc) CPUs; load: $(cut -d' ' -f1-3 /proc/loadavg);" \
+  "somaxconn $(cat /proc/sys/net/core/somaxconn 2>/dev/null || echo ?); $(git -C "$SRCDIR" rev-parse --short HEAD 2>/dev/null || echo '?')" |
+  tee "$OUT/conditions.txt"
 
 RPORT=$(free_port)
 taskset -c 1 "$REDIS" --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$OUT" \
@@ -160,7 +162,9 @@ echo "reports: $OUT"
 node "$SRCDIR/scripts/bench-summary.mjs" "$OUT" | tee "$OUT/summary.md"
 # The charts of BENCHMARKS.md (throughput, latency, CPU per delivery), drawn
 # from these reports: scripts/bench-plot.sh (gnuplot-nox).
-if command -v gnuplot >/dev/null; then
+if ! ls "$OUT"/[ABCDU]-[0-9]*.json >/dev/null 2>&1; then
+  : # nothing to draw (the charts show A, B, C, D and U)
+elif command -v gnuplot >/dev/null; then
   "$SRCDIR/scripts/bench-plot.sh" "$OUT" || echo "bench-plot failed (the reports are in $OUT)"
 else
   echo "charts: apt install gnuplot-nox, then scripts/bench-plot.sh $OUT"

@@ -95,14 +95,62 @@ static long proc_rss(int pid)
 	return kib;
 }
 
-static double servers_cpu(const struct storm *s)
+/* this process's own CPU seconds (user + system) */
+static double self_cpu(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* TcpExt ListenOverflows of this network namespace (/proc/net/netstat):
+ * handshakes the kernel dropped because a listener's accept queue was
+ * full (net.core.somaxconn caps it); each costs its client a SYN
+ * retransmit a second later. Counts every listener here, not only ours:
+ * -1 if unreadable. */
+static long long listen_overflows(void)
+{
+	FILE *f = fopen("/proc/net/netstat", "r");
+	if (!f)
+		return -1;
+	char names[4096], vals[4096];
+	long long v = -1;
+	while (fgets(names, sizeof(names), f) && fgets(vals, sizeof(vals), f)) {
+		if (strncmp(names, "TcpExt:", 7))
+			continue;
+		char *sn, *sv;
+		char *n = strtok_r(names, " \n", &sn), *x = strtok_r(vals, " \n", &sv);
+		while (n && x) {
+			if (!strcmp(n, "ListenOverflows")) {
+				v = atoll(x);
+				break;
+			}
+			n = strtok_r(NULL, " \n", &sn);
+			x = strtok_r(NULL, " \n", &sv);
+		}
+		break;
+	}
+	fclose(f);
+	return v;
+}
+
+/* the servers' CPU seconds, but for `except` (0: all of them) */
+static double servers_cpu_but(const struct storm *s, int except)
 {
 	double sum = 0;
 	for (int i = 0; i < s->npids; i++) {
+		if (s->pids[i] == except)
+			continue;
 		double v = proc_cpu(s->pids[i]);
 		sum += v > 0 ? v : 0;
 	}
 	return sum;
+}
+
+static double servers_cpu(const struct storm *s)
+{
+	return servers_cpu_but(s, 0);
 }
 
 static long servers_rss(const struct storm *s)
@@ -431,13 +479,15 @@ int cmd_bench_storm(int argc, char **argv)
 
 	/* ---- the storm ---- */
 	long rss0 = servers_rss(s);
-	double cpu0 = servers_cpu(s);
+	double cpu0 = servers_cpu(s), self0 = self_cpu();
+	long long ovf0 = listen_overflows();
 	int64_t t0 = now_ns_mono(), end = t0 + (int64_t)(s->timeout_s * 1e9);
 	while (s->ready < s->nclients && !stop_requested && now_ns_mono() < end)
 		poll_round(s, 1);
 	struct phase conn;
 	phase_stats(s, &conn, (double)(now_ns_mono() - t0) / 1e9, s->nclients);
-	double cpu_conn = servers_cpu(s) - cpu0;
+	double cpu_conn = servers_cpu(s) - cpu0, self_conn = self_cpu() - self0;
+	long long ovf_conn = ovf0 < 0 ? -1 : listen_overflows() - ovf0;
 	for (int k = 0; k < 50 && !stop_requested; k++) /* let the servers settle */
 		poll_round(s, 10);
 	long rss1 = servers_rss(s);
@@ -447,7 +497,9 @@ int cmd_bench_storm(int argc, char **argv)
 	/* ---- the drain ---- */
 	struct phase back = {0};
 	int moved = 0;
+	double cpu_back = 0, self_back = 0;
 	if (s->drain_pid && all_in) {
+		double c0 = servers_cpu_but(s, s->drain_pid), b0 = self_cpu();
 		s->nlat = 0;
 		s->refused = 0;
 		int64_t d0 = now_ns_mono();
@@ -463,6 +515,8 @@ int cmd_bench_storm(int argc, char **argv)
 			poll_round(s, 1);
 		for (int i = 0; i < s->nclients; i++)
 			moved += s->cl[i].moved;
+		cpu_back = servers_cpu_but(s, s->drain_pid) - c0; /* the ones taking them */
+		self_back = self_cpu() - b0;
 		phase_stats(s, &back, (double)(now_ns_mono() - d0) / 1e9, moved);
 	}
 
@@ -471,15 +525,18 @@ int cmd_bench_storm(int argc, char **argv)
 		printf("{\"clients\":%d,\"channels\":%d,\"instances\":%d,\"ok\":%s,", s->nclients,
 		       s->nch, s->nurl, rc == EXIT_OK ? "true" : "false");
 		print_phase("connect", &conn, 1, 0);
-		printf("\"connect_refused\":%d,\"server_cpu_s\":%.3f,\"server_rss_kib\":[%ld,%ld],"
-		       "\"server_kib_per_connection\":%.3f",
-		       refused_conn, cpu_conn, rss0, rss1,
+		printf("\"connect_refused\":%d,\"server_cpu_s\":%.3f,\"bench_cpu_s\":%.3f,"
+		       "\"listen_overflows\":%lld,"
+		       "\"server_rss_kib\":[%ld,%ld],\"server_kib_per_connection\":%.3f",
+		       refused_conn, cpu_conn, self_conn, ovf_conn, rss0, rss1,
 		       all_in && s->npids ? (double)(rss1 - rss0) / s->nclients : -1.0);
 		if (s->drain_pid) {
 			printf(
 			    ",\"drain\":{\"closed_1001\":%d,\"moved\":%d,\"refused_meanwhile\":%d,"
-			    "\"recovered\":%d,\"not_recovered\":%d,",
-			    s->closed_1001, moved, s->refused, s->recovered, s->not_recovered);
+			    "\"recovered\":%d,\"not_recovered\":%d,\"servers_cpu_s\":%.3f,"
+			    "\"bench_cpu_s\":%.3f,",
+			    s->closed_1001, moved, s->refused, s->recovered, s->not_recovered,
+			    cpu_back, self_back);
 			print_phase("back", &back, 1, 1);
 			printf("}");
 		}
@@ -497,7 +554,9 @@ int cmd_bench_storm(int argc, char **argv)
 		printf("fanout-cli bench --storm: %d clients, %d channel(s), %d instance(s)\n",
 		       s->nclients, s->nch, s->nurl);
 		print_phase("connected and subscribed", &conn, 0, 1);
-		printf("refused or failed connects: %d; server CPU %.3f s", refused_conn, cpu_conn);
+		printf("refused or failed connects: %d; server CPU %.3f s, this bench's %.3f s; "
+		       "handshakes dropped by full accept queues: %lld",
+		       refused_conn, cpu_conn, self_conn, ovf_conn);
 		if (s->npids && all_in)
 			printf("; server RSS %.1f -> %.1f MiB: %.2f KiB per connection",
 			       rss0 / 1024.0, rss1 / 1024.0, (double)(rss1 - rss0) / s->nclients);

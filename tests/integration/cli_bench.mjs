@@ -134,6 +134,8 @@ await t.test('bench --storm: 200 clients on two instances, one drained, every cl
     assert.equal(rep.drain.closed_1001, 100, 'half of the clients were on the drained instance');
     assert.equal(rep.drain.moved, 100);
     assert.equal(rep.drain.back.done, 100, 'every moved client subscribed again');
+    assert.ok(rep.bench_cpu_s > 0 && rep.drain.servers_cpu_s >= 0 && rep.drain.bench_cpu_s >= 0);
+    assert.ok(Number.isInteger(rep.listen_overflows), 'the kernel\'s dropped handshakes are counted');
     assert.equal(await a.stop(), 0); // it exits on its own once drained
   } finally {
     assert.equal(await b.stop(), 0);
