@@ -138,9 +138,11 @@ await t.test('SPUBLISH and FCALL fanout_publish: every client gets each message 
     assert.equal(sp - before[i][0], 2 * owned[i].length, `shard ${i} SPUBLISH calls`);
     assert.equal(fc - before[i][1], owned[i].length, `shard ${i} FCALL calls`);
   }
-  // A positioned message carries its offset once fanoutd forwards positions.
+  // A positioned message carries its offset; a third party's SPUBLISH none.
   const m = ca.all((x) => x.type === 'message' && x.data === `f1-${channels[0]}`)[0];
-  assert.ok(m.offset === undefined || m.offset === 1, JSON.stringify(m));
+  assert.equal(m.offset, 1, JSON.stringify(m));
+  const p = ca.all((x) => x.type === 'message' && x.data === `s1-${channels[0]}`)[0];
+  assert.equal(p.offset, undefined, JSON.stringify(p));
 });
 
 await t.test('a shard killed: the others never pause; /readyz names it; back, its channels get a gap, the others none', async () => {
@@ -165,6 +167,11 @@ await t.test('a shard killed: the others never pause; /readyz names it; back, it
     await waitFor(() => owned[victim].every((ch) => c.all((x) => x.type === 'gap' && x.channel === ch).length > 0), { what: 'gaps' });
     for (const ch of channels)
       assert.equal(c.all((x) => x.type === 'gap' && x.channel === ch).length, owner[ch] === victim ? 1 : 0, `gaps on ${ch}`);
+    // The shard came back without its data: the gap names the new epoch.
+    for (const ch of owned[victim]) {
+      const g = c.all((x) => x.type === 'gap' && x.channel === ch)[0];
+      assert.ok(g.epoch && g.offset === 0, JSON.stringify(g));
+    }
   }
   const lines = [];
   const want3 = [];
