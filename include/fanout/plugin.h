@@ -435,6 +435,14 @@ struct fanout_host {
 	 * deliver_at(). flags: FANOUT_POS_CONTIGUOUS when offsets on this
 	 * channel go up by exactly one. epoch NULL: the channel is not
 	 * positioned (the same as subscribed()).
+	 * Called again for a channel that is already live (after subscribing
+	 * again on a new connection, or when the backend learns that the
+	 * channel's top passed what it delivered, before delivering what is
+	 * newer), it is a position report: the host checks it as it checks a
+	 * top() answer, repairing (what it fanned out, top] from history
+	 * before later messages, a gap for what history cannot fill, a new
+	 * epoch for an epoch change. On a channel whose offsets skip, that is
+	 * the only way the host learns of a hole before a newer message.
 	 */
 	void (*subscribed_at)(struct fanout_backend *b, const char *channel, int ok,
 			      const char *epoch, uint64_t top, unsigned flags);

@@ -16,7 +16,7 @@
  * created again is a new epoch); offsets are stream sequences, strictly
  * increasing per channel but not contiguous (other channels share the
  * sequence). The top of a channel is the sequence of its newest kept
- * message, or the stream's last sequence when it has none. The stream
+ * message, 0 when it has none. The stream
  * only loses its oldest messages (limits by count, bytes and age apply to
  * the whole stream), so history after offset A is complete exactly when A
  * + 1 >= the stream's first sequence.
@@ -185,7 +185,7 @@ static int covered(json_t *arr, const char *s)
 /* The existing stream's config against ours: fail on what cannot change,
  * update what can. */
 static int check_existing(struct nt *nt, natsConnection *nc, json_t *info, char *epoch,
-			  size_t epoch_cap, char *why, size_t whylen)
+			  size_t epoch_cap, struct js_info *out, char *why, size_t whylen)
 {
 	json_t *cfg = json_object_get(info, "config"), *rp, *subjects, *up = NULL, *reply = NULL;
 	const char *dest, *src, *storage;
@@ -267,6 +267,7 @@ static int check_existing(struct nt *nt, natsConnection *nc, json_t *info, char 
 	}
 	info_from(info, &in);
 	snprintf(epoch, epoch_cap, "%s", in.epoch);
+	*out = in;
 	json_decref(reply);
 	json_decref(up);
 	if (!epoch[0]) {
@@ -276,8 +277,8 @@ static int check_existing(struct nt *nt, natsConnection *nc, json_t *info, char 
 	return 0;
 }
 
-int nt_js_ensure(struct nt *nt, natsConnection *nc, char *epoch, size_t epoch_cap, char *why,
-		 size_t whylen)
+int nt_js_ensure(struct nt *nt, natsConnection *nc, char *epoch, size_t epoch_cap, uint64_t *first,
+		 uint64_t *last, char *why, size_t whylen)
 {
 	char subj[300], msg[400];
 	json_t *root = NULL, *cfg;
@@ -288,8 +289,10 @@ int nt_js_ensure(struct nt *nt, natsConnection *nc, char *epoch, size_t epoch_ca
 	snprintf(subj, sizeof(subj), "$JS.API.STREAM.INFO.%s", nt->stream);
 	r = js_req(nt, nc, subj, NULL, &root, &code, why, whylen);
 	if (r == 0) {
-		r = check_existing(nt, nc, root, epoch, epoch_cap, why, whylen);
+		r = check_existing(nt, nc, root, epoch, epoch_cap, &in, why, whylen);
 		json_decref(root);
+		*first = r ? 0 : in.first;
+		*last = r ? 0 : in.last;
 		return r;
 	}
 	if (code != 404)
@@ -311,6 +314,8 @@ int nt_js_ensure(struct nt *nt, natsConnection *nc, char *epoch, size_t epoch_ca
 	info_from(root, &in);
 	json_decref(root);
 	snprintf(epoch, epoch_cap, "%s", in.epoch);
+	*first = in.first;
+	*last = in.last;
 	snprintf(msg, sizeof(msg), "stream %s created (epoch %s)", nt->stream, in.epoch);
 	js_log(nt, FANOUT_LOG_INFO, msg);
 	return epoch[0] ? 0 : FANOUT_EIO;
@@ -368,9 +373,9 @@ static int direct_get(struct nt *nt, natsConnection *nc, const char *subject, ui
 	return 1;
 }
 
-/* The channel's top in the stream described by in. */
-static int top_of(struct nt *nt, natsConnection *nc, const char *subject, const struct js_info *in,
-		  uint64_t *top, char *why, size_t whylen)
+/* The channel's top: the sequence of its newest kept message. */
+static int top_of(struct nt *nt, natsConnection *nc, const char *subject, uint64_t *top, char *why,
+		  size_t whylen)
 {
 	natsMsg *m;
 	uint64_t seq = 0;
@@ -379,7 +384,12 @@ static int top_of(struct nt *nt, natsConnection *nc, const char *subject, const 
 	if (r < 0)
 		return r;
 	natsMsg_Destroy(m);
-	*top = r == 1 ? seq : in->last;
+	/* Nothing kept: 0, not the stream's last sequence. A top must be the
+	 * offset of one of the channel's messages: the host repairs up to a
+	 * top it has not reached, and history has no message to reach a
+	 * sequence of another channel with (every quiet-channel probe would
+	 * end in a false gap). */
+	*top = r == 1 ? seq : 0;
 	return 0;
 }
 
@@ -392,7 +402,7 @@ int nt_js_top(struct nt *nt, natsConnection *nc, const char *subject, char *epoc
 	if (r)
 		return r;
 	snprintf(epoch, epoch_cap, "%s", in.epoch);
-	return top_of(nt, nc, subject, &in, top, why, whylen);
+	return top_of(nt, nc, subject, top, why, whylen);
 }
 
 static void push_done(struct nt *nt, uint64_t token, int status, const char *epoch, uint64_t top)
@@ -425,7 +435,7 @@ void nt_js_history(struct nt *nt, natsConnection *nc, const struct cmd *c, const
 		return;
 	}
 	if (strcmp(c->epoch, in.epoch)) {
-		r = top_of(nt, nc, subject, &in, &top, why, sizeof(why));
+		r = top_of(nt, nc, subject, &top, why, sizeof(why));
 		push_done(nt, c->token, r ? r : FANOUT_EEPOCH, in.epoch, top);
 		return;
 	}
@@ -433,7 +443,7 @@ void nt_js_history(struct nt *nt, natsConnection *nc, const struct cmd *c, const
 	 * oldest messages, so it is complete from after + 1 on if it still
 	 * starts there (or nothing newer exists at all). */
 	if (c->after < in.last && c->after + 1 < in.first) {
-		r = top_of(nt, nc, subject, &in, &top, why, sizeof(why));
+		r = top_of(nt, nc, subject, &top, why, sizeof(why));
 		push_done(nt, c->token, r ? r : FANOUT_ETRUNCATED, in.epoch, top);
 		return;
 	}
@@ -466,7 +476,7 @@ void nt_js_history(struct nt *nt, natsConnection *nc, const struct cmd *c, const
 	else if (r >= 0 && c->after < in2.last && c->after + 1 < in2.first)
 		r = FANOUT_ETRUNCATED;
 	if (r >= 0)
-		r = top_of(nt, nc, subject, &in2, &top, why, sizeof(why));
+		r = top_of(nt, nc, subject, &top, why, sizeof(why));
 	if (r < 0) {
 		for (e = items; e; e = n) {
 			n = e->next;

@@ -242,12 +242,20 @@ static void deliver(struct nt *nt, struct chan *c, struct ev *e)
 		count(nt, "duplicates_dropped", 1);
 		return;
 	}
-	/* Nats-Last-Sequence: the previous message on this subject. Newer
-	 * than what we delivered: one was lost between the server and us. */
-	if (c->last && e->last > c->last) {
+	/* Nats-Last-Sequence: the previous message on this subject (0: none
+	 * kept). Newer than what we delivered (or than the top read when we
+	 * subscribed): it never reached us. */
+	if (e->last > c->last) {
 		count(nt, "holes", 1);
 		nt->host->gap(nt->b, c->name,
 			      "a message on this channel was lost before this instance");
+		/* The channel stands at e->last: the host repairs (what it
+		 * delivered, e->last] from the stream before e goes out. Not
+		 * left to its probe: e would advance the channel past the
+		 * hole before the probe's answer came (offsets here skip, so
+		 * the host cannot see the hole itself). */
+		if (nt->has_pos)
+			nt->host->subscribed_at(nt->b, c->name, 1, nt->epoch, e->last, 0);
 	}
 	c->last = e->seq;
 	if (nt->has_pos)
@@ -285,6 +293,8 @@ static void on_subscribed(struct nt *nt, struct ev *e)
 	}
 	if (nt->js && e->epoch && strcmp(e->epoch, nt->epoch) != 0)
 		snprintf(nt->epoch, sizeof(nt->epoch), "%s", e->epoch);
+	if (e->seq > nt->seen)
+		nt->seen = e->seq;
 	c->state = CH_LIVE;
 	c->sid = e->sid;
 	c->last = e->seq;
@@ -308,6 +318,8 @@ static void on_msg(struct nt *nt, struct ev *e, bool *keep)
 {
 	struct chan *c = ntab_get(&nt->chans, e->chan);
 
+	if (e->seq > nt->seen)
+		nt->seen = e->seq;
 	if (!c)
 		return;
 	/* Hold: before the subscribe is confirmed, and after the link came
@@ -390,6 +402,8 @@ static void on_published(struct nt *nt, struct ev *e)
 		return; /* timed out already */
 	free(p);
 	nt->pending_pubs--;
+	if (!e->status && e->seq > nt->seen)
+		nt->seen = e->seq;
 	if (e->status) {
 		if (e->len)
 			nt->host->log(nt->b, FANOUT_LOG_DEBUG, "publish failed: %s", e->data);
@@ -407,8 +421,10 @@ static void on_state(struct nt *nt, struct ev *e)
 {
 	bool up = e->status == FANOUT_UP;
 
-	if (!up && nt->up)
+	if (!up && nt->up) {
 		nt->relinking = true;
+		nt->seen_at_drop = nt->seen;
+	}
 
 	if (up != nt->up || !up)
 		nt->host->log(nt->b, up ? FANOUT_LOG_INFO : FANOUT_LOG_WARN, "%s: %s",
@@ -430,8 +446,13 @@ static void on_epoch(struct nt *nt, struct ev *e)
 {
 	bool had = nt->epoch[0] != 0;
 
+	nt->link_first = e->seq;
+	if (e->last > nt->seen)
+		nt->seen = e->last;
 	if (!strcmp(nt->epoch, e->epoch))
 		return;
+	/* Another stream: what we saw of the old one says nothing. */
+	nt->seen = nt->seen_at_drop = e->last;
 	snprintf(nt->epoch, sizeof(nt->epoch), "%s", e->epoch);
 	ntab_each(&nt->chans, reset_last, NULL);
 	if (had) {
@@ -450,6 +471,62 @@ static void collect_held(const char *key, void *val, void *arg)
 
 	if (c->state == CH_LIVE && c->held)
 		*(*names)++ = (char *)key;
+}
+
+struct trim_arg {
+	uint64_t lost_to;
+	char **names;
+	size_t n;
+};
+
+static void collect_trimmed(const char *key, void *val, void *arg)
+{
+	struct chan *c = val;
+	struct trim_arg *a = arg;
+
+	if (c->state == CH_LIVE && c->last < a->lost_to)
+		a->names[a->n++] = (char *)key;
+}
+
+/*
+ * After a reconnect: messages stored while the link was down that the
+ * stream's limits removed before we came back can neither be repaired nor
+ * seen missing (no top names them, and the next message's
+ * Nats-Last-Sequence is 0 once its predecessor is gone). When the stream
+ * now starts past everything we knew was stored, each channel that may
+ * have had such a message is moved past them: the host gaps it.
+ */
+static void announce_trimmed(struct nt *nt)
+{
+	struct trim_arg a = {0};
+
+	if (!nt->js || !nt->has_pos || !nt->epoch[0] || nt->link_first <= nt->seen_at_drop + 1)
+		return;
+	a.lost_to = nt->link_first - 1;
+	a.names = calloc(nt->chans.n + 1, sizeof(*a.names));
+	if (!a.names)
+		return;
+	ntab_each(&nt->chans, collect_trimmed, &a);
+	for (size_t i = 0; i < a.n; i++)
+		a.names[i] = strdup(a.names[i]);
+	if (a.n)
+		nt->host->log(
+		    nt->b, FANOUT_LOG_WARN,
+		    "stream %s dropped messages %llu..%llu (its limits) while the link was "
+		    "down: %zu channels may have lost some, they get a gap",
+		    nt->stream, (unsigned long long)nt->seen_at_drop + 1,
+		    (unsigned long long)a.lost_to, a.n);
+	for (size_t i = 0; i < a.n; i++) {
+		/* the host may unsubscribe (and free keys) inside the call */
+		struct chan *c = a.names[i] ? ntab_get(&nt->chans, a.names[i]) : NULL;
+		if (!c)
+			continue;
+		c->last = a.lost_to;
+		nt->host->subscribed_at(nt->b, c->name, 1, nt->epoch, a.lost_to, 0);
+	}
+	for (size_t i = 0; i < a.n; i++)
+		free(a.names[i]);
+	free(a.names);
 }
 
 /* A gap for every channel went out: release what was held meanwhile. */
@@ -553,8 +630,10 @@ static void on_drain(void *arg)
 			break;
 		case EV_GAP:
 			nt->host->gap(nt->b, NULL, e->data);
-			if (nt->relinking)
+			if (nt->relinking) {
+				announce_trimmed(nt);
 				release_held(nt);
+			}
 			break;
 		case EV_REFUSED:
 			on_refused(nt, e);

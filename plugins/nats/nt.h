@@ -96,7 +96,7 @@ enum ev_kind {
 	EV_STATE,      /* up/down (status: FANOUT_UP/DOWN), text: reason */
 	EV_GAP,	       /* every channel may have lost messages (text: reason) */
 	EV_REFUSED,    /* the server refused chan's subscription (permissions) */
-	EV_EPOCH,      /* the stream's epoch is now `epoch` */
+	EV_EPOCH,      /* the stream's epoch is now `epoch`; seq/last: its first/last sequence */
 	EV_LOG,	       /* a line for the host's log (status: level, data: text) */
 };
 
@@ -168,6 +168,9 @@ struct nt {
 	struct ntab pends;	      /* publishes in flight: token (decimal) -> struct pend */
 	struct fanout_timer *t_sweep; /* fails publishes past their deadline */
 	char epoch[NT_EPOCH_MAX];     /* the stream's current epoch ("" before known) */
+	uint64_t seen;		      /* the newest stream sequence known to be stored */
+	uint64_t seen_at_drop;	      /* seen when the link last went down */
+	uint64_t link_first;	      /* the stream's first sequence when the link came up */
 	bool up;
 	bool relinking; /* the link went down after being up: hold messages until the gap */
 	bool stopped;
@@ -217,9 +220,10 @@ void nt_worker_stop(struct nt *nt);
 void nt_cmd_push(struct nt *nt, struct cmd *c);
 
 /* js.c (worker thread) */
-/* Create or check the stream; fills epoch. 0, or FANOUT_E* with reason. */
-int nt_js_ensure(struct nt *nt, natsConnection *nc, char *epoch, size_t epoch_cap, char *why,
-		 size_t whylen);
+/* Create or check the stream; fills epoch and the stream's first and last
+ * sequence. 0, or FANOUT_E* with reason. */
+int nt_js_ensure(struct nt *nt, natsConnection *nc, char *epoch, size_t epoch_cap, uint64_t *first,
+		 uint64_t *last, char *why, size_t whylen);
 /* Top of subject: epoch, top. 0 or FANOUT_E* (why). */
 int nt_js_top(struct nt *nt, natsConnection *nc, const char *subject, char *epoch, size_t epoch_cap,
 	      uint64_t *top, char *why, size_t whylen);

@@ -488,6 +488,7 @@ static void link_check(struct w *w)
 {
 	struct nt *nt = w->nt;
 	char why[600], epoch[NT_EPOCH_MAX];
+	uint64_t first = 0, last = 0;
 	natsStatus s;
 
 	w->link_check = false;
@@ -501,7 +502,9 @@ static void link_check(struct w *w)
 		return;
 	}
 	if (nt->js) {
-		int r = nt_js_ensure(nt, w->nc, epoch, sizeof(epoch), why, sizeof(why));
+		int r =
+		    nt_js_ensure(nt, w->nc, epoch, sizeof(epoch), &first, &last, why, sizeof(why));
+		struct ev *e;
 		if (r) {
 			report_down(w, why);
 			w->ready = false;
@@ -509,7 +512,12 @@ static void link_check(struct w *w)
 			w->retry_at = now_ms() + backoff(w);
 			return;
 		}
-		nt_ev_push(nt, nt_ev_new(EV_EPOCH, NULL, epoch, NULL, 0));
+		e = nt_ev_new(EV_EPOCH, NULL, epoch, NULL, 0);
+		if (e) {
+			e->seq = first;
+			e->last = last;
+		}
+		nt_ev_push(nt, e);
 		if (!w->ack_sub) {
 			char subj[200];
 			if (!w->inbox && natsInbox_Create(&w->inbox) != NATS_OK)

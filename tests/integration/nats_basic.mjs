@@ -7,9 +7,9 @@
 // reason in /readyz.
 import assert from 'node:assert/strict';
 import { tap } from '../lib/tap.mjs';
-import { startFanoutd, wsClient, waitFor, run, FANOUTD, pluginDir, tmpDir, freePort } from '../lib/harness.mjs';
+import { startFanoutd, wsClient, waitFor, run, FANOUTD, pluginDir, tmpDir, freePort, parseMetrics } from '../lib/harness.mjs';
 import { execFileSync } from 'node:child_process';
-import { startNats, rawNats } from '../lib/nats.mjs';
+import { startNats, rawNats, tcpProxy } from '../lib/nats.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -104,6 +104,142 @@ await t.test('jetstream: the stream takes the subjects derived from channels glo
   await c.close();
   assert.equal(await f.stop(), 0);
   assert.equal(await g.stop(), 0);
+});
+
+// Offsets on NATS are stream sequences shared by every channel of the
+// stream: per channel they skip. The hub must neither see holes that are
+// not there nor miss the ones that are.
+const posServer = (server) =>
+  ini(n, 'jetstream = yes\nstream = POS', 'pos.*').replace('[server]\n', `[server]\n${server}\n`);
+const metricsOf = async (f) => parseMetrics((await f.http('/metrics')).body);
+
+await t.test('jetstream: a channel with nothing kept stands at 0; probes while others publish are no gap', async () => {
+  const f = await startFanoutd({ ini: posServer('position_probe_s = 1'), wait: 'ready' });
+  const quiet = await wsClient(f.ws);
+  const s = await quiet.subscribe('pos.quiet');
+  assert.equal(s.offset, 0, 'nothing kept on the channel: offset 0 (not another channel\'s sequence)');
+  const busy = await wsClient(f.ws);
+  await busy.subscribe('pos.busy');
+  const raw = await rawNats(n.port);
+  // Other channels move the stream's sequence across three probe rounds.
+  for (let k = 0; k < 3; k++) {
+    for (let i = 0; i < 20; i++) raw.pub('pos.busy', JSON.stringify({ k, i }));
+    await raw.ping();
+    const probes = (await metricsOf(f))['fanout_position_probes_total'];
+    await waitFor(async () => (await metricsOf(f))['fanout_position_probes_total'] >= probes + 2,
+      { what: 'probes of the quiet channel', timeoutMs: 8000 });
+  }
+  raw.pub('pos.quiet', '"at last"');
+  await raw.ping();
+  const m = await quiet.next('message');
+  assert.deepEqual(m.data, 'at last');
+  assert.ok(m.offset > 60, `the stream's sequence: ${m.offset}`);
+  assert.deepEqual(quiet.all((x) => x.type === 'gap'), [], 'no gap on the quiet channel');
+  assert.equal((await metricsOf(f))['fanout_position_gaps_total'], 0);
+  raw.close();
+  await Promise.all([quiet.close(), busy.close()]);
+  assert.equal(await f.stop(), 0);
+});
+
+await t.test('jetstream: interleaved channels resume from the stream with exactly their own offsets', async () => {
+  const f = await startFanoutd({ ini: posServer(''), wait: 'ready' });
+  const c = await wsClient(f.ws);
+  const s = await c.subscribe('pos.a');
+  const raw = await rawNats(n.port);
+  raw.pub('pos.a', '{"i":0}');
+  await raw.ping();
+  const first = await c.next('message');
+  await c.close();
+  // While nobody here listens: a, b, b, a, b, a.
+  for (const [ch, i] of [['a', 1], ['b', 0], ['b', 1], ['a', 2], ['b', 2], ['a', 3]])
+    raw.pub(`pos.${ch}`, JSON.stringify({ i }));
+  await raw.ping();
+  raw.close();
+  // A cold channel on another instance: the replay is the stream's history.
+  const g = await startFanoutd({ ini: posServer(''), wait: 'ready' });
+  const d = await wsClient(g.ws);
+  d.send({ type: 'subscribe', channel: 'pos.a', id: 'r', since: { epoch: s.epoch, offset: first.offset } });
+  const r = await d.next((x) => x.id === 'r');
+  assert.equal(r.recovered, true);
+  await waitFor(() => d.all((x) => x.type === 'message').length === 3, { what: 'the replay' });
+  const got = d.all((x) => x.type === 'message');
+  assert.deepEqual(got.map((x) => x.data.i), [1, 2, 3]);
+  const o = got.map((x) => x.offset);
+  assert.deepEqual(o.map((x) => x - first.offset), [1, 4, 6], `offsets ${o} skip b's`);
+  assert.equal(r.offset, o[2]);
+  assert.equal((await metricsOf(g))['fanout_history_requests_total{kind="recover"}'], 1);
+  await d.close();
+  assert.equal(await f.stop(), 0);
+  assert.equal(await g.stop(), 0);
+});
+
+await t.test('jetstream: messages published while the link was cut are repaired from the stream, in order', async () => {
+  const px = await tcpProxy(n.port);
+  const f = await startFanoutd({
+    ini: posServer('').replace(`url = ${n.url}`, `url = ${px.url}\nreconnect_min_ms = 100\nreconnect_max_ms = 200`),
+    wait: 'ready',
+  });
+  const c = await wsClient(f.ws);
+  await c.subscribe('pos.h');
+  const raw = await rawNats(n.port);
+  const pub = async (from, to) => {
+    for (let i = from; i <= to; i++) {
+      raw.pub('pos.h', JSON.stringify({ i }));
+      raw.pub('pos.o', '{}'); // offsets on pos.h skip
+    }
+    await raw.ping();
+  };
+  await pub(0, 2);
+  await waitFor(() => c.all((x) => x.type === 'message').length === 3, { what: 'before the cut' });
+  px.cut();
+  await waitFor(async () => (await f.http('/readyz')).status !== 200, { what: 'the backend down' });
+  await pub(3, 9); // stored by the stream; this instance is not connected
+  px.restore();
+  await waitFor(async () => (await f.http('/readyz')).status === 200, { what: 'the backend up again' });
+  await pub(10, 12);
+  await waitFor(() => c.all((x) => x.type === 'message').length >= 13, { what: 'every message' });
+  const got = c.all((x) => x.type === 'message');
+  assert.deepEqual(got.map((x) => x.data.i), [...Array(13).keys()]);
+  assert.ok(got.every((x, k) => !k || x.offset > got[k - 1].offset), 'offsets increase');
+  assert.deepEqual(c.all((x) => x.type === 'gap'), []);
+  const m = await metricsOf(f);
+  assert.ok(m['fanout_holes_repaired_total'] >= 1, JSON.stringify(m['fanout_holes_repaired_total']));
+  assert.equal(m['fanout_hole_messages_repaired_total'], 7);
+  raw.close();
+  await c.close();
+  assert.equal(await f.stop(), 0);
+  await px.close();
+});
+
+await t.test('jetstream: messages the stream dropped (its limits) while the link was cut are a gap, never silent', async () => {
+  const px = await tcpProxy(n.port);
+  const f = await startFanoutd({
+    ini: ini(n, `jetstream = yes\nstream = TRIM\nhistory_size = 5\nurl = ${px.url}\n` +
+      'reconnect_min_ms = 100\nreconnect_max_ms = 200', 'trim.*').replace(`url = ${n.url}\n`, ''),
+    wait: 'ready',
+  });
+  const c = await wsClient(f.ws);
+  await c.subscribe('trim.t');
+  const raw = await rawNats(n.port);
+  raw.pub('trim.t', '{"i":0}');
+  await raw.ping();
+  await c.next('message');
+  px.cut();
+  await waitFor(async () => (await f.http('/readyz')).status !== 200, { what: 'the backend down' });
+  raw.pub('trim.t', '{"i":1}'); // stored, then pushed out by the next five
+  for (let i = 0; i < 5; i++) raw.pub('trim.o', '{}');
+  await raw.ping();
+  px.restore();
+  await waitFor(async () => (await f.http('/readyz')).status === 200, { what: 'the backend up again' });
+  raw.pub('trim.t', '{"i":2}');
+  await raw.ping();
+  await waitFor(() => c.all((x) => x.type === 'message').length === 2, { what: 'i=2' });
+  const seq = c.frames.filter((x) => x.type === 'message' || x.type === 'gap').map((x) => x.type === 'gap' ? 'gap' : x.data.i);
+  assert.deepEqual(seq, [0, 'gap', 2], 'the lost message is announced before the next one');
+  raw.close();
+  await c.close();
+  assert.equal(await f.stop(), 0);
+  await px.close();
 });
 
 await t.test('bad input: one clear line at start-up, never a crash', async () => {

@@ -692,7 +692,7 @@ static void test_js_positions(void **unused)
 	assert_string_equal(mockhost_top(f.m, 0)->epoch, epoch);
 	assert_true(mockhost_top(f.m, 0)->top == 4);
 	assert_true(mockhost_top(f.m, 1)->top == 2);
-	assert_true(mockhost_top(f.m, 2)->top == 4); /* no message: the stream's last */
+	assert_true(mockhost_top(f.m, 2)->top == 0); /* nothing kept: 0 */
 
 	/* history */
 	assert_int_equal(plugin->history(f.st, "news.a", epoch, 0, 10, 31), 0);
@@ -728,7 +728,9 @@ static void test_js_positions(void **unused)
 }
 
 /* A republished copy whose Nats-Last-Sequence is newer than what we
- * delivered: a message was lost on the way, the channel gets a gap. */
+ * delivered: a message was lost on the way, the channel gets a gap and its
+ * position up to the lost message (subscribed_at again: the host repairs
+ * from history before the copy goes out). */
 static void test_js_hole(void **unused)
 {
 	struct fx f = {0};
@@ -749,6 +751,10 @@ static void test_js_hole(void **unused)
 	assert_string_equal(mockhost_gap(f.m, 0)->channel, "news.h");
 	assert_true(last_msg(&f)->offset == 10);
 	assert_true(mockhost_count(f.m, "holes") == 1);
+	assert_int_equal(mockhost_n_subscribed(f.m), 2);
+	assert_string_equal(mockhost_subscribed(f.m, 1)->channel, "news.h");
+	assert_string_equal(mockhost_subscribed(f.m, 1)->epoch, mockhost_subscribed(f.m, 0)->epoch);
+	assert_true(mockhost_subscribed(f.m, 1)->top == 9);
 	/* No position at all: not from the stream, dropped. */
 	fx_sub(&f, "news.i");
 	pub(&f.srv, "_fanout.rp.news.i", "forged");
