@@ -45,6 +45,7 @@ endif
 NATS_NODE_TESTS = \
 	tests/integration/protocol_nats.mjs \
 	tests/integration/protocol_nats_js.mjs \
+	tests/integration/positions_nats_js.mjs \
 	tests/integration/nats_basic.mjs
 TESTS += $(NATS_NODE_TESTS)
 EXTRA_DIST += $(NATS_NODE_TESTS) tests/integration/nats_faults.mjs

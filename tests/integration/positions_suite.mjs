@@ -9,8 +9,11 @@
 // of live messages into a replay and holes repaired from history.
 //
 // Each check asserts the literal contract: a client's offsets are exactly
-// since+1, since+2, ... with no duplicate, and `recovered:false` comes with
-// no replay at all.
+// the offsets of the messages published after since (since+1, since+2, ...
+// on a backend whose offsets are contiguous: fixture.contiguous; on the
+// others, e.g. NATS JetStream's shared stream sequence, exactly the ones
+// the publishes were acknowledged with), with no duplicate, and
+// `recovered:false` comes with no replay at all.
 //
 // Not a test by itself: positions_<backend>.mjs calls runPositionsSuite()
 // with a fixture from tests/lib/backends.mjs (fixture.positioned).
@@ -35,7 +38,9 @@ const ini = (server = {}, backend = {}) =>
   `[backend mem]\nchannels = p.* q.*\n${fx.keys(kv({ history_size: 50, ...backend }))}\n` +
   `[backend plain]\nplugin = ${lb}\nchannels = u.*\nhistory_size = 0\n`;
 
-/** Publish n messages {seq} on channel through client p; resolves the acks. */
+/** Publish n messages {seq} on channel through client p; resolves the
+ * acks, their offsets strictly increasing (and consecutive where the
+ * fixture says offsets are contiguous). */
 async function publish(p, channel, n, from = 0) {
   const acks = [];
   for (let i = 0; i < n; i++) {
@@ -43,8 +48,14 @@ async function publish(p, channel, n, from = 0) {
     p.send({ type: 'publish', channel, data: { seq: from + i }, id });
     acks.push(p.next((f) => f.id === id, 10000, `ack ${id}`));
   }
-  return Promise.all(acks);
+  const out = await Promise.all(acks);
+  for (let i = 1; i < out.length; i++)
+    if (fx.contiguous ? out[i].offset !== out[i - 1].offset + 1 : !(out[i].offset > out[i - 1].offset))
+      assert.fail(`publish acks on ${channel}: offset ${out[i].offset} after ${out[i - 1].offset}`);
+  return out;
 }
+/** The offsets of acks. */
+const offs = (acks) => acks.map((a) => a.offset);
 
 /** The offsets of the message frames c got on channel, in order. */
 const offsets = (c, channel) => c.all((f) => f.type === 'message' && f.channel === channel).map((f) => f.offset);
@@ -61,6 +72,7 @@ const f = await startFanoutd({ ini: ini(), wait: 'ready' });
 // process): each test uses the epoch of the channel it resumes.
 let epoch; // of p.a
 let eb; // of p.b
+let ob; // the offsets of p.b's messages, by seq
 
 await t.test('subscribed, message and published carry the position', async () => {
   const c = await wsClient(f.ws);
@@ -102,25 +114,28 @@ await t.test('resume: everything after since, in order, then live, no duplicate'
   await live.subscribe('p.b');
   const acks = await publish(p, 'p.b', 20);
   const e = (eb = acks[0].epoch);
+  ob = offs(acks);
+  if (fx.contiguous) assert.deepEqual(ob, range(1, 20));
   await waitFor(() => offsets(live, 'p.b').length === 20, { what: 'live copy' });
+  assert.deepEqual(offsets(live, 'p.b'), ob);
   const c = await wsClient(f.ws);
-  const r = await resume(c, 'p.b', { epoch: e, offset: 7 });
-  assert.deepEqual([r.type, r.epoch, r.offset, r.recovered], ['subscribed', e, 20, true]);
-  await publish(p, 'p.b', 3, 20);
+  const r = await resume(c, 'p.b', { epoch: e, offset: ob[6] });
+  assert.deepEqual([r.type, r.epoch, r.offset, r.recovered], ['subscribed', e, ob[19], true]);
+  ob.push(...offs(await publish(p, 'p.b', 3, 20)));
   await waitFor(() => offsets(c, 'p.b').length === 16, { what: 'replay and live' });
-  assert.deepEqual(offsets(c, 'p.b'), range(8, 23));
+  assert.deepEqual(offsets(c, 'p.b'), ob.slice(7, 23));
   assert.deepEqual(c.all((fr) => fr.type === 'message').map((fr) => fr.data.seq), range(7, 22));
   // at the top: recovered, nothing replayed
   const d = await wsClient(f.ws);
-  const r2 = await resume(d, 'p.b', { epoch: e, offset: 23 });
-  assert.deepEqual([r2.offset, r2.recovered], [23, true]);
+  const r2 = await resume(d, 'p.b', { epoch: e, offset: ob[22] });
+  assert.deepEqual([r2.offset, r2.recovered], [ob[22], true]);
   await Promise.all([p.close(), live.close(), c.close(), d.close()]);
 });
 
 await t.test('since: stale epoch -> recovered false, no replay, the current position', async () => {
   const c = await wsClient(f.ws);
   const r = await resume(c, 'p.b', { epoch: 'not-this-epoch', offset: 3 });
-  assert.deepEqual([r.type, r.epoch, r.offset, r.recovered], ['subscribed', eb, 23, false]);
+  assert.deepEqual([r.type, r.epoch, r.offset, r.recovered], ['subscribed', eb, ob.at(-1), false]);
   c.send({ type: 'ping', id: 'sync' });
   await c.next('pong');
   assert.equal(offsets(c, 'p.b').length, 0);
@@ -129,10 +144,12 @@ await t.test('since: stale epoch -> recovered false, no replay, the current posi
 
 await t.test('since: older than the history -> recovered false, no partial replay', async () => {
   const p = await wsClient(f.ws);
-  await publish(p, 'p.b', 40, 23); // history_size 50: offsets 1..13 are gone
+  // history_size 50: the oldest 13 of p.b are gone (kept per channel), or
+  // more (NATS: 50 messages for the whole stream)
+  ob.push(...offs(await publish(p, 'p.b', 40, 23)));
   const c = await wsClient(f.ws);
-  const r = await resume(c, 'p.b', { epoch: eb, offset: 5 });
-  assert.deepEqual([r.epoch, r.offset, r.recovered], [eb, 63, false]);
+  const r = await resume(c, 'p.b', { epoch: eb, offset: ob[4] });
+  assert.deepEqual([r.epoch, r.offset, r.recovered], [eb, ob.at(-1), false]);
   c.send({ type: 'ping', id: 'sync' });
   await c.next('pong');
   assert.equal(offsets(c, 'p.b').length, 0);
@@ -141,8 +158,8 @@ await t.test('since: older than the history -> recovered false, no partial repla
 
 await t.test('since: ahead of the top -> recovered false once the broker says so', async () => {
   const c = await wsClient(f.ws);
-  const r = await resume(c, 'p.b', { epoch: eb, offset: 1000 });
-  assert.deepEqual([r.epoch, r.offset, r.recovered], [eb, 63, false]);
+  const r = await resume(c, 'p.b', { epoch: eb, offset: ob.at(-1) + 1000 });
+  assert.deepEqual([r.epoch, r.offset, r.recovered], [eb, ob.at(-1), false]);
   await c.close();
 });
 
@@ -190,14 +207,16 @@ await t.test('since on an unpositioned channel -> recovered false, no position',
 
 await t.test('?channel=NAME@EPOCH:OFFSET resumes at connect time', async () => {
   const p = await wsClient(f.ws);
-  const [{ epoch: eq }] = await publish(p, 'p.q', 5);
-  const c = await wsClient(`${f.ws}?channel=${encodeURIComponent(`p.q@${eq}:2`)}&channel=p.a`);
+  const aq = await publish(p, 'p.q', 5);
+  const eq = aq[0].epoch;
+  const oq = offs(aq);
+  const c = await wsClient(`${f.ws}?channel=${encodeURIComponent(`p.q@${eq}:${oq[1]}`)}&channel=p.a`);
   const subs = [await c.next('subscribed'), await c.next('subscribed')];
   const q = subs.find((s) => s.channel === 'p.q');
-  assert.deepEqual([q.offset, q.recovered], [5, true]);
+  assert.deepEqual([q.offset, q.recovered], [oq[4], true]);
   assert.equal(subs.find((s) => s.channel === 'p.a').recovered, undefined);
   await waitFor(() => offsets(c, 'p.q').length === 3, { what: 'replay' });
-  assert.deepEqual(offsets(c, 'p.q'), [3, 4, 5]);
+  assert.deepEqual(offsets(c, 'p.q'), oq.slice(2));
   const bad = await wsClient(`${f.ws}?channel=p.q@nope`);
   const e = await bad.next('error');
   assert.equal(e.code, 'bad_request');
@@ -248,18 +267,22 @@ await only(fx.delayKeys, 'the fixture cannot delay history answers')('history re
 await t.test('replay cap: more than recovery_max_messages behind -> recovered false', async () => {
   const g = await startFanoutd({ ini: ini({ recovery_max_messages: 5 }), wait: 'ready' });
   const p = await wsClient(g.ws);
+  // (Nothing else is published meanwhile: p.c's offsets are consecutive
+  // on every backend, so "messages behind" is the same count everywhere.)
   const acks = await publish(p, 'p.c', 10);
+  const oc = offs(acks);
+  assert.deepEqual(oc, range(oc[0], oc[0] + 9));
   const c = await wsClient(g.ws);
-  const r = await resume(c, 'p.c', { epoch: acks[0].epoch, offset: 4 });
-  assert.deepEqual([r.offset, r.recovered], [10, false]);
+  const r = await resume(c, 'p.c', { epoch: acks[0].epoch, offset: oc[3] });
+  assert.deepEqual([r.offset, r.recovered], [oc[9], false]);
   const d = await wsClient(g.ws);
-  const r2 = await resume(d, 'p.c', { epoch: acks[0].epoch, offset: 5 });
-  assert.deepEqual([r2.offset, r2.recovered], [10, true]); // exactly 5 behind: replayed
+  const r2 = await resume(d, 'p.c', { epoch: acks[0].epoch, offset: oc[4] });
+  assert.deepEqual([r2.offset, r2.recovered], [oc[9], true]); // exactly 5 behind: replayed
   await waitFor(() => offsets(d, 'p.c').length === 5, { what: 'replay' });
-  assert.deepEqual(offsets(d, 'p.c'), [6, 7, 8, 9, 10]);
+  assert.deepEqual(offsets(d, 'p.c'), oc.slice(5));
   // subscribing again while subscribed is no resume: recovered false
-  const r3 = await resume(d, 'p.c', { epoch: acks[0].epoch, offset: 5 });
-  assert.deepEqual([r3.offset, r3.recovered], [10, false]);
+  const r3 = await resume(d, 'p.c', { epoch: acks[0].epoch, offset: oc[4] });
+  assert.deepEqual([r3.offset, r3.recovered], [oc[9], false]);
   await Promise.all([p.close(), c.close(), d.close()]);
   assert.equal(await g.stop(), 0);
 });

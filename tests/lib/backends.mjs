@@ -9,6 +9,10 @@
 //   positioned           true when the backend's channels carry positions
 //                        (ABI 1.1: epoch/offset); the v1.1 protocol tests
 //                        (positions_suite.mjs) run only there
+//   contiguous           positioned fixtures: offsets go up by exactly one
+//                        per channel (FANOUT_POS_CONTIGUOUS); false: they
+//                        only increase (NATS JetStream: a shared stream
+//                        sequence)
 //   delayKeys(ms)        positioned fixtures that can: section keys (an
 //                        object) making history answers come ~ms late;
 //                        null: cannot (the suite says so in a diagnostic)
@@ -48,6 +52,7 @@ export function loopbackBackend() {
   return {
     name: 'loopback',
     positioned: true,
+    contiguous: true,
     delayKeys: (ms) => ({ delay_confirm_ms: ms }),
     dropKeys: (n) => ({ drop_every: n }),
     async start() { return this; },
@@ -66,6 +71,7 @@ export function exampleBackend() {
   return {
     name: 'example',
     positioned: true,
+    contiguous: true,
     delayKeys: null,
     dropKeys: null,
     async start() { return this; },
@@ -81,6 +87,7 @@ export function valkeyBackend() {
   return {
     name: 'valkey',
     positioned: true,
+    contiguous: true,
     // History answers and live deliveries share the broker: neither can be
     // delayed or lost alone (the fault tests lose messages for real).
     delayKeys: null,
@@ -133,6 +140,11 @@ export function natsBackend({ js = false } = {}) {
   return {
     name: js ? 'nats-jetstream' : 'nats',
     positioned: js,
+    contiguous: false,
+    // A live message can be lost for real (a link cut, a broker restart:
+    // nats_delivery.mjs), not on request; history answers cannot be delayed.
+    delayKeys: null,
+    dropKeys: null,
     get nats() { return n; },
     async start() {
       if (!n) n = await startNats({ js, conf: NATS_USERS });
