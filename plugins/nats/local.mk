@@ -48,8 +48,10 @@ NATS_NODE_TESTS = \
 	tests/integration/positions_nats_js.mjs \
 	tests/integration/nats_basic.mjs
 TESTS += $(NATS_NODE_TESTS)
-EXTRA_DIST += $(NATS_NODE_TESTS) tests/integration/nats_faults.mjs
-# Broker faults, counting every message (~15 s): once, in the plain suite.
+EXTRA_DIST += $(NATS_NODE_TESTS) tests/integration/nats_faults.mjs \
+	tests/integration/nats_delivery.mjs
+# Broker faults, counting every message (~13 s), and the delivery guarantee
+# through nginx over three instances (~7 s): once, in the plain suite.
 if !ASAN
-TESTS += tests/integration/nats_faults.mjs
+TESTS += tests/integration/nats_faults.mjs tests/integration/nats_delivery.mjs
 endif

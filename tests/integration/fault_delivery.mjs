@@ -17,7 +17,7 @@ import assert from 'node:assert/strict';
 import { tap } from '../lib/tap.mjs';
 import { startRedis, startFanoutd, waitFor } from '../lib/harness.mjs';
 import { missing, startNginx, instanceIni, metrics, stats, finish } from './cluster_env.mjs';
-import { ResumingClient, publishNumbered, checkExactlyOnce, checkNoSilentHole } from './fault_env.mjs';
+import { ResumingClient, publishNumbered, checkExactlyOnce, checkNoSilentHole, resumeLatencies } from './fault_env.mjs';
 
 const t = tap();
 const CLIENTS = 30;
@@ -110,17 +110,7 @@ async function scenario(name, { persist }) {
       `${victim}'s clients resumed elsewhere`);
     const dropped = clients.slice(0, DROPPED);
     assert.ok(dropped.every((c) => c.sessions >= 2), 'the dropped clients reconnected');
-    // time from losing the connection to the resume's answer
-    const resumeMs = clients.flatMap((c) => {
-      const out = [];
-      for (let k = 0; k < c.log.length; k++)
-        if (c.log[k].k === 'close') {
-          const next = c.log.slice(k).find((e) => e.k === 'sub');
-          if (next) out.push(next.at - c.log[k].at);
-        }
-      return out;
-    });
-    const s = stats(resumeMs);
+    const s = stats(resumeLatencies(clients));
     t.diag(`${resumes.length} resumes (${recovered} recovered, ${resumes.length - recovered} not), ${gaps} gap frames; ` +
       `reconnect -> resumed ms: p50 ${s.p50} p90 ${s.p90} max ${s.max}`);
     if (!persist) {
