@@ -40,7 +40,7 @@
 #include "netaddr.h"
 #include "origin.h"
 #include "protocol.h"
-#include "tls.h"
+#include "tls_files.h"
 #include "trpc_proto.h"
 
 #ifndef FANOUT_WEB_ROOT

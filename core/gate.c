@@ -33,13 +33,12 @@
 #include "config.h"
 #include "conn.h"
 #include "gate.h"
-#include "http.h"
+#include "http_reply.h"
 #include "log.h"
 #include "netaddr.h"
 #include "origin.h"
 #include "protocol.h"
 #include "refuse.h"
-#include "session.h"
 
 /* Longer Origin headers are refused unparsed (a valid one is far shorter:
  * scheme + "://" + 255-byte host + ":65535"). */
@@ -83,9 +82,21 @@ void gate_free(void)
 	any_origin = 0;
 }
 
+/* The transports' endpoints, as the session layer registers them
+ * (gate_set_endpoints()); none until it has. */
+static int (*endpoint_has)(const char *path);
+static int (*endpoint_in_band)(const char *path, struct lws *wsi);
+
+void gate_set_endpoints(int (*has_path)(const char *path),
+			int (*token_in_band)(const char *path, struct lws *wsi))
+{
+	endpoint_has = has_path;
+	endpoint_in_band = token_in_band;
+}
+
 int gate_is_endpoint(const char *path)
 {
-	return session_has_path(path);
+	return endpoint_has && endpoint_has(path);
 }
 
 /* Whether fragment idx of header h exists (lws joins repeated headers as
@@ -251,8 +262,8 @@ int gate_upgrade(struct lws *wsi)
 	 * message instead (session_token_set()); one in the URL or a header
 	 * is checked here all the same. */
 	char tk[8];
-	int in_band =
-	    session_token_in_band(path, wsi) && gate_request_token(wsi, tk, sizeof(tk)) == 0;
+	int in_band = endpoint_in_band && endpoint_in_band(path, wsi) &&
+		      gate_request_token(wsi, tk, sizeof(tk)) == 0;
 	if (!in_band && check_token(wsi, &why)) {
 		refuse(REFUSE_TOKEN, c ? c->ip : "-", "upgrade: token refused: %s", why);
 		return refuse_token(wsi, why);

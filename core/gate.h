@@ -49,6 +49,16 @@ int gate_upgrade(struct lws *wsi);
  */
 int gate_stream(struct lws *wsi);
 
+/*
+ * Which paths are WebSocket endpoints, and whether the upgrade on wsi to
+ * path may bring its token in its first message instead (tRPC's
+ * ?connectionParams=1): the session layer, which keeps the endpoints
+ * (session_add_proto()), registers its lookups here at start-up, so the
+ * gate calls no module above it.
+ */
+void gate_set_endpoints(int (*has_path)(const char *path),
+			int (*token_in_band)(const char *path, struct lws *wsi));
+
 /* 1 when path (no query) is a WebSocket endpoint of this server. */
 int gate_is_endpoint(const char *path);
 

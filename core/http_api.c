@@ -23,7 +23,7 @@
 #define LOG_TAG "api"
 #include "config.h"
 #include "conn.h"
-#include "http.h"
+#include "http_reply.h"
 #include "http_api.h"
 #include "log.h"
 #include "protocol.h"

@@ -32,12 +32,14 @@ core_libfanoutcore_a_SOURCES = \
 	core/sse.c core/sse.h \
 	core/sse_id.c core/sse_id.h \
 	core/http.c core/http.h \
+	core/http_reply.c core/http_reply.h \
 	core/netaddr.c core/netaddr.h \
 	core/origin.c core/origin.h \
 	core/conn.c core/conn.h \
 	core/refuse.c core/refuse.h \
 	core/gate.c core/gate.h \
-	core/tls.c core/tls_files.c core/tls.h \
+	core/tls.c core/tls.h \
+	core/tls_files.c core/tls_files.h \
 	core/http_route.c core/http_route.h \
 	core/http_api.c core/http_api.h \
 	core/server.c core/server.h \

@@ -34,7 +34,6 @@
 #define LOG_TAG "loop"
 #include "log.h"
 #include "loop.h"
-#include "metrics.h"
 
 struct fanout_watch {
 	int fd;		 /* the owner's fd (reported to the callback) */
@@ -63,6 +62,7 @@ static int epfd = -1; /* the io set */
 static struct fanout_watch *ep_watch;
 static void (*pass_hooks[4])(void);
 static int n_pass_hooks;
+static long long *pass_count; /* loop_count_passes() */
 static int quitting;
 
 static pthread_mutex_t post_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -155,6 +155,11 @@ void loop_watch_remove(struct fanout_watch *w)
 }
 
 /* ---- timers ---- */
+
+void loop_count_passes(long long *counter)
+{
+	pass_count = counter;
+}
 
 static void pass_end(void);
 
@@ -256,6 +261,7 @@ void loop_shutdown(void)
 		epfd = -1;
 	}
 	n_pass_hooks = 0;
+	pass_count = NULL;
 	pthread_mutex_lock(&post_lock);
 	struct post_item *p = post_head;
 	post_head = post_tail = NULL;
@@ -424,7 +430,8 @@ int loop_run(void)
 	while (!quitting) {
 		if (lws_service(ctx, 0) < 0)
 			break;
-		metrics.loop_passes++;
+		if (pass_count)
+			(*pass_count)++;
 		pass_end();
 	}
 	return 0;

@@ -77,6 +77,10 @@ void loop_io_del(struct loop_io *io);
  * callbacks (at most 4 hooks, run in the order added). */
 void loop_on_pass_end(void (*hook)(void));
 
+/* Count every loop pass in *counter (NULL: stop counting); the caller
+ * keeps it (fanoutd: metrics.loop_passes, so the loop needs no metrics). */
+void loop_count_passes(long long *counter);
+
 /* Run until loop_quit(). Returns 0. */
 int loop_run(void);
 void loop_quit(void);

@@ -26,6 +26,7 @@
 #include "conn.h"
 #include "gate.h"
 #include "http.h"
+#include "http_reply.h"
 #include "http_api.h"
 #include "listen.h"
 #include "log.h"
@@ -298,6 +299,7 @@ int server_init(const struct config *c, int listen_fd, long long max_clients)
 	}
 	loop_init(srv.ctx, srv.vh);
 	loop_on_pass_end(wsconn_pass_end);
+	loop_count_passes(&metrics.loop_passes);
 	if (wsconn_start())
 		return -1;
 	if (*c->trpc_path && (trpc_init(c) || session_add_proto(c->trpc_path, &trpc_proto)))

@@ -79,6 +79,7 @@ void session_init(const struct config *c)
 	protos[0].path = c->ws_path;
 	protos[0].proto = &native_proto;
 	n_protos = 1;
+	gate_set_endpoints(session_has_path, session_token_in_band);
 }
 
 int session_add_proto(const char *path, const struct session_proto *proto)

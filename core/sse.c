@@ -37,7 +37,7 @@
 #include "conn.h"
 #include "gate.h"
 #include "guard.h"
-#include "http.h"
+#include "http_reply.h"
 #include "hub.h"
 #include "log.h"
 #include "loop.h"

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "log.h"
 #include "tls.h"
+#include "tls_files.h"
 
 int tls_enabled(const struct config *c)
 {

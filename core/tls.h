@@ -1,24 +1,14 @@
 /*
- * tls.h — TLS on the public listener (tls_cert, tls_key): checking the PEM
- * files, setting up lws's vhost for them (wss/https only, HTTP/1.1 only,
- * TLS 1.2 or newer) and re-reading them (SIGHUP).
+ * tls.h — TLS on the public listener (tls_cert, tls_key): setting up lws's
+ * vhost for them (wss/https only, HTTP/1.1 only, TLS 1.2 or newer) and
+ * re-reading them (SIGHUP). Checking the PEM files: tls_files.h.
  */
 #ifndef FANOUT_TLS_H
 #define FANOUT_TLS_H
 
-#include <stddef.h>
-
 struct config;
 struct lws_context;
 struct lws_context_creation_info;
-
-/*
- * Read the certificate chain (PEM: the server certificate first, then any
- * intermediates) and the private key (PEM) and check that the key belongs to
- * the certificate. 0, or -1 with a reason in why[n]. Reads files only; any
- * thread.
- */
-int tls_check_files(const char *cert, const char *key, char *why, size_t n);
 
 /* 1 when c sets tls_cert (and tls_key). */
 int tls_enabled(const struct config *c);

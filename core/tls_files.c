@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "tls.h"
+#include "tls_files.h"
 
 static void ossl_why(char *why, size_t n, const char *what, const char *path)
 {
