@@ -15,7 +15,9 @@
 #   4. a backend built out of tree against the installed
 #      libfanout-plugin-dev (the packaged example + pkg-config) loads;
 #   5. /etc/fanout/fanout.ini is a dpkg conffile: a local change survives
-#      reinstalling the package;
+#      reinstalling the package; an upgrade whose package changed the file
+#      too stops at dpkg's conffile prompt (no terminal: end of file) with
+#      nothing overwritten, and --force-confold keeps the local file;
 #   6. `dpkg --purge` removes both packages and the conffile.
 # Safe to run twice; refuses to run where a fanoutd package was already
 # installed (it would purge it); one run at a time (flock).
@@ -55,7 +57,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "1..9"
+echo "1..11"
 
 # ---- 1. build ---------------------------------------------------------------
 t0=$(date +%s)
@@ -186,11 +188,48 @@ else
 	{ echo "conffiles: $conffiles"; cat "$work/reinstall.log"; } | diag
 fi
 
+# An upgrade that changes the conffile too, over the administrator's change:
+# dpkg asks (the conventional conffile prompt) and never overwrites. The
+# next version is the built package repacked with one more line in its
+# fanout.ini. Without a terminal the prompt meets end of file: dpkg stops
+# with the package unconfigured, the administrator's file as it was and the
+# package's next to it (.dpkg-new); `--force-confold` then keeps the
+# administrator's and leaves the package's as .dpkg-dist.
+repack=$work/repack
+rm -rf "$repack"
+dpkg-deb -R "$(ls "$work"/fanoutd_*.deb)" "$repack" &&
+	sed -i 's/^Version: .*/&+conffile1/' "$repack/DEBIAN/control" &&
+	echo '; changed by the next version of the package' >>"$repack/etc/fanout/fanout.ini" &&
+	dpkg-deb -b "$repack" "$work/next.deb" >"$work/repack.log" 2>&1 ||
+	bail "could not repack fanoutd as its next version: $(cat "$work/repack.log")"
+dpkg -i "$work/next.deb" </dev/null >"$work/upgrade.log" 2>&1
+rc=$?
+if [ $rc != 0 ] && grep -q 'Package distributor has shipped an updated version' "$work/upgrade.log" &&
+	grep -q 'end of file on stdin at conffile prompt' "$work/upgrade.log" &&
+	[ "$(md5sum </etc/fanout/fanout.ini)" = "$sum" ] &&
+	grep -q 'changed by the next version' /etc/fanout/fanout.ini.dpkg-new; then
+	ok "an upgrade with a changed conffile over a local change: dpkg prompts, nothing overwritten"
+else
+	not_ok "conffile prompt on upgrade (dpkg exit $rc)"
+	diag <"$work/upgrade.log"
+fi
+if dpkg --configure --force-confold fanoutd >"$work/confold.log" 2>&1 &&
+	[ "$(md5sum </etc/fanout/fanout.ini)" = "$sum" ] &&
+	grep -q 'changed by the next version' /etc/fanout/fanout.ini.dpkg-dist &&
+	[ "$(dpkg-query -W -f='${Version} ${Status}' fanoutd)" = "$(sed -n 's/^Version: //p' "$repack/DEBIAN/control") install ok installed" ] &&
+	/usr/sbin/fanoutd -c /etc/fanout/fanout.ini --check-config >"$work/check2.log" 2>&1; then
+	ok "--force-confold: the local fanout.ini kept (and valid), the package's as fanout.ini.dpkg-dist"
+else
+	not_ok "dpkg --configure --force-confold fanoutd"
+	cat "$work/confold.log" "$work/check2.log" | diag
+fi
+
 # ---- 6. purge ---------------------------------------------------------------
 if dpkg --purge fanoutd libfanout-plugin-dev >"$work/purge.log" 2>&1 &&
 	[ ! -e /usr/sbin/fanoutd ] && [ ! -e /etc/fanout/fanout.ini ] &&
+	[ ! -e /etc/fanout/fanout.ini.dpkg-dist ] &&
 	[ ! -e /usr/include/fanout/plugin.h ]; then
-	ok "dpkg --purge removes both packages and the conffile"
+	ok "dpkg --purge removes both packages, the conffile and its .dpkg-dist"
 else
 	not_ok "dpkg --purge"
 	diag <"$work/purge.log"
