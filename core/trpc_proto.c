@@ -147,9 +147,24 @@ int trpc_parse_params(const char *p, size_t len, char **token, char *why, size_t
 	int rc = 0;
 	if (!json_is_string(m) || strcmp(json_string_value(m), "connectionParams"))
 		rc = fail(why, wn, "expected {\"method\":\"connectionParams\",\"data\":{…}} first");
-	else if (data && !json_is_object(data) && !json_is_null(data))
-		rc = fail(why, wn, "connectionParams: \"data\" must be an object or null");
-	else if (json_is_object(data) && json_is_string(json_object_get(data, "token"))) {
+	else if (!json_is_object(data) && !json_is_null(data))
+		rc = fail(why, wn,
+			  "Invalid connection params shape: \"data\" must be an object or null");
+	else if (json_is_object(data)) {
+		/* @trpc/server's parseConnectionParamsFromUnknown: string values only */
+		const char *k;
+		json_t *v;
+		json_object_foreach(data, k, v)
+		{
+			if (!json_is_string(v)) {
+				rc = fail(why, wn,
+					  "Invalid connection params shape: %.64s is not a string",
+					  k);
+				break;
+			}
+		}
+	}
+	if (!rc && json_is_object(data) && json_is_string(json_object_get(data, "token"))) {
 		json_t *t = json_object_get(data, "token");
 		*token = strndup(json_string_value(t), json_string_length(t));
 		if (!*token)

@@ -81,7 +81,8 @@ void trpc_batch_free(struct trpc_batch *b);
  * The connectionParams message {"method":"connectionParams","data":{…}}
  * (data.token: the access token when [auth] is on).
  * Returns 0 and *token (malloc'd; NULL when data has no string "token"),
- * or -1 with why (not that message, or data neither an object nor null).
+ * or -1 with why (not that message; data neither null nor an object of
+ * strings: what @trpc/server refuses as "Invalid connection params shape").
  */
 int trpc_parse_params(const char *p, size_t len, char **token, char *why, size_t why_len);
 

@@ -48,6 +48,12 @@ EXTRA_DIST += $(CLUSTER_TESTS) tests/integration/cluster_env.mjs
 TESTS += tests/integration/trpc_basic.mjs
 EXTRA_DIST += tests/integration/trpc_basic.mjs
 
+# Transports (issue 12): the tRPC wire protocol checked against the real
+# @trpc/server (a reference server in the test gets the same frames as
+# fanoutd; their answers are compared). ~3 s.
+TESTS += tests/integration/trpc_conformance.mjs
+EXTRA_DIST += tests/integration/trpc_conformance.mjs
+
 # Transports (issue 12): Server-Sent Events over raw HTTP.
 TESTS += tests/integration/sse_basic.mjs
 EXTRA_DIST += tests/integration/sse_basic.mjs

@@ -119,16 +119,20 @@ static void connection_params(void **state)
 {
 	char *tok;
 	const char *ok =
-	    "{\"method\":\"connectionParams\",\"data\":{\"token\":\"abc.def\",\"x\":1}}";
+	    "{\"method\":\"connectionParams\",\"data\":{\"token\":\"abc.def\",\"x\":\"1\"}}";
 	assert_int_equal(trpc_parse_params(ok, strlen(ok), &tok, why, sizeof(why)), 0);
 	assert_string_equal(tok, "abc.def");
 	free(tok);
 	const char *none = "{\"method\":\"connectionParams\",\"data\":null}";
 	assert_int_equal(trpc_parse_params(none, strlen(none), &tok, why, sizeof(why)), 0);
 	assert_null(tok);
-	const char *bad[] = {"{\"id\":1,\"method\":\"subscription\"}", "nope",
-			     "{\"method\":\"connectionParams\",\"data\":[1]}"};
-	for (int i = 0; i < 3; i++) {
+	const char *bad[] = {
+	    "{\"id\":1,\"method\":\"subscription\"}", "nope",
+	    "{\"method\":\"connectionParams\",\"data\":[1]}",
+	    /* as @trpc/server: data is required, its values strings */
+	    "{\"method\":\"connectionParams\"}",
+	    "{\"method\":\"connectionParams\",\"data\":{\"token\":\"a\",\"n\":1}}"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(trpc_parse_params(bad[i], strlen(bad[i]), &tok, why, sizeof(why)),
 				 -1);
 		assert_null(tok);
