@@ -172,9 +172,9 @@ static const struct skey server_keys[] = {
     {"max_requests_per_s", K_INT, "0", 0, 1000000, OFF(max_requests_per_s), 0, KF_LIVE,
      "requests per client per second (burst 2x); over: error rate_limited; 0: off"},
     {"max_queued_bytes", K_INT, "auto", 64 * KIB, 64 * GIB, OFF(max_queued_bytes), 0,
-     KF_SUFFIX | KF_AUTO,
+     KF_SUFFIX | KF_AUTO | KF_LIVE,
      "memory all send queues may pin; over: the clients furthest behind close 4001"},
-    {"max_channels_per_ip", K_INT, "0", 0, 10000000, OFF(max_channels_per_ip), 0, 0,
+    {"max_channels_per_ip", K_INT, "0", 0, 10000000, OFF(max_channels_per_ip), 0, KF_LIVE,
      "distinct channels one client address may bring into the hub; 0: off"},
     /* [auth]: access tokens (auth.h) */
     {"jwt_secret", K_STR, "", 0, 0, OFF(jwt_secret), 0, KF_AUTH | KF_SECRET | KF_LIVE,

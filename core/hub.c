@@ -236,7 +236,9 @@ static void charge_move(struct channel *ch)
 	if (next && next->has_addr && ch->charge && netaddr_equal(&ch->charge->addr, &next->addr))
 		return;
 	charge_del(ch->charge);
-	ch->charge = next && next->has_addr ? charge_add(&next->addr) : NULL;
+	/* counted only while the cap is on (a reload may turn it on or off) */
+	ch->charge =
+	    next && next->has_addr && cfg->max_channels_per_ip > 0 ? charge_add(&next->addr) : NULL;
 }
 
 static void ch_destroy(struct channel *ch)

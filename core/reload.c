@@ -32,10 +32,12 @@
 
 #define LOG_TAG "reload"
 #include "auth.h"
+#include "budget.h"
 #include "config.h"
 #include "conn.h"
 #include "gate.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "plugin_host.h"
 #include "reload.h"
@@ -165,6 +167,8 @@ int reload_run(int serving)
 		if (gate_init(run) || conn_reload(run))
 			log_err("reload: origins or proxies could not be applied");
 		session_limits(run);
+		/* max_queued_bytes (auto: computed again, the same) */
+		metrics.queue_budget_bytes = budget_init(run);
 		if (ctx && tls_enabled(run))
 			tls_reload(ctx, run);
 	}

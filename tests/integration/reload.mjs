@@ -2,7 +2,8 @@
 // (reload.c). A client subscribed through Valkey keeps receiving across
 // every reload below, on the same connection:
 //   - live keys apply to new requests (allowed_origins, max_subscriptions,
-//     the token key); a key that needs a restart (ws_path) is reported and
+//     channels globs, log_level, max_channels_per_ip, max_queued_bytes, the
+//     token key); a key that needs a restart (ws_path) is reported and
 //     keeps its running value; systemd hears RELOADING=1, then READY=1;
 //   - a file with errors is refused as a whole, its errors logged with
 //     FILE:LINE, the running config kept;
@@ -77,16 +78,34 @@ try {
   });
 
   await t.test('live keys apply to new requests; a restart-only key is reported and kept; the client stays', async () => {
-    const r = await reload(f, ini({ url: ra.url, origins: `${A}, ${B}`, maxSubs: 2, wsPath: '/elsewhere' }));
-    assert.match(r.outcome, /^reloaded .*: 2 changes applied, some need a restart/, r.log);
+    const live = 'channels = news, x*\nlog_level = debug\nmax_channels_per_ip = 2\nmax_queued_bytes = 8m';
+    const r = await reload(f, ini({ url: ra.url, origins: `${A}, ${B}`, maxSubs: 2, wsPath: '/elsewhere', extra: live }));
+    assert.match(r.outcome, /^reloaded .*: 6 changes applied, some need a restart/, r.log);
     assert.match(r.log, /allowed_origins: https:\/\/a\.example -> https:\/\/a\.example, https:\/\/b\.example/);
+    assert.match(r.log, /channels: \* -> news, x\*/);
     assert.match(r.log, /ws_path: changed to \/elsewhere in the file, needs a restart \(keeps \/ws\)/);
     assert.equal(await upgradeStatus(f.ws, { Origin: B }), 101, 'the new origin is accepted');
+    const before = f.log().length;
     const d = await wsClient(f.ws);
+    await waitFor(() => /debug.*client #\d+ connected from 127\.0\.0\.1/.test(f.log().slice(before)),
+      { what: 'a debug line (log_level = debug)' });
     await d.subscribe('x1');
     await d.subscribe('x2');
     d.send({ type: 'subscribe', channel: 'x3', id: 'x3' });
     assert.equal((await d.next((x) => x.id === 'x3')).code, 'too_many_subscriptions');
+    // channels globs: a name outside them is refused now
+    const e = await wsClient(f.ws);
+    e.send({ type: 'subscribe', channel: 'other', id: 'o' });
+    assert.equal((await e.next((x) => x.id === 'o')).code, 'forbidden');
+    // max_channels_per_ip = 2: x1 and x2 came in after the reload from this
+    // address (news before it, uncounted); a third new channel is refused
+    e.send({ type: 'subscribe', channel: 'x9', id: 'x9' });
+    const x9 = await e.next((x) => x.id === 'x9');
+    assert.equal(x9.code, 'too_many_subscriptions');
+    assert.match(x9.message, /max_channels_per_ip/);
+    await e.subscribe('x1'); // an existing channel costs nothing
+    await e.close();
+    assert.match((await f.http('/metrics')).body, /^fanout_queue_budget_bytes 8388608$/m, 'max_queued_bytes in effect');
     await d.close();
     await stillReceives(ra, 2);
     assert.equal(c.all((x) => x.type === 'gap').length, 0, 'an unchanged backend sends no gap');

@@ -633,6 +633,32 @@ static void channels_per_ip(void **state)
 	cfg.max_channels_per_ip = 0;
 }
 
+/* max_channels_per_ip changed by SIGHUP (the running config changed in
+ * place): channels brought in while it was off are not counted, not even
+ * when their first subscriber leaves; the ones after it are; off again,
+ * nothing is refused. */
+static void channels_per_ip_reloaded(void **state)
+{
+	struct netaddr a;
+	assert_int_equal(netaddr_parse("10.0.0.3", 8, &a), 0);
+	cfg.max_channels_per_ip = 0;
+	cfg.max_subscriptions = 10;
+	backend_auto_confirm = 1;
+	sess[0]->addr = a, sess[0]->has_addr = 1;
+	sess[1]->addr = a, sess[1]->has_addr = 1;
+	hub_subscribe(sess[0], "l1", "1", NULL);
+	hub_subscribe(sess[1], "l1", "2", NULL);
+	hub_unsubscribe(sess[0], "l1", "3"); /* l1 passes to sess[1], uncounted */
+	cfg.max_channels_per_ip = 1;	     /* reloaded: on */
+	hub_subscribe(sess[0], "l2", "4", NULL);
+	assert_true(has_event("ack 1 subscribed 4 l2"));
+	hub_subscribe(sess[1], "l3", "5", NULL);
+	assert_true(has_event("err 2 5 too_many_subscriptions"));
+	cfg.max_channels_per_ip = 0; /* reloaded: off */
+	hub_subscribe(sess[1], "l3", "6", NULL);
+	assert_true(has_event("ack 2 subscribed 6 l3"));
+}
+
 static void many_channels_and_churn(void **state)
 {
 	char name[32];
@@ -816,6 +842,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(many_channels_and_churn, setup, teardown),
 	    cmocka_unit_test_setup_teardown(token_claims_enforced, setup, teardown),
 	    cmocka_unit_test_setup_teardown(channels_per_ip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(channels_per_ip_reloaded, setup, teardown),
 	    cmocka_unit_test_setup_teardown(positioned_subscribe_and_offsets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(resume_served_from_the_ring, setup, teardown),
 	    cmocka_unit_test_setup_teardown(resume_from_history_while_live_messages_wait, setup,
