@@ -27,9 +27,11 @@
 #include <fcntl.h>
 #include <libwebsockets.h>
 #include <limits.h>
+#include <linux/sockios.h>
 #include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -168,6 +170,16 @@ static void linger(struct wsconn *c)
 	loop_io_set(&c->io, LOOP_IN);
 }
 
+/* Bytes the kernel holds for the client, not yet taken (UINT32_MAX when
+ * unknown). */
+static uint32_t kernel_unsent(struct wsconn *c)
+{
+	int v = 0;
+	if (c->io.fd < 0 || ioctl(c->io.fd, SIOCOUTQ, &v) < 0 || v < 0)
+		return UINT32_MAX;
+	return (uint32_t)v;
+}
+
 static void queue_close(struct wsconn *c, int code, const char *why, int flush)
 {
 	uint8_t payload[WS_CONTROL_MAX];
@@ -178,6 +190,9 @@ static void queue_close(struct wsconn *c, int code, const char *why, int flush)
 	c->close_code = (uint16_t)code;
 	c->deadline_ms =
 	    loop_now_ms() + (flush ? WSCONN_FLUSH_TIMEOUT_S : WSCONN_CLOSE_TIMEOUT_S) * 1000;
+	c->close_cap_ms = loop_now_ms() + WSCONN_FLUSH_TIMEOUT_S * 1000;
+	c->close_unsent = kernel_unsent(c);
+	c->close_moved = 0;
 	struct msg *m = msg_control(WS_OP_CLOSE, payload, n);
 	if (!m || outq_push(&c->q, NULL, m)) {
 		msg_unref(m);
@@ -385,6 +400,8 @@ static void flush(struct wsconn *c)
 		}
 		metrics.writes++;
 		metrics.wire_bytes_out += k;
+		if (k > 0)
+			c->close_moved = 1; /* the client made room: see on_tick */
 		if (frames > 1)
 			metrics.coalesced_writes++;
 		size_t left = (size_t)k;
@@ -773,12 +790,35 @@ void wsconn_pass_end(void)
 	}
 }
 
+/* A deadline passed while our close frame still waits behind what the
+ * kernel accepted before it: if the client took bytes since the last look
+ * (the kernel's unsent count fell, or it made room for a write of ours),
+ * it is reading, only slowly: give it another WSCONN_CLOSE_TIMEOUT_S, up to
+ * close_cap_ms. 1 when the deadline moved. */
+static int close_waits(struct wsconn *c, uint64_t now)
+{
+	if (c->state != WSC_OPEN || !c->closing || c->close_sent || now >= c->close_cap_ms)
+		return 0;
+	uint32_t unsent = kernel_unsent(c);
+	int moved = c->close_moved || (unsent != UINT32_MAX && unsent < c->close_unsent);
+	c->close_unsent = unsent;
+	c->close_moved = 0;
+	if (!moved)
+		return 0;
+	c->deadline_ms = now + WSCONN_CLOSE_TIMEOUT_S * 1000;
+	if (c->deadline_ms > c->close_cap_ms)
+		c->deadline_ms = c->close_cap_ms;
+	return 1;
+}
+
 static void on_tick(struct fanout_timer *t, void *arg)
 {
 	uint64_t now = loop_now_ms();
 	uint64_t ping = (uint64_t)cfg.ping_interval_s * 1000;
 	for (struct wsconn *c = all, *next; c; c = next) {
 		next = c->next;
+		if (c->deadline_ms && now >= c->deadline_ms && close_waits(c, now))
+			continue;
 		if (c->deadline_ms && now >= c->deadline_ms) {
 			if (c->state != WSC_LINGER)
 				metrics.ws_close_timeouts++;

@@ -74,6 +74,12 @@ struct wsconn {
 	uint16_t peer_code;   /* the client's close code, 0 = none */
 	uint64_t deadline_ms; /* loop clock: give up closing then (0 = none) */
 	uint64_t last_rx_ms;  /* loop clock of the last byte from the client */
+
+	/* our close frame behind a backlog (see wsconn_close) */
+	uint64_t close_cap_ms; /* the deadline moves while the client reads, up to this */
+	uint32_t close_unsent; /* bytes the kernel held unsent at the last look */
+	uint8_t close_moved;   /* we wrote since the last look */
+
 	struct ws_rx rx;
 	struct buf in; /* a message split over reads, or compressed */
 
@@ -127,6 +133,12 @@ int wsconn_send(struct wsconn *c, struct msg *head, struct msg *m);
  * is finished first). Then waits for the client's close reply (at most
  * WSCONN_CLOSE_TIMEOUT_S, or WSCONN_FLUSH_TIMEOUT_S with flush), sends FIN
  * and reads to EOF (at most WSCONN_LINGER_S). No-op when already closing.
+ * Until the close frame is out, what the kernel already accepted is ahead
+ * of it (up to the socket's send buffer, megabytes on a fast link): while
+ * the client takes bytes the deadline moves (another WSCONN_CLOSE_TIMEOUT_S
+ * each time, up to WSCONN_FLUSH_TIMEOUT_S in all), so a client that reads
+ * slowly still gets the close code; one that takes nothing is dropped
+ * without it.
  */
 void wsconn_close(struct wsconn *c, int code, const char *why, int flush);
 

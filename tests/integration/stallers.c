@@ -11,12 +11,14 @@
  * Opens N connections to 127.0.0.1:PORT, upgrading each at
  * "PATH_PREFIX<i>" (e.g. "/ws?channel=q" subscribes connection i to q<i>),
  * reads each one's 101 answer, prints "ready" and then reads nothing. When
- * a line arrives on stdin it reads every connection to its end and prints,
- * per connection, "i CODE BYTES" (the close code the server sent, or 0 when the
- * connection ended without a close frame — the server gave up on a close
- * the client never read —, or -1 when it is still open once nothing has
- * arrived for 6 seconds), then "done", and keeps the connections still open
- * until stdin ends. Exits 1 on any setup error. Test
+ * a line "go M" arrives on stdin it reads every connection until it ends,
+ * brings a close frame or has brought M whole data frames (M = 0: until
+ * nothing arrives for 6 s), at most 60 s, and prints per connection
+ * "i CODE BYTES FRAMES": the close code the server sent, or 0 when the
+ * connection ended without a close frame (the server gave up on a close
+ * the client never read), or -1 when it is still open without one; the
+ * bytes and the data frames read after "go". Then "done"; the connections
+ * still open stay open until stdin ends. Exits 1 on any setup error. Test
  * helper only.
  */
 #include <errno.h>
@@ -39,8 +41,10 @@ struct peer {
 	size_t hlen;   /* bytes of the current frame header seen */
 	uint64_t skip; /* payload bytes of the current frame still to come */
 	int op;	       /* opcode of the current frame */
+	int fin;       /* ... and its FIN bit */
 	uint8_t cb[2]; /* a close frame's code bytes */
 	int cn, code, done;
+	unsigned frames;	/* whole data frames read after "go" */
 	unsigned long long got; /* bytes read after "go" */
 };
 
@@ -86,6 +90,8 @@ static void feed(struct peer *p, const uint8_t *d, size_t n)
 			p->skip -= k;
 			d += k;
 			n -= k;
+			if (!p->skip && p->fin && p->op < 8) /* a data frame is whole */
+				p->frames++;
 			continue;
 		}
 		p->hdr[p->hlen++] = *d++;
@@ -104,6 +110,9 @@ static void feed(struct peer *p, const uint8_t *d, size_t n)
 		p->op = p->hdr[0] & 15;
 		p->hlen = 0;
 		p->skip = len;
+		p->fin = p->hdr[0] >> 7;
+		if (!len && p->fin && p->op < 8)
+			p->frames++;
 		if (p->op == 8) {
 			p->cn = 0;
 			if (len < 2) {
@@ -151,27 +160,35 @@ int main(int argc, char **argv)
 	char line[64];
 	if (!fgets(line, sizeof(line), stdin))
 		return 0;
+	unsigned want = 0;
+	sscanf(line, "go %u", &want);
 	for (unsigned i = 0; i < n; i++) {
 		int big = 1 << 20; /* open the window: drain fast */
 		setsockopt(peers[i].fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
 		fcntl(peers[i].fd, F_SETFL, O_NONBLOCK);
 	}
-	time_t end = time(NULL) + 20;
-	unsigned open = n;
+	time_t end = time(NULL) + 60;
 	static uint8_t buf[65536];
-	/* Until every connection ended, or 20 s (those still open then stay
-	 * -1), or 6 s without a byte from any of them (longer than the server
-	 * waits for a close frame to go out: WSCONN_CLOSE_TIMEOUT_S). */
+	/* A connection is waited for until it ends, brings its close frame or
+	 * (want > 0) has brought want data frames; all of them at most 60 s
+	 * (those still open then stay -1). With want = 0 also until 6 s pass
+	 * without a byte from any of them. */
 	time_t quiet = time(NULL) + 6;
-	while (open && time(NULL) < end && time(NULL) < quiet) {
+	for (;;) {
 		struct pollfd pf[MAXC];
-		for (unsigned i = 0; i < n; i++)
-			pf[i] = (struct pollfd){.fd = peers[i].fd < 0 ? -1 : peers[i].fd,
-						.events = POLLIN};
+		unsigned waiting = 0;
+		for (unsigned i = 0; i < n; i++) {
+			struct peer *p = &peers[i];
+			int wait = p->fd >= 0 && !p->done && (!want || p->frames < want);
+			pf[i] = (struct pollfd){.fd = wait ? p->fd : -1, .events = POLLIN};
+			waiting += (unsigned)wait;
+		}
+		if (!waiting || time(NULL) >= end || (!want && time(NULL) >= quiet))
+			break;
 		if (poll(pf, n, 200) < 0)
 			return fail("poll");
 		for (unsigned i = 0; i < n; i++) {
-			if (peers[i].fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+			if (pf[i].fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
 				continue;
 			ssize_t r;
 			while ((r = read(peers[i].fd, buf, sizeof(buf))) > 0) {
@@ -182,16 +199,15 @@ int main(int argc, char **argv)
 			if (r == 0 || (r < 0 && errno != EAGAIN)) {
 				close(peers[i].fd);
 				peers[i].fd = -1;
-				open--;
 			}
 		}
 	}
 	for (unsigned i = 0; i < n; i++)
-		printf("%u %d %llu\n", i,
-		       peers[i].fd >= 0	   ? -1
-		       : peers[i].code > 0 ? peers[i].code
-					   : 0,
-		       peers[i].got);
+		printf("%u %d %llu %u\n", i,
+		       peers[i].code > 0 ? peers[i].code
+		       : peers[i].fd < 0 ? 0
+					 : -1,
+		       peers[i].got, peers[i].frames);
 	printf("done\n");
 	fflush(stdout);
 	/* Keep the open ones open until stdin ends. */
