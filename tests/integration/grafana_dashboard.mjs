@@ -92,7 +92,8 @@ await t.test('every series and label of the dashboard is in a running fanoutd\'s
     // missed.
     const all = exprs.map((x) => x.expr).join('\n');
     for (const n of ['fanout_clients', 'fanout_deliveries_total', 'fanout_queue_bytes',
-      'fanout_slow_client_disconnects_total', 'fanout_backend_up', 'fanout_gaps_total',
+      'fanout_slow_client_disconnects_total', 'fanout_queue_budget_disconnects_total',
+      'fanout_queue_pinned_bytes', 'fanout_backend_up', 'fanout_gaps_total',
       'fanout_recovery_results_total', 'fanout_holes_total'])
       assert.ok(all.includes(n), `the dashboard shows ${n}`);
     t.diag(`${exprs.length} expressions over ${new Set(all.match(/\bfanout_[a-z0-9_]+\b/g)).size} metrics checked against ${fam.size} exported families`);
