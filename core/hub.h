@@ -68,6 +68,34 @@
  *    closes it later, from its own callbacks.
  * 3. When the connection closes, call hub_subscriber_gone() once.
  *
+ * ---- Beyond the hub: the rest of a transport ----
+ *
+ * Besides the sink table a transport plugs into a few seams; none of them
+ * names another transport, so a new one is a new file (trpc.c and sse.c
+ * are the worked examples):
+ *   - Where clients arrive. A protocol over WebSocket fills a struct
+ *     session_proto (open, message, limited, drain, closed; session.h) and
+ *     registers it at its path with session_add_proto(): the upgrade gate,
+ *     framing, deflate, keepalive, request rate and tokens come with it.
+ *     Anything else (an HTTP stream, like SSE) mounts its own lws protocol
+ *     (http_mounts() in http.c) and calls gate_stream() (gate.h) before it
+ *     answers: the same per-IP cap, Origin and token checks.
+ *   - Admission and shutdown: embed a struct client (clients.h) per
+ *     connection: max_clients, per-transport metrics, the drain op (how this
+ *     transport leads a client away on SIGTERM), idle and token-expiry ops.
+ *   - The send queue: struct outq (outq.h) holds (head, body) references:
+ *     the body is the frame frame() built once for every subscriber, the
+ *     head the small per-subscriber prefix (tRPC's {"id":N,; SSE's id:
+ *     line). Check client_queue_bytes yourself (cut the client, 4001 or the
+ *     transport's equivalent) and call budget_admit() (budget.h) before
+ *     queueing, so max_queued_bytes counts this transport too.
+ *   - Positions: hub_subscribe_at() resumes, proto_position_parse() reads
+ *     "EPOCH:OFFSET", proto_message_data() finds a message's payload and
+ *     offset in ev->frame without parsing it again.
+ *   - Tests: a unit test of the pure parts, a fuzz harness for every
+ *     parser (tests/fuzz), and an integration test with a real client of
+ *     that protocol (tests/integration/trpc_basic.mjs, sse_basic.mjs).
+ *
  * Loop thread only.
  */
 #ifndef FANOUT_HUB_H

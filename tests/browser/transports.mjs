@@ -9,7 +9,8 @@
 //    it drains, the page moves to another one and the list ends with every
 //    update exactly once, in order;
 //  - EventSource on two channels: the stream ends on drain, the browser
-//    reconnects with Last-Event-ID and misses nothing.
+//    reconnects with Last-Event-ID and misses nothing; a position that
+//    cannot be resumed reaches the page as `event: gap` per channel.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -25,6 +26,7 @@ const RATE = 80;
 const names = ['setup: bundle the React page, redis, three fanoutd, nginx, chromium',
   'React + tRPC: the list updates live and survives a drain (every update once, in order)',
   'EventSource: two channels, a drain, Last-Event-ID: every update once, in order',
+  'EventSource: a Last-Event-ID that cannot be resumed arrives as event: gap, one per channel',
   'no errors in the pages'];
 const why = missingBrowser() || (missing().length ? 'missing: ' + missing().join(', ') : null);
 
@@ -134,6 +136,20 @@ if (why) {
     }, { timeoutMs: 60000 });
 
     await t.test(names[3], async () => {
+      const page = pages[pages.length - 1];
+      // ?lastEventId= (EventSource cannot set the header itself): an id of another channel list
+      const gaps = await page.evaluate(() => new Promise((resolve) => {
+        const got = [];
+        const es = new EventSource('/sse?channel=updates&channel=room.1&lastEventId=' + encodeURIComponent('v1;00000000;x:1,y:2'));
+        const done = () => { es.close(); resolve(got); };
+        es.addEventListener('gap', (e) => { got.push(JSON.parse(e.data)); if (got.length === 2) done(); });
+        setTimeout(done, 10000);
+      }));
+      assert.deepEqual(gaps.map((g) => g.channel).sort(), ['room.1', 'updates'], JSON.stringify(gaps));
+      assert.ok(gaps.every((g) => g.type === 'gap' && /cannot resume/.test(g.reason)), JSON.stringify(gaps));
+    }, { timeoutMs: 30000 });
+
+    await t.test(names[4], async () => {
       for (const p of pages) assert.deepEqual(p.errors, []);
     });
   } finally {

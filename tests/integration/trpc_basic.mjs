@@ -5,22 +5,36 @@
 // {input.FIELD}, one tick's requests sent as one batch, connectionParams,
 // stop, every error shape (unknown procedure, bad input, duplicate id,
 // query, limits, parse errors, a refused subscribe, resume without
-// positions), PING/PONG keepalive in both directions, and the reconnect
-// notification when the server drains. One fanoutd, loopback backend.
+// positions), what the real client's onError gets when history cannot
+// reach back to its lastEventId and when a gap ends a subscription
+// (PRECONDITION_FAILED), PING/PONG keepalive in both directions, and the
+// reconnect notification when the server drains. One fanoutd, loopback
+// and filetail backends.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { createTRPCClient, createWSClient, wsLink } from '@trpc/client';
 import { tap } from '../lib/tap.mjs';
-import { startFanoutd, wsClient, pluginPath, parseMetrics, waitFor } from '../lib/harness.mjs';
+import { startFanoutd, wsClient, pluginPath, parseMetrics, waitFor, tmpDir } from '../lib/harness.mjs';
 import { recordingWebSocket } from '../lib/trpc.mjs';
 
 const t = tap();
 const lb = pluginPath('loopback');
+const logFile = path.join(tmpDir('fanout-trpc-'), 'ft.log');
+fs.writeFileSync(logFile, '');
+// short.*: a broker history of 3 messages and hub rings of 2, so a resume
+// from further back cannot be served; ft.log: a file whose truncation is a gap
 const f = await startFanoutd({
   wait: 'ready',
   ini: `[server]\ninstance = tr1\nallow_publish = true\nmax_subscriptions = 3\nshutdown_grace_ms = 3000\n` +
+    `recovery_ring_messages = 2\n` +
     `[backend refusing]\nplugin = ${lb}\nchannels = refused.*\nfail_subscribe = true\n` +
+    `[backend short]\nplugin = ${lb}\nchannels = short.*\nhistory_size = 3\n` +
+    `[backend file]\nplugin = ${pluginPath('filetail')}\nchannels = ft.*\npath = ${logFile}\nformat = raw\n` +
+    `channel = ft.log\nstart = end\npoll_interval_ms = 20\n` +
     `[backend mem]\nplugin = ${lb}\n` +
-    `[trpc]\nonUpdates = updates\nonRoom = room.{input.roomId}\nonRefused = refused.x\n`,
+    `[trpc]\nonUpdates = updates\nonRoom = room.{input.roomId}\nonRefused = refused.x\n` +
+    `onShort = short.x\nonLog = ft.log\n`,
 });
 const url = `ws://127.0.0.1:${f.port}/trpc`;
 
@@ -145,6 +159,51 @@ await t.test('lastEventId resumes: what was missed is replayed, then live, nothi
   assert.deepEqual(got.map((fr) => fr.result.data.data.i), [2, 3, 4, 5, 6]);
   assert.equal(got[0].result.id.split(':')[0], seen[0].result.id.split(':')[0]);
   await raw.close();
+});
+
+await t.test('history cannot reach back: @trpc/client\'s onError gets PRECONDITION_FAILED; subscribing again without lastEventId goes live', async () => {
+  const c = trpcClient();
+  const s1 = c.sub('onShort');
+  await waitFor(() => s1.started, { what: 'started' });
+  await publish('short.x', 'first');
+  await waitFor(() => s1.events.length === 1, { what: 'first' });
+  const first = s1.events[0].id;
+  s1.handle.unsubscribe();
+  for (let i = 0; i < 10; i++) await publish('short.x', { i }); // the broker keeps the last 3
+  // a resubscribe from there (@trpc/client puts lastEventId into input when asked to)
+  const s2 = c.sub('onShort', { lastEventId: first });
+  await waitFor(() => s2.errors.length === 1, { what: 'the error' });
+  const e = s2.errors[0];
+  assert.equal(e.data.code, 'PRECONDITION_FAILED');
+  assert.equal(e.shape.code, -32012);
+  assert.match(e.message, /^cannot resume short\.x from lastEventId: the history no longer reaches back .*fetch the current state and subscribe again without it$/);
+  assert.deepEqual([s2.started, s2.data.length], [0, 0]);
+  // what the README tells an application to do: fetch the state, subscribe again
+  const s3 = c.sub('onShort');
+  await waitFor(() => s3.started, { what: 'started again' });
+  await publish('short.x', 'after');
+  await waitFor(() => s3.data.includes('after'), { what: 'live again' });
+  assert.deepEqual(s3.data, ['after']);
+  assert.equal(c.log.filter((l) => l.url).length, 1, 'no reconnect');
+  s3.handle.unsubscribe();
+  await c.close();
+});
+
+await t.test('a gap mid-stream (a truncated file): @trpc/client\'s onError gets PRECONDITION_FAILED with the reason', async () => {
+  const c = trpcClient();
+  const s = c.sub('onLog');
+  await waitFor(() => s.started, { what: 'started' });
+  fs.appendFileSync(logFile, '{"line":1}\n');
+  await waitFor(() => s.data.length === 1, { what: 'line 1' });
+  assert.deepEqual(s.data, [{ line: 1 }]);
+  fs.truncateSync(logFile, 0);
+  fs.appendFileSync(logFile, '{"line":2}\n');
+  await waitFor(() => s.errors.length === 1, { what: 'the gap as an error' });
+  const e = s.errors[0];
+  assert.equal(e.data.code, 'PRECONDITION_FAILED');
+  assert.match(e.message, /^messages on channel ft\.log may have been missed \(.*(truncated|new epoch).*\): fetch the current state and subscribe again$/);
+  assert.deepEqual(s.data, [{ line: 1 }], 'nothing after the gap on the ended subscription');
+  await c.close();
 });
 
 await t.test('unknown procedure: the client gets tRPC\'s NOT_FOUND error shape', async () => {
