@@ -365,10 +365,9 @@ void cluster_create(struct broker *nodes, int n, int primaries)
 	cluster_wait_ok(nodes, n);
 }
 
-struct broker *cluster_owner(struct broker *nodes, int n, const char *key)
+static long long key_slot(struct broker *nodes, int n, const char *key)
 {
 	redisReply *r = NULL;
-	struct broker *owner = NULL;
 	long long slot;
 
 	for (int i = 0; i < n && !r; i++)
@@ -378,21 +377,46 @@ struct broker *cluster_owner(struct broker *nodes, int n, const char *key)
 		fail_msg("CLUSTER KEYSLOT failed");
 	slot = r->integer;
 	freeReplyObject(r);
-	for (int i = 0; i < n && !owner; i++) {
-		if (nodes[i].pid <= 0)
-			continue;
-		r = broker_cmd(&nodes[i], "CLUSTER SLOTS");
-		for (size_t k = 0; r && r->type == REDIS_REPLY_ARRAY && k < r->elements; k++) {
-			redisReply *e = r->element[k];
-			if (slot >= e->element[0]->integer && slot <= e->element[1]->integer)
-				for (int j = 0; j < n; j++)
-					if (nodes[j].port == e->element[2]->element[1]->integer)
-						owner = &nodes[j];
-		}
-		if (r)
-			freeReplyObject(r);
+	return slot;
+}
+
+/* The node that serves slot in at's CLUSTER SLOTS, or NULL. */
+static struct broker *owner_seen_by(struct broker *at, struct broker *nodes, int n, long long slot)
+{
+	redisReply *r = broker_cmd(at, "CLUSTER SLOTS");
+	struct broker *owner = NULL;
+
+	for (size_t k = 0; r && r->type == REDIS_REPLY_ARRAY && k < r->elements; k++) {
+		redisReply *e = r->element[k];
+		if (slot >= e->element[0]->integer && slot <= e->element[1]->integer)
+			for (int j = 0; j < n; j++)
+				if (nodes[j].port == e->element[2]->element[1]->integer)
+					owner = &nodes[j];
 	}
+	if (r)
+		freeReplyObject(r);
 	return owner;
+}
+
+struct broker *cluster_owner(struct broker *nodes, int n, const char *key)
+{
+	struct broker *owner = NULL;
+	long long slot = key_slot(nodes, n, key);
+
+	for (int i = 0; i < n && !owner; i++)
+		if (nodes[i].pid > 0)
+			owner = owner_seen_by(&nodes[i], nodes, n, slot);
+	return owner;
+}
+
+int cluster_agree(struct broker *nodes, int n, const char *key, struct broker *owner)
+{
+	long long slot = key_slot(nodes, n, key);
+
+	for (int i = 0; i < n; i++)
+		if (nodes[i].pid > 0 && owner_seen_by(&nodes[i], nodes, n, slot) != owner)
+			return 0;
+	return 1;
 }
 
 void cluster_cleanup(struct broker *nodes, int n)

@@ -54,6 +54,9 @@ void cluster_create(struct broker *nodes, int n, int primaries);
 void cluster_wait_ok(struct broker *nodes, int n);
 /* The node serving slot of key (following MOVED from nodes[0]), or NULL. */
 struct broker *cluster_owner(struct broker *nodes, int n, const char *key);
+/* 1 when every running node's CLUSTER SLOTS says owner serves key's slot
+ * (after a failover the nodes learn the new map by gossip, one by one). */
+int cluster_agree(struct broker *nodes, int n, const char *key, struct broker *owner);
 /* Remove the nodes' temporary directories. */
 void cluster_cleanup(struct broker *nodes, int n);
 
