@@ -54,21 +54,6 @@ void brokers_kill_all(void)
 	}
 }
 
-int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t l = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &l) < 0)
-		fail_msg("free_port: %s", strerror(errno));
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
 redisContext *broker_ctx(struct broker *b)
 {
 	struct timeval tv = {1, 0};
@@ -208,7 +193,7 @@ void broker_start_on(struct broker *b, int port, const char *pass)
 
 void broker_start(struct broker *b, const char *pass)
 {
-	broker_start_on(b, free_port(), pass);
+	broker_start_on(b, mockhost_free_port(), pass);
 }
 
 void broker_kill(struct broker *b, int sig)
@@ -323,7 +308,7 @@ static int port_free(int port)
 static int cluster_port(void)
 {
 	for (int i = 0; i < 1000; i++) {
-		int p = free_port();
+		int p = mockhost_free_port();
 		if (p <= 55535 && port_free(p + 10000))
 			return p;
 	}

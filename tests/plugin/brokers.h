@@ -20,8 +20,6 @@ struct broker {
 	char cdir[64]; /* cluster mode: nodes.conf lives here; "" for a plain node */
 };
 
-/* A port nobody listens on right now. */
-int free_port(void);
 /* Start b on port (REDIS_SERVER; skip, or fail under CI=true, without it);
  * waits for PING. broker_start: on a free port. */
 void broker_start_on(struct broker *b, int port, const char *pass);

@@ -13,6 +13,12 @@
 #include "mockhost.h"
 #include "contract.h"
 
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -133,6 +140,42 @@ uint64_t mockhost_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int mockhost_free_port(void)
+{
+	static unsigned char given[65536 / 8];
+	static unsigned seed;
+	int low = 32768;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+
+	if (f) {
+		if (fscanf(f, "%d", &low) != 1 || low <= 12000)
+			low = 32768;
+		fclose(f);
+	}
+	if (!seed)
+		seed = (unsigned)getpid() ^ (unsigned)mockhost_now_ms();
+	for (int i = 0; i < 200; i++) {
+		int port = 10000 + (int)(rand_r(&seed) % (unsigned)(low - 10000));
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+		int fd, ok;
+
+		if (given[port / 8] & (1u << (port % 8)))
+			continue;
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			break;
+		ok = !bind(fd, (struct sockaddr *)&a, sizeof(a));
+		close(fd);
+		if (ok) {
+			given[port / 8] |= (unsigned char)(1u << (port % 8));
+			return port;
+		}
+	}
+	fail_msg("no free port below the ephemeral range");
+	return -1;
 }
 
 /* ---- host services ---- */

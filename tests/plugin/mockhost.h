@@ -144,6 +144,12 @@ int mockhost_run_until(struct mockhost *m, int (*pred)(struct mockhost *, void *
 
 /* Monotonic milliseconds (the mock loop's clock). */
 uint64_t mockhost_now_ms(void);
+/* A TCP port on 127.0.0.1 that nothing is bound to now and this process
+ * has not handed out before, taken below the kernel's ephemeral range (a
+ * port in that range can become the local end of anyone's outgoing
+ * connection between our check and the server's bind()). Aborts the test
+ * (fail_msg) when none is found. */
+int mockhost_free_port(void);
 
 /* ---- recorded calls ---- */
 size_t mockhost_n_delivered(struct mockhost *m);

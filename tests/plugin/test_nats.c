@@ -50,21 +50,6 @@ struct server {
 	char dir[64]; /* JetStream store ("" for none) */
 };
 
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t l = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &l) < 0)
-		fail_msg("free_port: %s", strerror(errno));
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
 static void live_set(pid_t old, pid_t new)
 {
 	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
@@ -169,7 +154,7 @@ static void server_start(struct server *s)
 		skip();
 	}
 	if (!s->port)
-		s->port = free_port();
+		s->port = mockhost_free_port();
 	if (s->js && !s->dir[0]) {
 		snprintf(s->dir, sizeof(s->dir), "/tmp/fanout-nats-XXXXXX");
 		if (!mkdtemp(s->dir))
@@ -622,7 +607,7 @@ static void test_unreachable(void **unused)
 	struct fx f = {0};
 
 	(void)unused;
-	f.srv.port = free_port();
+	f.srv.port = mockhost_free_port();
 	fx_start(&f, NULL, 0, NULL);
 	assert_true(mockhost_run_until(f.m, pred_reason, "connect", 3000));
 	assert_int_equal(plugin->subscribe(f.st, "news.a"), 0);

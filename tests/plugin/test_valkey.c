@@ -597,7 +597,7 @@ static void test_acl_no_probe(void **unused)
 static void test_unreachable_then_up(void **unused)
 {
 	struct fx f = {0};
-	int port = free_port();
+	int port = mockhost_free_port();
 	const char *reason;
 
 	(void)unused;
