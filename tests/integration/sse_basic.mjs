@@ -4,7 +4,8 @@
 // (HTTP errors, so EventSource stops retrying), a gap from a truncated file
 // (filetail backend), comment keepalives, CORS for an allowed Origin and
 // 403 for another, max_clients, a slow reader cut at client_queue_bytes,
-// and the end of every stream when the server drains.
+// max_connections_per_ip behind a trusted proxy and max_queued_bytes, and
+// the end of every stream when the server drains.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -193,6 +194,61 @@ await t.test('a reader that stops reading is cut at client_queue_bytes', async (
   sock.destroy();
   await fast.close();
 });
+
+await t.test('limits shared with WebSocket clients: max_connections_per_ip behind a proxy (429), max_queued_bytes', async () => {
+  const g = await startFanoutd({
+    wait: 'ready',
+    ini: `[server]\ninstance = sse2\nallow_publish = true\ntrusted_proxies = 127.0.0.1/32\n` +
+      `max_connections_per_ip = 2\nmax_queued_bytes = 1m\nclient_queue_bytes = 64m\n` +
+      `[backend mem]\nplugin = ${pluginPath('loopback')}\nhistory_size = 0\n`,
+  });
+  const open = [];
+  let sock = null;
+  try {
+    const gm = async () => parseMetrics((await g.http('/metrics')).body);
+    const url = `http://127.0.0.1:${g.port}/sse?channel=big`;
+    const from = (ip) => ({ headers: { 'x-forwarded-for': ip } });
+    // two streams for the client address 10.0.0.1 (as the proxy says), the third is refused
+    const a = await sseConnect(url, from('10.0.0.1'));
+    const b = await sseConnect(url, from('10.0.0.1'));
+    open.push(a, b);
+    await a.next('subscribed');
+    await b.next('subscribed');
+    const over = await sseConnect(url, from('10.0.0.1'));
+    assert.equal(over.status, 429, over.body);
+    assert.match(JSON.parse(over.body).error, /too many connections/);
+    const other = await sseConnect(url, from('10.0.0.2'));
+    assert.equal(other.status, 200);
+    await other.close();
+    await b.close();
+    // max_queued_bytes counts event streams' queues: a stream that stops
+    // reading is cut once what all queues pin passes 1m (client_queue_bytes
+    // is far above); the stream that reads keeps everything
+    sock = net.connect(g.port, '127.0.0.1');
+    let got = '';
+    sock.on('data', (d) => { got += d; if (got.includes('event: subscribed')) sock.pause(); });
+    sock.write('GET /sse?channel=big HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.3\r\n\r\n');
+    await waitFor(() => got.includes('event: subscribed'), { what: 'subscribed' });
+    const pub = await wsClient(g.ws);
+    open.push(pub);
+    const blob = 'x'.repeat(15000);
+    let n = 0;
+    const cut = async () => (await gm())['fanout_queue_budget_disconnects_total'] > 0;
+    while (!(await cut())) {
+      assert.ok(n < 4000, 'no cut after 60 MB');
+      // small bursts (75 KB), so the reading stream's queue stays far below the budget
+      for (let i = 0; i < 5; i++, n++) pub.send({ type: 'publish', channel: 'big', data: { n, blob }, id: n });
+      await pub.next((fr) => fr.id === n - 1, 10000, `published ${n - 1}`);
+    }
+    await waitFor(async () => (await gm())['fanout_transport_clients{transport="sse"}'] === 1, { what: 'the stalled stream gone, the reader kept' });
+    await waitFor(() => a.events.filter((e) => e.event === 'message').length === n, { what: `all ${n} messages for the reader`, timeoutMs: 30000 });
+    assert.equal((await gm())['fanout_queue_budget_disconnects_total'], 1);
+  } finally {
+    sock?.destroy();
+    for (const c of open) await c.close();
+    assert.equal(await g.stop(), 0);
+  }
+}, { timeoutMs: 90000 });
 
 await t.test('draining ends every stream (the final chunk)', async () => {
   const s = await sseConnect(`${base}?channel=a&channel=b`);
