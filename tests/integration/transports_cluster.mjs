@@ -2,8 +2,10 @@
 // nginx to three fanoutd instances sharing a redis-server (valkey backend,
 // history on), while `fanout-cli push` publishes positioned updates:
 //
-//  - the real @trpc/client (createWSClient + wsLink + createTRPCClient)
-//    subscribes, its serving instance drains mid-stream, the client gets
+//  - the real @trpc/client (createWSClient + wsLink + createTRPCClient,
+//    with connectionParams and keepalive) subscribes in one batch with an
+//    unknown procedure (NOT_FOUND) and a subscription it stops, its
+//    serving instance drains mid-stream, the client gets
 //    tRPC's reconnect notification, resubscribes on another instance with
 //    lastEventId and ends with every update exactly once, in order;
 //  - an event stream over raw HTTP does the same with Last-Event-ID after
@@ -53,16 +55,34 @@ if (lacking.length) {
   await t.test('tRPC: drain the serving instance mid-stream, resume elsewhere: every update once, in order', async () => {
     const log = [];
     const Recording = recordingWebSocket(log);
-    const ws = createWSClient({ url: `ws://127.0.0.1:${cl.nginx.port}/trpc`, WebSocket: Recording });
+    // as an application configures it: connection parameters (sent again on
+    // every socket) and keepalive, through nginx
+    const ws = createWSClient({
+      url: `ws://127.0.0.1:${cl.nginx.port}/trpc`, WebSocket: Recording,
+      connectionParams: async () => ({ app: 'cluster-test' }),
+      keepAlive: { enabled: true, intervalMs: 1000, pongTimeoutMs: 10000 },
+    });
     const client = createTRPCClient({ links: [wsLink({ client: ws })] });
-    const got = [], errors = [];
+    const got = [], errors = [], room = [], nope = [];
     let started = 0;
+    // three requests in one tick: one batch
     const sub = client.onUpdates.subscribe(undefined, {
       onStarted: () => started++,
       onData: (ev) => got.push(ev),
       onError: (e) => errors.push(e),
     });
-    await waitFor(() => started === 1, { what: 'started' });
+    const roomSub = client.onRoom.subscribe({ roomId: 1 }, { onStarted: () => room.push('started'), onComplete: () => room.push('complete') });
+    client.nope.subscribe(undefined, { onError: (e) => nope.push(e) });
+    await waitFor(() => started === 1 && room.length === 1 && nope.length === 1, { what: 'started, started, an error' });
+    assert.deepEqual(nope[0].shape, { message: 'No "subscription"-procedure on path "nope"', code: -32004, data: { code: 'NOT_FOUND', httpStatus: 404, path: 'nope' } });
+    assert.ok(log[0].url.endsWith('?connectionParams=1'));
+    assert.deepEqual(JSON.parse(log.find((l) => l.out).out), { method: 'connectionParams', data: { app: 'cluster-test' } });
+    assert.equal(log.filter((l) => l.out && l.out.startsWith('[')).map((l) => JSON.parse(l.out).length)[0], 3);
+    // stop (the component unmounting): stopped, through nginx
+    roomSub.unsubscribe();
+    await waitFor(() => log.some((l) => l.in && /"result":\{"type":"stopped"\}/.test(l.in)), { what: 'stopped' });
+    // keepalive: @trpc/client pings after intervalMs without a message
+    await waitFor(() => log.some((l) => l.out === 'PING') && log.some((l) => l.in === 'PONG'), { what: 'PING answered PONG through nginx' });
     const victim = await serving(cl, 'trpc');
     const pushing = push(cl.redis, { count: UPDATES, rate: RATE });
     await waitFor(() => got.length >= 60, { what: '60 updates', timeoutMs: 10000 });
@@ -82,6 +102,9 @@ if (lacking.length) {
     const resub = log.filter((l) => l.out && l.out.includes('"lastEventId"'));
     assert.ok(resub.length >= 1, 'resubscribed with lastEventId');
     assert.notEqual(await serving(cl, 'trpc'), victim);
+    // the new socket began with the connection parameters too
+    const sockets = log.reduce((a, l) => (l.url ? [...a, []] : (a.at(-1).push(l), a)), []);
+    assert.deepEqual(JSON.parse(sockets[1].find((l) => l.out).out), { method: 'connectionParams', data: { app: 'cluster-test' } });
     sub.unsubscribe();
     ws.close();
     t.diag(`tRPC: ${got.length} updates, drained ${victim}`);
