@@ -46,7 +46,7 @@ const char *refuse_reason_name(enum refuse_reason r);
 /* Why a resume ("since") was answered recovered:false (recovery.c; the
  * reason label of fanout_recovery_results_total). */
 enum recovery_fail {
-	RF_EPOCH,	 /* since.epoch is not the channel's epoch */
+	RF_EPOCH,	 /* since.epoch is not the broker's (current) epoch */
 	RF_TOO_FAR,	 /* more than recovery_max_messages behind */
 	RF_TRUNCATED,	 /* history no longer reaches back */
 	RF_AHEAD,	 /* since.offset is past the broker's top */

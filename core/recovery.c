@@ -197,7 +197,8 @@ struct pos_chan {
 	void *ch;
 	const char *name;
 	char epoch[PROTO_EPOCH_MAX + 1];
-	uint64_t top; /* the last offset fanned out */
+	char old_epoch[PROTO_EPOCH_MAX + 1]; /* the one before (a resume in it is stale) */
+	uint64_t top;			     /* the last offset fanned out */
 	int contiguous;
 	struct q ring;	    /* recent frames: every message in (ring_from, top] */
 	uint64_t ring_from; /* see ring */
@@ -215,7 +216,18 @@ struct pos_chan {
 	struct pos_req *recovers;
 };
 
-enum sub_state { PS_HISTORY, PS_CATCHUP };
+/*
+ * PS_HISTORY: since is behind the top; waits for its history request.
+ * PS_CATCHUP: since is ahead of this instance's top (another instance
+ *   delivered more already); waits for the top to get there.
+ * PS_EPOCH: since names an epoch this instance does not have; it may be
+ *   newer (the broker lost its history and this instance has not seen it
+ *   yet: its backend is still reconnecting). Waits for the channel to
+ *   change to that epoch (then PS_CATCHUP in it) or for the broker to say
+ *   it has another one. Frames of the old epoch are not for it: answering
+ *   from there would send the client the new epoch again from its start.
+ */
+enum sub_state { PS_HISTORY, PS_CATCHUP, PS_EPOCH };
 
 struct pos_sub {
 	struct pos_sub *prev, *next; /* the channel's waiting list */
@@ -223,11 +235,16 @@ struct pos_sub {
 	struct pos_chan *pc;
 	void *sub;
 	enum sub_state state;
-	uint64_t since; /* since.offset (the epoch matched when it began) */
-	uint64_t base;	/* buf holds every frame fanned out after base */
+	char epoch[PROTO_EPOCH_MAX + 1]; /* since.epoch */
+	uint64_t since;			 /* since.offset */
+	uint64_t base;			 /* buf holds every frame fanned out after base */
 	struct q buf;
 	struct pos_req *req; /* PS_HISTORY: the request it waits on */
 	uint64_t deadline;
+	/* PS_CATCHUP, PS_EPOCH: only a probe sent after the resume began
+	 * (token >= asked) may judge it; judged: one did, and since exists. */
+	uint64_t asked;
+	int judged;
 	int saw_gap;
 };
 
@@ -622,12 +639,30 @@ static void epoch_change(struct pos_chan *pc, const char *epoch, int have_top, u
 		 epoch);
 	if (pc->repairing)
 		repair_fail(pc, "history lost");
-	while (pc->subs)
-		sub_fail(pc->subs, RF_EPOCH);
+	/* Resumes in the old epoch cannot be served any more; those that
+	 * waited for this one (PS_EPOCH) go on in it. */
+	for (struct pos_sub *ps = pc->subs, *next; ps; ps = next) {
+		next = ps->next;
+		if (ps->state != PS_EPOCH || strcmp(ps->epoch, epoch))
+			sub_fail(ps, RF_EPOCH);
+	}
 	while (pc->recovers)
 		req_unlink_chan(pc->recovers);
+	snprintf(pc->old_epoch, sizeof(pc->old_epoch), "%s", pc->epoch);
 	snprintf(pc->epoch, sizeof(pc->epoch), "%s", epoch);
 	emit_gap(pc, "history lost (new epoch)", 0);
+	/* The gap is not news to those: they stand at since in this epoch
+	 * and wait for the top to reach it, collecting frames from 1 on. */
+	for (struct pos_sub *ps = pc->subs; ps; ps = ps->next) {
+		if (ps->state != PS_EPOCH)
+			continue;
+		ps->state = PS_CATCHUP;
+		ps->base = 0;
+		ps->saw_gap = 0;
+		q_clear(&ps->buf);
+	}
+	if (pc->subs)
+		catchup_check(pc);
 	if (have_top && top > 0) {
 		metrics.rec.holes++;
 		repair_start(pc, top, 0, NULL);
@@ -886,20 +921,23 @@ static void sub_finish(struct pos_sub *ps, int recovered, struct pos_req *r)
 	sub_free(ps);
 }
 
-static struct pos_sub *sub_new(struct pos_chan *pc, void *sub, uint64_t since, uint64_t base,
-			       enum sub_state state)
+static struct pos_sub *sub_new(struct pos_chan *pc, void *sub, const char *epoch, uint64_t since,
+			       uint64_t base, enum sub_state state)
 {
 	struct pos_sub *ps = calloc(1, sizeof(*ps));
 	if (!ps)
 		return NULL;
 	ps->pc = pc;
 	ps->sub = sub;
+	snprintf(ps->epoch, sizeof(ps->epoch), "%s", epoch);
 	ps->since = since;
 	ps->base = base;
 	ps->state = state;
 	ps->deadline = hooks.now() + lim.timeout_ms;
-	/* The frames after base that the ring already has are its first. */
-	for (size_t i = 0; i < pc->ring.n; i++) {
+	ps->asked = next_token;
+	/* The frames after base that the ring already has are its first
+	 * (none of another epoch's). */
+	for (size_t i = 0; state != PS_EPOCH && i < pc->ring.n; i++) {
 		struct ent *e = q_at(&pc->ring, i);
 		if (e->off > base && q_push(&ps->buf, e->off, e->m)) {
 			sub_free(ps);
@@ -926,16 +964,19 @@ static int sub_alive(const struct pos_chan *pc, const struct pos_sub *ps)
 struct pos_sub *pos_recover(struct pos_chan *pc, void *sub, const struct proto_since *since)
 {
 	metrics.rec.recoveries++;
-	if (strcmp(since->epoch, pc->epoch)) {
-		fail_now(pc, sub, RF_EPOCH);
+	uint64_t n = since->offset;
+	int other = strcmp(since->epoch, pc->epoch) != 0;
+	if (other && !strcmp(since->epoch, pc->old_epoch)) {
+		fail_now(pc, sub, RF_EPOCH); /* the client is the stale one */
 		return NULL;
 	}
-	uint64_t n = since->offset;
-	if (n > pc->top) {
+	if (other || n > pc->top) {
 		/* Ahead of this instance: another one may have delivered newer
-		 * messages already. Wait for them (bounded), and ask the
-		 * broker whether that offset exists at all. */
-		struct pos_sub *ps = sub_new(pc, sub, n, pc->top, PS_CATCHUP);
+		 * messages already, or seen the broker's new epoch. Wait for
+		 * them (bounded), and ask the broker whether that position
+		 * exists at all. */
+		struct pos_sub *ps =
+		    sub_new(pc, sub, since->epoch, n, pc->top, other ? PS_EPOCH : PS_CATCHUP);
 		if (!ps) {
 			fail_now(pc, sub, RF_ERROR);
 			return NULL;
@@ -964,7 +1005,7 @@ struct pos_sub *pos_recover(struct pos_chan *pc, void *sub, const struct proto_s
 		fail_now(pc, sub, RF_ERROR);
 		return NULL;
 	}
-	struct pos_sub *ps = sub_new(pc, sub, n, r->upto, PS_HISTORY);
+	struct pos_sub *ps = sub_new(pc, sub, pc->epoch, n, r->upto, PS_HISTORY);
 	if (!ps) {
 		if (fresh)
 			req_free(r);
@@ -982,6 +1023,8 @@ struct pos_sub *pos_recover(struct pos_chan *pc, void *sub, const struct proto_s
 
 void pos_sub_buffer(struct pos_sub *ps, struct pos_item *m)
 {
+	if (ps->state == PS_EPOCH)
+		return; /* the old epoch's frames: older than where it stands */
 	if (ps->buf.n >= lim.buffer_messages) {
 		sub_fail(ps, RF_BUFFER);
 		return;
@@ -1093,6 +1136,54 @@ static void recover_done(struct pos_chan *pc, struct pos_req *r, int status, con
 	}
 }
 
+/* A probe (sent as token) answered epoch:top. Resumes ahead of what the
+ * broker has never get there: not recovered. Only a probe sent after a
+ * resume began may judge it (an older one may predate its position):
+ * those not judged get a new probe. */
+static void judge_ahead(struct pos_chan *pc, uint64_t token, const char *epoch, uint64_t top)
+{
+	int unjudged = 0;
+	for (struct pos_sub *ps = pc->subs, *next; ps; ps = next) {
+		next = ps->next;
+		if (ps->state == PS_HISTORY || ps->judged)
+			continue;
+		if (token < ps->asked)
+			unjudged = 1;
+		else if (ps->state == PS_EPOCH)
+			sub_fail(ps, RF_EPOCH); /* the broker is in another epoch */
+		else if (strcmp(epoch, pc->epoch) || ps->since > top)
+			sub_fail(ps, RF_AHEAD);
+		else
+			ps->judged = 1;
+	}
+	if (unjudged && !pc->probe)
+		probe_start(pc);
+}
+
+/* The backend has no top(): no probe will ever judge. A resume in
+ * another epoch is not recovered (as if the client were the stale one); one
+ * ahead waits for the top to get there until recovery_timeout_ms. */
+static void no_judge(struct pos_chan *pc)
+{
+	for (struct pos_sub *ps = pc->subs, *next; ps; ps = next) {
+		next = ps->next;
+		if (ps->state == PS_EPOCH)
+			sub_fail(ps, RF_EPOCH);
+		else if (ps->state == PS_CATCHUP)
+			ps->judged = 1;
+	}
+}
+
+/* A resume waits for a probe's verdict (the last one failed or was too
+ * old). */
+static int needs_probe(const struct pos_chan *pc)
+{
+	for (const struct pos_sub *ps = pc->subs; ps; ps = ps->next)
+		if (ps->state != PS_HISTORY && !ps->judged)
+			return 1;
+	return 0;
+}
+
 static void req_complete(struct pos_req *r, int status, const char *epoch, uint64_t top)
 {
 	struct pos_chan *pc = r->pc;
@@ -1111,13 +1202,9 @@ static void req_complete(struct pos_req *r, int status, const char *epoch, uint6
 			pos_observe(pc, epoch, top);
 			if (!pc->repairing)
 				pc->why[0] = '\0';
-			/* Resumes ahead of what the broker has never get there. */
-			for (struct pos_sub *ps = pc->subs, *next; ps; ps = next) {
-				next = ps->next;
-				if (ps->state == PS_CATCHUP &&
-				    (strcmp(epoch, pc->epoch) || ps->since > top))
-					sub_fail(ps, RF_AHEAD);
-			}
+			judge_ahead(pc, r->token, epoch, top);
+		} else if (status == FANOUT_ENOTSUP) {
+			no_judge(pc);
 		}
 		break;
 	case RQ_REPAIR:
@@ -1208,8 +1295,14 @@ uint64_t pos_tick(void)
 	for (struct pos_chan *pc = chans; pc; pc = pc->next) {
 		for (struct pos_sub *ps = pc->subs, *next; ps; ps = next) {
 			next = ps->next;
-			if (ps->state == PS_CATCHUP && now >= ps->deadline)
+			if (ps->state != PS_HISTORY && now >= ps->deadline)
 				sub_fail(ps, RF_TIMEOUT);
+		}
+		/* A resume waiting for the broker's word: ask again soon (its
+		 * own deadline bounds this), a repair running or not. */
+		if (!pc->probe && pc->subs && now - pc->probed_ms >= RETRY_MS && needs_probe(pc)) {
+			probe_start(pc);
+			continue;
 		}
 		if (pc->probe || pc->repairing)
 			continue;

@@ -77,7 +77,8 @@ VALKEY_NODE_TESTS = \
 	tests/integration/valkey_basic.mjs \
 	tests/integration/valkey_faults.mjs \
 	tests/integration/valkey_multi.mjs \
-	tests/integration/valkey_repair.mjs
+	tests/integration/valkey_repair.mjs \
+	tests/integration/valkey_epoch_resume.mjs
 TESTS += $(VALKEY_NODE_TESTS)
 EXTRA_DIST += $(VALKEY_NODE_TESTS)
 # Cluster mode through two fanoutd on a 3-shard cluster, a shard killed and

@@ -112,6 +112,7 @@ struct hist {
 	uint64_t oldest; /* first kept offset (top + 1: none) */
 	int answer;	 /* 0: answer at once; 1: queue; 2: never */
 	int refuse;	 /* history()/top() return this (0: accept) */
+	int top_at_call; /* queued top() answers give the top of the call's time */
 };
 static struct hist bk;
 
@@ -120,6 +121,7 @@ static struct {
 	int is_top;
 	uint64_t token, after, max;
 	char epoch[70];
+	uint64_t top; /* top(): the broker's top when it was called */
 } pendq[MAX_Q];
 static int n_pendq;
 static int n_top_calls, n_history_calls;
@@ -152,6 +154,8 @@ static int h_top(void *ch, uint64_t token)
 	} else if (bk.answer == 1) {
 		assert_true(n_pendq < MAX_Q);
 		pendq[n_pendq].is_top = 1;
+		pendq[n_pendq].top = bk.top;
+		snprintf(pendq[n_pendq].epoch, sizeof(pendq[0].epoch), "%s", bk.epoch);
 		pendq[n_pendq++].token = token;
 	}
 	return 0;
@@ -182,7 +186,9 @@ static void answer_all(void)
 	int n = n_pendq;
 	n_pendq = 0;
 	for (int i = 0; i < n; i++) {
-		if (pendq[i].is_top)
+		if (pendq[i].is_top && bk.top_at_call)
+			pos_top_done(pendq[i].token, FANOUT_OK, pendq[i].epoch, pendq[i].top);
+		else if (pendq[i].is_top)
 			pos_top_done(pendq[i].token, FANOUT_OK, bk.epoch, bk.top);
 		else
 			answer_history(pendq[i].token, pendq[i].epoch, pendq[i].after,
@@ -827,6 +833,137 @@ static void test_resume_epoch_change_meanwhile(void **state)
 	pos_chan_free(pc);
 }
 
+/*
+ * The client knows a newer epoch than this instance: it resumed from
+ * another instance after a broker restart without persistence that this
+ * instance has not noticed yet (its backend still reconnecting). The
+ * instance must not answer from its old epoch: the gap to the new epoch
+ * and the new epoch's messages that follow would then repeat what the
+ * client already has. It waits for the channel to reach the client's
+ * epoch and replays only what is after since. (fault_delivery.mjs saw
+ * "seq 405 after 649: a duplicate" this way.)
+ */
+static void test_resume_newer_epoch_than_instance(void **state)
+{
+	(void)state;
+	struct pos_chan *pc = attach(0);
+	subs[0].live = 1;
+	for (int i = 0; i < 10; i++)
+		publish(pc, 0); /* E1:1..10; the ring holds them */
+	/* The broker restarts without its data; this instance is away. */
+	snprintf(bk.epoch, sizeof(bk.epoch), "E2");
+	bk.top = 0;
+	bk.answer = 1;
+	bk.top_at_call = 1;
+	for (int i = 0; i < 8; i++)
+		publish(pc, 1);
+	pos_suspect(pc, "backend reconnected"); /* its probe sees E2:8 */
+	for (int i = 0; i < 7; i++)
+		publish(pc, 1); /* E2:9..15, not here yet */
+	/* A client that read E2 up to 15 on another instance resumes here. */
+	resume(pc, 1, "E2", 15);
+	for (int i = 0; i < 4; i++)
+		publish(pc, 1); /* E2:16..19 */
+	/* The probe from before the resume (E2:8) changes the epoch but
+	 * cannot say whether E2:15 exists; a fresh probe (E2:19) can. */
+	while (n_pendq)
+		answer_all();
+	assert_string_equal(pos_epoch(pc), "E2");
+	expect_run(1, 0, 16, 19); /* nothing of E2 up to 15 again */
+	assert_true(subs[1].finished);
+	assert_true(subs[1].recovered);
+	assert_string_equal(subs[1].epoch, "E2");
+	assert_int_equal(subs[1].sub_offset, 15); /* live from there: the repair's 16..19 */
+	publish(pc, 0);
+	expect_run(1, 0, 16, 20);
+	/* The instance's own subscriber: E1:1..10, the gap to E2:0, E2:1..20. */
+	for (int k = 0; k < 10; k++)
+		assert_int_equal(subs[0].got[k], k + 1);
+	assert_int_equal(subs[0].got[10], -0 - 1);
+	expect_run(0, 11, 1, 20);
+	assert_int_equal(metrics.rec.failed[RF_EPOCH], 0);
+	/* A client still in the epoch this instance left: not recovered, at
+	 * once, without asking the broker. */
+	int tops = n_top_calls;
+	resume(pc, 2, "E1", 10);
+	assert_true(subs[2].finished);
+	assert_false(subs[2].recovered);
+	assert_string_equal(subs[2].epoch, "E2");
+	assert_int_equal(subs[2].sub_offset, 20);
+	assert_int_equal(n_top_calls, tops);
+	pos_chan_free(pc);
+}
+
+/* An epoch neither this instance nor the broker has: not recovered, once
+ * the broker answered; and while the broker cannot be reached, not
+ * recovered after recovery_timeout_ms. */
+static void test_resume_unknown_epoch_asks_broker(void **state)
+{
+	(void)state;
+	struct pos_chan *pc = attach(5);
+	bk.top = 5;
+	bk.answer = 1;
+	resume(pc, 0, "E7", 3);
+	assert_false(subs[0].finished);
+	answer_all();
+	assert_true(subs[0].finished);
+	assert_false(subs[0].recovered);
+	assert_string_equal(subs[0].epoch, "E1");
+	assert_int_equal(subs[0].sub_offset, 5);
+	assert_int_equal(metrics.rec.failed[RF_EPOCH], 1);
+	bk.refuse = FANOUT_EUNAVAIL;
+	resume(pc, 1, "E7", 3);
+	for (int i = 0; i < 24; i++) {
+		clock_ms += 200;
+		pos_tick();
+	}
+	assert_false(subs[1].finished);
+	assert_true(n_top_calls > 5); /* asked again while it waits */
+	clock_ms += 200;
+	pos_tick();
+	assert_true(subs[1].finished);
+	assert_false(subs[1].recovered);
+	assert_int_equal(metrics.rec.failed[RF_TIMEOUT], 1);
+	assert_int_equal(subs[1].n_got, 0);
+	/* a backend without top(): no verdict will come, not recovered now */
+	bk.refuse = FANOUT_ENOTSUP;
+	resume(pc, 2, "E7", 3);
+	assert_true(subs[2].finished);
+	assert_false(subs[2].recovered);
+	assert_int_equal(metrics.rec.failed[RF_EPOCH], 2);
+	pos_chan_free(pc);
+}
+
+/* A resume ahead of this instance is judged only by a probe sent after
+ * it: the answer of one already in flight may predate the client's
+ * offset, and "ahead of the broker" would then place the client behind
+ * its own position (the messages in between twice). */
+static void test_resume_ahead_not_judged_by_older_probe(void **state)
+{
+	(void)state;
+	struct pos_chan *pc = attach(10);
+	bk.top = 10;
+	bk.answer = 1;
+	bk.top_at_call = 1;
+	subs[0].live = 1;
+	pos_suspect(pc, "backend reconnected"); /* a probe: the broker is at 10 */
+	bk.top = 12;				/* 11 and 12 published, not here yet */
+	resume(pc, 1, "E1", 12);
+	while (n_pendq)
+		answer_all();
+	assert_int_equal(metrics.rec.failed[RF_AHEAD], 0);
+	assert_true(subs[1].finished);
+	assert_true(subs[1].recovered);
+	assert_int_equal(subs[1].sub_offset, 12);
+	assert_int_equal(subs[1].n_got, 0); /* it had 11 and 12 */
+	live(pc, "E1", 11);		    /* late live copies: duplicates */
+	live(pc, "E1", 12);
+	publish(pc, 0);
+	expect_run(1, 0, 13, 13);
+	expect_run(0, 0, 11, 13);
+	pos_chan_free(pc);
+}
+
 static void test_requests_capped_and_queued(void **state)
 {
 	(void)state;
@@ -960,6 +1097,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_resume_gap_meanwhile_is_not_recovered, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_resume_epoch_change_meanwhile, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resume_newer_epoch_than_instance, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resume_unknown_epoch_asks_broker, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resume_ahead_not_judged_by_older_probe, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_requests_capped_and_queued, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backend_refuses, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_replay_byte_cap, setup, teardown),
