@@ -1025,11 +1025,16 @@ void pos_sub_buffer(struct pos_sub *ps, struct pos_item *m)
 {
 	if (ps->state == PS_EPOCH)
 		return; /* the old epoch's frames: older than where it stands */
+	int pos = m->kind == POS_MESSAGE && m->positioned;
+	/* The client has it (a catch-up sees the frames up to since go by):
+	 * the replay would skip it, and it must not fill the buffer. */
+	if (pos && m->offset <= ps->since)
+		return;
 	if (ps->buf.n >= lim.buffer_messages) {
 		sub_fail(ps, RF_BUFFER);
 		return;
 	}
-	if (q_push(&ps->buf, m->kind == POS_MESSAGE && m->positioned ? m->offset : 0, m))
+	if (q_push(&ps->buf, pos ? m->offset : 0, m))
 		sub_fail(ps, RF_ERROR);
 }
 

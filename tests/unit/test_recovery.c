@@ -794,6 +794,30 @@ static void test_resume_buffer_cap(void **state)
 	pos_chan_free(pc);
 }
 
+/* A resume far ahead of this instance (which repairs its way up from
+ * history) does not count the frames it already has against
+ * recovery_buffer_messages: failing there would place the client behind
+ * its own position, and those frames would then reach it twice. */
+static void test_resume_catch_up_buffers_only_after_since(void **state)
+{
+	(void)state;
+	limits.buffer_messages = 5;
+	pos_init(&limits, &hooks, "u1");
+	struct pos_chan *pc = attach(10);
+	bk.top = 40; /* 11..40 published; this instance has not seen them */
+	bk.answer = 1;
+	resume(pc, 0, "E1", 38);
+	answer_all(); /* the probe: top 40, a repair of (10, 40] */
+	assert_false(subs[0].finished);
+	answer_all(); /* the history: 11..40, 28 of them before since */
+	assert_true(subs[0].finished);
+	assert_true(subs[0].recovered);
+	assert_int_equal(metrics.rec.failed[RF_BUFFER], 0);
+	publish(pc, 0);
+	expect_run(0, 0, 39, 41);
+	pos_chan_free(pc);
+}
+
 static void test_resume_gap_meanwhile_is_not_recovered(void **state)
 {
 	(void)state;
@@ -1094,6 +1118,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_resume_ahead_of_broker, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resume_ahead_times_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resume_buffer_cap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resume_catch_up_buffers_only_after_since, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_resume_gap_meanwhile_is_not_recovered, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_resume_epoch_change_meanwhile, setup, teardown),
