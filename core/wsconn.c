@@ -44,6 +44,10 @@
 #include "ws_deflate.h"
 #include "wsconn.h"
 
+#ifndef SSL_OP_IGNORE_UNEXPECTED_EOF /* OpenSSL < 3: EOF is not fatal there */
+#define SSL_OP_IGNORE_UNEXPECTED_EOF 0
+#endif
+
 #define READS_PER_PASS 16	    /* reads per connection per pass (fairness) */
 #define IOV_BATCH      256	    /* frames per writev */
 #define WRITE_MAX      (256 * 1024) /* bytes per writev */
@@ -646,6 +650,13 @@ static int take(struct wsconn *c)
 	if (ssl) {
 		SSL_up_ref(ssl);
 		SSL_set_quiet_shutdown(ssl, 1); /* lws's SSL_shutdown: not on the wire */
+		/* A read lws still makes before it lets go gets EOF from
+		 * /dev/null: without this OpenSSL 3 takes that for a truncation
+		 * attack and fails the SSL object for good (seen: the client's
+		 * connection dropped before its hello, wsconn_tls.mjs under
+		 * load). With it that EOF counts as a close_notify, which
+		 * wsconn_lws_destroyed() undoes. */
+		SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	}
 	if (dup3(devnull, lfd, O_CLOEXEC) < 0) {
 		log_warn("dup3: %s", strerror(errno));
@@ -754,6 +765,7 @@ void wsconn_lws_destroyed(struct lws *wsi)
 		 * put it on our descriptor. */
 		SSL_set_shutdown(c->ssl, 0);
 		SSL_set_quiet_shutdown(c->ssl, 0);
+		SSL_clear_options(c->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
 		if (!SSL_set_fd(c->ssl, c->io.fd)) {
 			finish(c);
 			return;
