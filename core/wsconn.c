@@ -51,6 +51,7 @@
 #define READS_PER_PASS 16	    /* reads per connection per pass (fairness) */
 #define IOV_BATCH      256	    /* frames per writev */
 #define WRITE_MAX      (256 * 1024) /* bytes per writev */
+#define STORED_PREFIX  5	    /* a deflate stored block's header: stored_block() */
 
 static struct wsconn_config cfg = {.max_message_bytes = 65536, .flush_early_bytes = 65536};
 static struct wsconn *all;
@@ -104,10 +105,30 @@ static void q_pop(struct wsconn *c)
 	outq_ent_release(&e);
 }
 
-/* Drop every frame not yet started (keep = 1: a half-written one stays). */
+static int frame_pieces(struct wsconn *c, size_t i, uint8_t *hdr, struct iovec *seg,
+			struct msg **wire);
+
+/* Drop every frame not yet started (keep = 1: a half-written one stays,
+ * and on TLS so do the frames an SSL_write to be retried was given:
+ * OpenSSL wants the same bytes again and fails the write if they are
+ * fewer — a slow consumer cut 4001 saw 1006 instead). */
 static void q_clear(struct wsconn *c, int keep)
 {
-	outq_truncate(&c->q, keep && c->q_off ? 1 : 0);
+	size_t n = keep && c->q_off ? 1 : 0;
+	if (keep && c->ssl && c->tls_retry) {
+		size_t have = 0;
+		for (n = 0; n < c->q.len && have < c->tls_retry; n++) {
+			uint8_t hdr[WS_HEADER_MAX + STORED_PREFIX];
+			struct iovec seg[3];
+			struct msg *w;
+			int ns = frame_pieces(c, n, hdr, seg, &w);
+			for (int k = 0; k < ns; k++)
+				have += seg[k].iov_len;
+			if (!n)
+				have -= c->q_off;
+		}
+	}
+	outq_truncate(&c->q, n);
 	if (!c->q.len)
 		c->q_off = 0;
 }
@@ -292,9 +313,12 @@ static ssize_t tls_write(struct wsconn *c, const struct iovec *iov, int n)
 	}
 	ERR_clear_error();
 	int k = SSL_write(c->ssl, tls_wbuf, (int)len);
+	c->tls_retry = 0;
 	if (k > 0)
 		return k;
 	int e = SSL_get_error(c->ssl, k);
+	if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+		c->tls_retry = (uint32_t)len; /* see q_clear() */
 	errno = e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? EAGAIN : EPIPE;
 	return -1;
 }
@@ -302,7 +326,6 @@ static ssize_t tls_write(struct wsconn *c, const struct iovec *iov, int n)
 /* The prefix of a deflate stream that carries n bytes as they are: one
  * stored block, not final (RFC 1951 3.2.4: a zero byte for the block
  * header, byte-aligned, then LEN and NLEN), 5 bytes. */
-#define STORED_PREFIX 5
 static size_t stored_block(uint8_t *p, size_t n)
 {
 	p[0] = 0;

@@ -79,6 +79,8 @@ struct wsconn {
 	uint64_t close_cap_ms; /* the deadline moves while the client reads, up to this */
 	uint32_t close_unsent; /* bytes the kernel held unsent at the last look */
 	uint8_t close_moved;   /* we wrote since the last look */
+	uint32_t
+	    tls_retry; /* bytes an SSL_write that must be retried had (at least as many again) */
 
 	struct ws_rx rx;
 	struct buf in; /* a message split over reads, or compressed */
