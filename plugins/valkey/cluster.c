@@ -6,8 +6,10 @@
  * CLUSTER SLOTS when it is ready, again every cluster_refresh_ms, and at
  * once after any sign that the map changed: a MOVED or ASK answer, a shard
  * connection lost (a failover), a server-side SUNSUBSCRIBE (a slot moved
- * away). Each primary becomes a struct shard with two connections of its
- * own: a command connection (conn.c, hiredis async: FCALL, SPUBLISH, the
+ * away), a READONLY answer (a primary demoted to a replica; that map read
+ * goes to another node, at most once per CLUSTER_READONLY_MS per shard).
+ * Each primary becomes a struct shard with two connections of its own: a
+ * command connection (conn.c, hiredis async: FCALL, SPUBLISH, the
  * functions library loaded on connect) and a subscriber connection
  * (rconn.c: SSUBSCRIBE/SUNSUBSCRIBE and smessage pushes, read with
  * redisReader, PINGed for liveness). A channel lives on the shard that owns
@@ -15,13 +17,12 @@
  * slot (a multi-channel SSUBSCRIBE must stay in one slot), answered in
  * order, so each SSUBSCRIBE/SUNSUBSCRIBE sent is remembered (struct
  * rconn_pend, rconn.c) to tell which channels an error reply (MOVED, an ACL
- * -NOPERM) refers to. A channel that
- * moves to another shard, or whose shard reconnected, is subscribed again
- * there and then gets host->gap(channel) (recovered by fanoutd from the
- * history); channels of the other shards never notice. A function call
- * answered MOVED is parked until the next map and sent again to the new
- * owner; ASK sends ASKING + the call to the importing node (at most 3
- * redirects per call).
+ * -NOPERM) refers to. A channel that moves to another shard, or whose
+ * shard reconnected, is subscribed again there and then gets
+ * host->gap(channel) (recovered by fanoutd from the history); channels of
+ * the other shards never notice. A function call answered MOVED is parked
+ * until the next map and sent again to the new owner; ASK sends ASKING +
+ * the call to the importing node (at most 3 redirects per call).
  *
  * Runs on the host's loop thread. Allocates the slot table (16384
  * pointers), one struct shard per primary (freed by a 0 ms reap timer once
@@ -414,8 +415,46 @@ void cluster_refresh_via(struct vk *vk, struct conn *prefer)
 		vk->host->timer_arm(vk->t_refresh, vk->reconnect_max_ms);
 		return;
 	}
-	if (redisAsyncCommand(cn->ac, on_slots, vk, "CLUSTER SLOTS") == REDIS_OK)
+	if (redisAsyncCommand(cn->ac, on_slots, vk, "CLUSTER SLOTS") == REDIS_OK) {
 		vk->refreshing = true;
+		vk->map_from = cn;
+	}
+}
+
+/*
+ * A node the map names a primary answered READONLY: it is a replica now (a
+ * failover that the node we read the map from had not learned by gossip
+ * yet). Like MOVED, it means the map is stale: read it again at once, from
+ * a node other than that replica and than the one that gave the stale map
+ * (the seed last), at most once per CLUSTER_READONLY_MS per shard; the
+ * shard's connection retries with the ordinary backoff meanwhile, and
+ * leaves when the map names the new primary.
+ */
+static void readonly_refresh(struct shard *sh)
+{
+	struct vk *vk = sh->vk;
+	struct conn *cn = NULL;
+	uint64_t now = now_ms(vk);
+
+	if (vk->stopping || sh->dead || (sh->ro_ms && now - sh->ro_ms < CLUSTER_READONLY_MS))
+		return;
+	sh->ro_ms = now;
+	for (struct shard *o = vk->shards; !cn && o; o = o->next)
+		if (o != sh && !o->dead && o->cmd.phase == C_READY && &o->cmd != vk->map_from)
+			cn = &o->cmd;
+	if (!cn && vk->conn[CMD].phase == C_READY && &vk->conn[CMD] != vk->map_from)
+		cn = &vk->conn[CMD];
+	cluster_refresh_via(vk, cn);
+}
+
+bool cluster_readonly(struct conn *from, const redisReply *r)
+{
+	if (!from || !from->shard || !r || r->type != REDIS_REPLY_ERROR ||
+	    strncmp(r->str, "READONLY", 8) != 0)
+		return false;
+	count(from->vk, "readonly_replies", 1);
+	readonly_refresh(from->shard);
+	return true;
 }
 
 void cluster_refresh(struct vk *vk)
@@ -726,7 +765,14 @@ static const struct rconn_ops sub_ops = {
 
 void cluster_cmd_lost(struct shard *sh)
 {
-	if (!sh->vk->stopping && !sh->dead)
+	bool readonly = sh->cmd.readonly;
+
+	sh->cmd.readonly = false;
+	if (sh->vk->stopping || sh->dead)
+		return;
+	if (readonly)
+		readonly_refresh(sh); /* FUNCTION LOAD answered READONLY */
+	else
 		cluster_refresh(sh->vk); /* a failover moves its slots */
 }
 
@@ -782,6 +828,8 @@ static void shard_reap(struct fanout_timer *t, void *arg)
 		*p = sh->next;
 		if (vk->refresh_prefer == sh)
 			vk->refresh_prefer = NULL;
+		if (vk->map_from == &sh->cmd)
+			vk->map_from = NULL;
 		shard_free(sh);
 	}
 	vk_update_state(vk, "");

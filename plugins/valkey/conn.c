@@ -285,6 +285,18 @@ static void on_handshake_reply(redisAsyncContext *ac, void *r, void *priv)
 			handshake_step(cn, step + 1);
 			return;
 		}
+		if (cn->shard && strncmp(reply->str, "READONLY", 8) == 0) {
+			/* A cluster shard that is a replica now: the slot map is
+			 * stale. No penalty: cluster_cmd_lost() re-reads the map. */
+			snprintf(msg, sizeof(msg),
+				 "FUNCTION LOAD answered %s (a replica now: reading the slot "
+				 "map again)",
+				 reply->str);
+			cn->readonly = true;
+			count(vk, "readonly_replies", 1);
+			conn_drop_later(cn, msg);
+			return;
+		}
 		snprintf(msg, sizeof(msg),
 			 "FUNCTION LOAD refused by the broker: %s (history_size > 0 needs "
 			 "Redis/Valkey 7 functions; history_size = 0 runs plain pub/sub)",

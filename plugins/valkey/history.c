@@ -88,6 +88,9 @@ static void on_fcall_reply(redisAsyncContext *ac, void *r, void *priv)
 	 * node; either way the call is sent again and answered later. */
 	if (cluster_redirect(f, reply, ac ? ac->data : NULL))
 		return;
+	/* A replica now (failed over): this call fails, the map is read again. */
+	if (vk->cluster && ac)
+		cluster_readonly(ac->data, reply);
 
 	if (no_function(reply) && !f->retried && ac && !vk->stopping) {
 		/* The broker lost the library (restarted without persistence,

@@ -34,6 +34,8 @@ static void on_publish_reply(redisAsyncContext *ac, void *r, void *priv)
 		if (vk->cluster && reply && reply->type == REDIS_REPLY_ERROR &&
 		    (!strncmp(reply->str, "MOVED", 5) || !strncmp(reply->str, "ASK", 3)))
 			cluster_refresh(vk); /* this one fails; the next goes right */
+		if (vk->cluster && ac)
+			cluster_readonly(ac->data, reply); /* a replica now: read the map */
 		if (reply && reply->type == REDIS_REPLY_ERROR) {
 			char msg[300];
 			snprintf(msg, sizeof(msg), "%sPUBLISH refused: %s", vk->cluster ? "S" : "",

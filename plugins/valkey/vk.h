@@ -86,6 +86,7 @@ struct conn {
 	unsigned addr_rr;      /* which resolved address to try */
 	bool freeing;	       /* inside our own redisAsyncFree */
 	bool penalty;	       /* auth failure: next delay at the cap */
+	bool readonly;	       /* cluster shard: lost because its node answered READONLY */
 	char why[512];	       /* last failure reason */
 	char last_logged[640]; /* last failure logged: identical ones are not repeated */
 };
@@ -161,6 +162,7 @@ struct shard {
 	struct fanout_timer *t_retry; /* reconnect backoff of sub */
 	unsigned attempt;
 	bool penalty;
+	uint64_t ro_ms;	       /* when a READONLY answer last made us re-read the map */
 	bool in_map;	       /* a primary in the last slot map */
 	bool dead;	       /* left the map: freed by the next reap */
 	char why[400];	       /* last failure of sub */
@@ -223,6 +225,7 @@ struct vk {
 	bool map_ok;	      /* every slot has an owner */
 	bool refreshing, refresh_again;
 	struct shard *refresh_prefer; /* ask this one next (it knows of a change) */
+	const struct conn *map_from;  /* the connection the last map read went to */
 	char map_why[400];	      /* why there is no usable map, for /readyz */
 	struct fcall *parked;
 	struct fanout_timer *t_refresh, *t_reap, *t_park;
@@ -323,6 +326,8 @@ void subs_refused(struct vk *vk, struct chan *c, size_t nbatch, const char *err)
 
 /* cluster.c */
 #define CLUSTER_SLOTS 16384
+/* A READONLY answer re-reads the slot map at most once per shard this often. */
+#define CLUSTER_READONLY_MS 200
 unsigned cluster_slot(const char *key, size_t len);
 int cluster_init(struct vk *vk);
 void cluster_start(struct vk *vk);
@@ -332,6 +337,7 @@ void cluster_seed_ready(struct vk *vk);
 void cluster_refresh(struct vk *vk);
 void cluster_refresh_via(struct vk *vk, struct conn *prefer);
 void cluster_cmd_lost(struct shard *sh);
+bool cluster_readonly(struct conn *from, const redisReply *r);
 void cluster_flush(struct vk *vk);
 bool cluster_up(struct vk *vk, char *why, size_t whylen);
 struct conn *cluster_conn_for(struct vk *vk, const char *key, size_t len, int *slot);

@@ -4,12 +4,17 @@
  * not in cluster mode; 50 channels over three shards with sharded pub/sub,
  * each message on its own shard only; a shard killed and restarted (its
  * channels get a gap, the others never pause); a slot moved (server-side
- * SUNSUBSCRIBE, ASK during the migration); a failover (a replica promoted).
+ * SUNSUBSCRIBE, ASK during the migration); a failover (a replica promoted);
+ * a slot map read from a seed that has not learned a failover (READONLY from
+ * the demoted primary makes the backend read the map again at once).
  *
  * Owns: one mockhost per test and the cluster nodes it starts (stopped by
- * PID; every one in teardown). Single-threaded.
+ * PID; every one in teardown). Single-threaded, except the stale seed's
+ * thread (a fake node answering PING and a fixed CLUSTER SLOTS), joined by
+ * the test that starts it.
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -17,10 +22,15 @@
 
 #include <hiredis/hiredis.h>
 
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "brokers.h"
@@ -44,6 +54,9 @@ struct cfx {
 
 static void cfx_start(struct cfx *f, struct broker *seed, const char *const *extra)
 {
+	static const char *const defaults[] = {
+	    "reconnect_min_ms",	 "20",	"reconnect_max_ms", "300",
+	    "probe_interval_ms", "200", "probe_timeout_ms", "1000"};
 	const char *kv[32];
 	size_t n = 0;
 
@@ -54,14 +67,15 @@ static void cfx_start(struct cfx *f, struct broker *seed, const char *const *ext
 	kv[n++] = f->url;
 	kv[n++] = "cluster";
 	kv[n++] = "yes";
-	kv[n++] = "reconnect_min_ms";
-	kv[n++] = "20";
-	kv[n++] = "reconnect_max_ms";
-	kv[n++] = "300";
-	kv[n++] = "probe_interval_ms";
-	kv[n++] = "200";
-	kv[n++] = "probe_timeout_ms";
-	kv[n++] = "1000";
+	for (size_t d = 0; d < sizeof(defaults) / sizeof(*defaults); d += 2) {
+		bool given = false; /* extra sets it instead */
+		for (size_t i = 0; extra && extra[i]; i += 2)
+			given |= strcmp(extra[i], defaults[d]) == 0;
+		if (!given) {
+			kv[n++] = defaults[d];
+			kv[n++] = defaults[d + 1];
+		}
+	}
 	for (size_t i = 0; extra && extra[i]; i++)
 		kv[n++] = extra[i];
 	kv[n] = NULL;
@@ -549,6 +563,196 @@ static void test_failover(void **unused)
 	cfx_free(&f);
 }
 
+/* ---- a seed that never learns: a fake node with a fixed CLUSTER SLOTS ---- */
+
+struct stale_seed {
+	int lfd, wake[2], port;
+	char *slots; /* the CLUSTER SLOTS reply, as RESP */
+	size_t slots_len;
+	pthread_t tid;
+};
+
+static void resp_put(FILE *out, const redisReply *r)
+{
+	switch (r->type) {
+	case REDIS_REPLY_INTEGER:
+		fprintf(out, ":%lld\r\n", r->integer);
+		break;
+	case REDIS_REPLY_STRING:
+		fprintf(out, "$%zu\r\n", r->len);
+		fwrite(r->str, 1, r->len, out);
+		fputs("\r\n", out);
+		break;
+	case REDIS_REPLY_ARRAY:
+		fprintf(out, "*%zu\r\n", r->elements);
+		for (size_t i = 0; i < r->elements; i++)
+			resp_put(out, r->element[i]);
+		break;
+	default:
+		fail_msg("unexpected reply type %d in CLUSTER SLOTS", r->type);
+	}
+}
+
+static void seed_answer(int fd, const redisReply *req, const struct stale_seed *ss)
+{
+	const char *cmd = req->type == REDIS_REPLY_ARRAY && req->elements &&
+				  req->element[0]->type == REDIS_REPLY_STRING
+			      ? req->element[0]->str
+			      : "";
+	const char *out = "-ERR unknown command\r\n";
+	size_t len;
+
+	if (!strcasecmp(cmd, "PING"))
+		out = "+PONG\r\n";
+	else if (!strcasecmp(cmd, "CLUSTER"))
+		out = ss->slots;
+	len = out == ss->slots ? ss->slots_len : strlen(out);
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(fd, out + off, len - off);
+		if (w <= 0)
+			return;
+		off += (size_t)w;
+	}
+}
+
+static void *seed_main(void *arg)
+{
+	struct stale_seed *ss = arg;
+	struct pollfd pf[10];
+	redisReader *rd[10] = {0};
+	size_t n = 2;
+
+	pf[0] = (struct pollfd){.fd = ss->wake[0], .events = POLLIN};
+	pf[1] = (struct pollfd){.fd = ss->lfd, .events = POLLIN};
+	while (poll(pf, n, -1) >= 0 && !pf[0].revents) {
+		if ((pf[1].revents & POLLIN) && n < 10) {
+			int fd = accept(ss->lfd, NULL, NULL);
+			if (fd >= 0) {
+				pf[n] = (struct pollfd){.fd = fd, .events = POLLIN};
+				rd[n++] = redisReaderCreate();
+			}
+		}
+		for (size_t i = 2; i < n; i++) {
+			char buf[4096];
+			ssize_t r;
+			void *req;
+			if (!pf[i].revents)
+				continue;
+			r = read(pf[i].fd, buf, sizeof(buf));
+			if (r <= 0) {
+				close(pf[i].fd);
+				redisReaderFree(rd[i]);
+				pf[i] = pf[--n];
+				rd[i--] = rd[n];
+				continue;
+			}
+			redisReaderFeed(rd[i], buf, (size_t)r);
+			while (redisReaderGetReply(rd[i], &req) == REDIS_OK && req) {
+				seed_answer(pf[i].fd, req, ss);
+				freeReplyObject(req);
+			}
+		}
+	}
+	for (size_t i = 2; i < n; i++) {
+		close(pf[i].fd);
+		redisReaderFree(rd[i]);
+	}
+	return NULL;
+}
+
+/* A fake seed answering CLUSTER SLOTS with what real's says now, forever. */
+static void stale_seed_start(struct stale_seed *ss, struct broker *real)
+{
+	redisReply *r = broker_cmd(real, "CLUSTER SLOTS");
+	FILE *out = open_memstream(&ss->slots, &ss->slots_len);
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	int one = 1;
+
+	assert_non_null(r);
+	assert_non_null(out);
+	resp_put(out, r);
+	fclose(out);
+	freeReplyObject(r);
+	ss->port = mockhost_free_port();
+	a.sin_port = htons((uint16_t)ss->port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ss->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(ss->lfd >= 0);
+	setsockopt(ss->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	assert_int_equal(bind(ss->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(ss->lfd, 8), 0);
+	assert_int_equal(pipe(ss->wake), 0);
+	assert_int_equal(pthread_create(&ss->tid, NULL, seed_main, ss), 0);
+}
+
+static void stale_seed_stop(struct stale_seed *ss)
+{
+	assert_int_equal(write(ss->wake[1], "x", 1), 1);
+	pthread_join(ss->tid, NULL);
+	close(ss->wake[0]);
+	close(ss->wake[1]);
+	close(ss->lfd);
+	free(ss->slots);
+}
+
+/* The backend reads its slot map from a seed that has not learned of a
+ * failover (here one that never does): it names the demoted primary, a
+ * replica now, whose FUNCTION LOAD is answered READONLY. That means "the
+ * map is stale" like MOVED: the backend reads it again at once from another
+ * node and is up on the new primary long before reconnect_max_ms (10 s;
+ * the READONLY connection was once retried only after 5-10 s). */
+static void test_stale_map_readonly(void **unused)
+{
+	struct cfx f = {0};
+	struct stale_seed ss = {0};
+	struct broker fake = {0};
+	const char *extra[] = {"reconnect_max_ms", "10000", "cluster_refresh_ms", "0", NULL};
+	const char *ch = NULL;
+	const struct mock_pub *p;
+	struct wait_arg wa = {NULL, 1};
+	uint64_t t0, end;
+
+	(void)unused;
+	f.n = 4;
+	cluster_create(f.nodes, 4, 3); /* nodes[3] replicates nodes[0] */
+	for (int i = 0; i < NCH && !ch; i++)
+		if (cluster_owner(f.nodes, 4, chname(i)) == &f.nodes[0])
+			ch = chname(i);
+	assert_non_null(ch);
+	stale_seed_start(&ss, &f.nodes[1]); /* nodes[0] a primary */
+	ok_cmd(broker_cmd(&f.nodes[3], "CLUSTER FAILOVER"));
+	end = mockhost_now_ms() + 10000;
+	while (!cluster_agree(f.nodes, 4, ch, &f.nodes[3])) {
+		if (mockhost_now_ms() > end)
+			fail_msg("the nodes do not agree on the new primary");
+		usleep(20000);
+	}
+	fake.port = ss.port;
+	t0 = mockhost_now_ms();
+	cfx_start(&f, &fake, extra);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_up, NULL, 4000));
+	print_message("up on the new primary after %llu ms\n",
+		      (unsigned long long)(mockhost_now_ms() - t0));
+	assert_true(mockhost_count(f.m, "readonly_replies") >= 1);
+	/* Subscribed and published on the new primary. */
+	assert_int_equal(plugin->subscribe(f.st, ch), 0);
+	assert_true(mockhost_run_until(f.m, mockhost_pred_subscribed, (void *)ch, 5000));
+	p = pub_wait(&f, ch, "after", 1);
+	assert_int_equal(p->ok, 1);
+	assert_int_equal(p->offset, 1);
+	wa.ch = ch;
+	assert_true(mockhost_run_until(f.m, pred_delivered_on, &wa, 5000));
+	{
+		redisReply *r = broker_cmd(&f.nodes[3], "PUBSUB SHARDNUMSUB %s", ch);
+		assert_non_null(r);
+		assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+		assert_int_equal(r->element[1]->integer, 1);
+		freeReplyObject(r);
+	}
+	cfx_free(&f);
+	stale_seed_stop(&ss);
+}
+
 static int group_setup(void **unused)
 {
 	(void)unused;
@@ -569,7 +773,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_seed_not_cluster), cmocka_unit_test(test_sharded),
 	    cmocka_unit_test(test_shard_restart),    cmocka_unit_test(test_slot_migration),
-	    cmocka_unit_test(test_failover),
+	    cmocka_unit_test(test_failover),	     cmocka_unit_test(test_stale_map_readonly),
 	};
 
 	return cmocka_run_group_tests_name("valkey backend, cluster mode", tests, group_setup,
