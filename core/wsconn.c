@@ -84,18 +84,31 @@ static void mark_dirty(struct wsconn *c)
 
 /* ---- the send queue ---- */
 
+/* Entries at the front whose bytes have begun to go out: a half-written
+ * frame, or (TLS) every frame a pending SSL_write was offered, which its
+ * retry must offer again byte for byte. Nothing goes before or into them
+ * and a cut keeps them whole. */
+static size_t q_started(const struct wsconn *c)
+{
+	if (c->tls_pend)
+		return c->tls_pend_ents;
+	return c->q_off ? 1 : 0;
+}
+
 /* Insert (NULL, m) before every frame not yet started: control frames jump
- * the queue, never into a half-written frame. */
+ * the queue, never into a started frame. */
 static int q_push_front(struct wsconn *c, struct msg *m)
 {
-	if (!c->q_off)
-		return outq_push_front(&c->q, NULL, m);
-	struct outq_ent first;
-	outq_pop(&c->q, &first);
-	int rc = outq_push_front(&c->q, NULL, m);
-	outq_push_front(&c->q, first.head, first.body); /* room: one was popped */
-	outq_ent_release(&first);
-	return rc;
+	size_t at = q_started(c);
+	if (outq_push_front(&c->q, NULL, m))
+		return -1;
+	for (size_t i = 0; i < at; i++) { /* move it behind the started ones */
+		struct outq_ent *a = outq_at(&c->q, i), *b = outq_at(&c->q, i + 1);
+		struct outq_ent t = *a;
+		*a = *b;
+		*b = t;
+	}
+	return 0;
 }
 
 static void q_pop(struct wsconn *c)
@@ -105,32 +118,17 @@ static void q_pop(struct wsconn *c)
 	outq_ent_release(&e);
 }
 
-static int frame_pieces(struct wsconn *c, size_t i, uint8_t *hdr, struct iovec *seg,
-			struct msg **wire);
-
-/* Drop every frame not yet started (keep = 1: a half-written one stays,
- * and on TLS so do the frames an SSL_write to be retried was given:
- * OpenSSL wants the same bytes again and fails the write if they are
- * fewer — a slow consumer cut 4001 saw 1006 instead). */
+/* Drop every frame not yet started (keep = 1: the started ones stay; on
+ * TLS those include every frame a pending SSL_write was given: OpenSSL
+ * fails a retry with fewer bytes, and a slow consumer cut 4001 saw 1006). */
 static void q_clear(struct wsconn *c, int keep)
 {
-	size_t n = keep && c->q_off ? 1 : 0;
-	if (keep && c->ssl && c->tls_retry) {
-		size_t have = 0;
-		for (n = 0; n < c->q.len && have < c->tls_retry; n++) {
-			uint8_t hdr[WS_HEADER_MAX + STORED_PREFIX];
-			struct iovec seg[3];
-			struct msg *w;
-			int ns = frame_pieces(c, n, hdr, seg, &w);
-			for (int k = 0; k < ns; k++)
-				have += seg[k].iov_len;
-			if (!n)
-				have -= c->q_off;
-		}
-	}
-	outq_truncate(&c->q, n);
-	if (!c->q.len)
+	outq_truncate(&c->q, keep ? q_started(c) : 0);
+	if (!c->q.len) {
 		c->q_off = 0;
+		c->tls_pend = 0;
+		c->tls_pend_ents = 0;
+	}
 }
 
 static struct msg *q_first(struct wsconn *c)
@@ -165,6 +163,8 @@ static void finish(struct wsconn *c)
 	c->ssl = NULL;
 	outq_free(&c->q);
 	c->q_off = 0;
+	c->tls_pend = 0;
+	c->tls_pend_ents = 0;
 	buf_free(&c->in);
 	c->state = WSC_DEAD;
 	if (c->slot) /* lws may still call back for its wsi: not for us */
@@ -301,24 +301,22 @@ static struct msg *wire_frame(struct wsconn *c, struct msg *m)
 	return v;
 }
 
-static ssize_t tls_write(struct wsconn *c, const struct iovec *iov, int n)
+/* SSL_write the first max bytes of iov (max <= sizeof(tls_wbuf)). */
+static ssize_t tls_write(struct wsconn *c, const struct iovec *iov, int n, size_t max)
 {
 	size_t len = 0;
-	for (int i = 0; i < n && len < sizeof(tls_wbuf); i++) {
+	for (int i = 0; i < n && len < max; i++) {
 		size_t k = iov[i].iov_len;
-		if (k > sizeof(tls_wbuf) - len)
-			k = sizeof(tls_wbuf) - len;
+		if (k > max - len)
+			k = max - len;
 		memcpy(tls_wbuf + len, iov[i].iov_base, k);
 		len += k;
 	}
 	ERR_clear_error();
 	int k = SSL_write(c->ssl, tls_wbuf, (int)len);
-	c->tls_retry = 0;
 	if (k > 0)
 		return k;
 	int e = SSL_get_error(c->ssl, k);
-	if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
-		c->tls_retry = (uint32_t)len; /* see q_clear() */
 	errno = e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? EAGAIN : EPIPE;
 	return -1;
 }
@@ -378,6 +376,18 @@ static int frame_pieces(struct wsconn *c, size_t i, uint8_t *hdr, struct iovec *
 	return 1;
 }
 
+/* An SSL_write of the first offered bytes wants a retry: remember how
+ * many bytes and which entries they cover (flen: the bytes each of the
+ * frames to go has left), so those stay as they are until it is done. */
+static void tls_pending(struct wsconn *c, size_t offered, const size_t *flen, int frames)
+{
+	size_t ents = 0;
+	for (size_t at = 0; ents < (size_t)frames && at < offered; ents++)
+		at += flen[ents];
+	c->tls_pend = offered;
+	c->tls_pend_ents = ents;
+}
+
 static void flush(struct wsconn *c)
 {
 	if (c->state != WSC_OPEN)
@@ -414,17 +424,23 @@ static void flush(struct wsconn *c)
 				break; /* nothing after a close frame */
 		}
 		size_t offered = c->ssl && total > sizeof(tls_wbuf) ? sizeof(tls_wbuf) : total;
-		ssize_t k = c->ssl   ? tls_write(c, iov, n)
+		if (c->tls_pend) /* a retry: the same bytes, no more, no fewer */
+			offered = c->tls_pend <= total ? c->tls_pend : total;
+		ssize_t k = c->ssl   ? tls_write(c, iov, n, offered)
 			    : n == 1 ? write(c->io.fd, iov[0].iov_base, iov[0].iov_len)
 				     : writev(c->io.fd, iov, n); /* write: no iovec import */
 		if (k < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+				if (c->ssl && !c->tls_pend)
+					tls_pending(c, offered, flen, frames);
 				loop_io_set(&c->io, LOOP_IN | LOOP_OUT);
 				return;
 			}
 			finish(c); /* the client is gone */
 			return;
 		}
+		c->tls_pend = 0; /* the SSL_write completed */
+		c->tls_pend_ents = 0;
 		metrics.writes++;
 		metrics.wire_bytes_out += k;
 		if (k > 0)
@@ -540,7 +556,7 @@ static void queue_pong(struct wsconn *c, const uint8_t *p, size_t len)
 {
 	/* Only the latest ping is answered (RFC 6455 5.5.3): a pong not yet
 	 * started is replaced, so a ping flood costs one queued frame. */
-	size_t at = c->q_off ? 1 : 0;
+	size_t at = q_started(c);
 	struct msg *m = msg_control(WS_OP_PONG, p, len);
 	if (!m) {
 		fail(c, WS_CLOSE_INTERNAL, "out of memory");

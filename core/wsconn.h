@@ -79,8 +79,6 @@ struct wsconn {
 	uint64_t close_cap_ms; /* the deadline moves while the client reads, up to this */
 	uint32_t close_unsent; /* bytes the kernel held unsent at the last look */
 	uint8_t close_moved;   /* we wrote since the last look */
-	uint32_t
-	    tls_retry; /* bytes an SSL_write that must be retried had (at least as many again) */
 
 	struct ws_rx rx;
 	struct buf in; /* a message split over reads, or compressed */
@@ -89,8 +87,13 @@ struct wsconn {
 	 * first entry may be half written. q.bytes is what client_queue_bytes
 	 * caps. */
 	struct outq q;
-	size_t q_off;	      /* bytes of the first entry's frame already written */
-	struct msg *q_wire;   /* ... and the frame (plain or compressed) they were of */
+	size_t q_off;	    /* bytes of the first entry's frame already written */
+	struct msg *q_wire; /* ... and the frame (plain or compressed) they were of */
+	/* TLS: an SSL_write that wants a retry must be given the same bytes
+	 * again (SSL_write(3)), so the entries it covered count as started:
+	 * nothing is cleared from or inserted into them until it completes. */
+	size_t tls_pend;      /* bytes that SSL_write was offered (0 = none pending) */
+	size_t tls_pend_ents; /* entries those bytes (partly) cover, from the front */
 	struct wsconn **slot; /* the owner's pointer in lws's per-session data */
 
 	struct wsconn *prev, *next; /* every connection (keepalive, deadlines) */

@@ -3,11 +3,13 @@
 // keeps reading and writing through the same SSL object. Big messages both
 // ways (one frame across many TLS records), a burst of 8 KiB messages
 // (partial SSL writes), a reader that stops (4001 while a fast one gets
-// everything), the close handshake and a protocol error (the close frame
+// everything), a ping answered while an SSL_write waits for room, the
+// close handshake and a protocol error (the close frame
 // before close_notify and FIN), permessage-deflate over TLS.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import { tap } from '../lib/tap.mjs';
 import { WebSocket, pluginPath, startFanoutd, tmpDir, waitFor, parseMetrics } from '../lib/harness.mjs';
@@ -28,6 +30,11 @@ const f = await startFanoutd({
 await waitFor(async () => { try { const c = await rawConnect(f.port, { ca }); c.destroy(); return c.status === 101; } catch { return false; } },
   { what: 'fanoutd over TLS' });
 const url = `wss://127.0.0.1:${f.port}/ws`;
+const metrics = () => new Promise((resolve, reject) => {
+  https.get({ host: '127.0.0.1', port: f.port, path: '/metrics', ca }, (res) => {
+    let b = ''; res.on('data', (x) => (b += x)); res.on('end', () => resolve(parseMetrics(b)));
+  }).on('error', reject);
+});
 const wss = (opts = {}) => new Promise((resolve, reject) => {
   const ws = new WebSocket(url, { ca, perMessageDeflate: false, ...opts });
   const got = [];
@@ -67,15 +74,49 @@ await t.test('2000 messages of 8 KiB to two TLS subscribers, in order; a reader 
   assert.deepEqual(fast.got.filter((m) => m.type === 'message').map((m) => m.data.i), [...Array(2000).keys()]);
   const closed = new Promise((r) => slow.ws.on('close', (code) => r(code)));
   slow.ws._socket.resume();
-  assert.ok([4001, 1006].includes(await closed));
-  const m = parseMetrics((await new Promise((resolve) => {
-    import('node:https').then(({ default: https }) => https.get({ host: '127.0.0.1', port: f.port, path: '/metrics', ca }, (res) => {
-      let b = ''; res.on('data', (x) => (b += x)); res.on('end', () => resolve(b));
-    }));
-  })));
+  // The cut comes while an SSL_write waits for room (the socket is full):
+  // the frames offered to it are finished first, then the close frame.
+  assert.equal(await closed, 4001);
+  const m = await metrics();
   assert.equal(m.fanout_slow_client_disconnects_total, 1);
   fast.ws.close();
   pub.ws.close();
+});
+
+await t.test('a ping while an SSL_write waits for room: every message in order, then the pong', async () => {
+  const slow = await wss();
+  const watch = await wss();
+  slow.ws.send(JSON.stringify({ type: 'subscribe', channel: 'tlsp', id: 's' }));
+  watch.ws.send(JSON.stringify({ type: 'subscribe', channel: 'tlsw', id: 's' }));
+  await waitFor(() => slow.got.some((m) => m.type === 'subscribed') && watch.got.some((m) => m.type === 'subscribed'),
+    { what: 'subscribed' });
+  slow.ws._socket.pause();
+  const pub = await wss();
+  const blob = 'p'.repeat(8000);
+  let sent = 0;
+  // Fill the socket until fanoutd holds more than one SSL_write (64 KiB)
+  // for the client: its last SSL_write then waits for room (well under
+  // client_queue_bytes = 2m).
+  while (!((await metrics()).fanout_queue_bytes > 100000)) {
+    assert.ok(sent < 4000, 'the socket never filled');
+    for (let j = 0; j < 20; j++, sent++) pub.ws.send(JSON.stringify({ type: 'publish', channel: 'tlsp', data: { i: sent, blob }, id: sent }));
+    const last = sent - 1;
+    await waitFor(() => pub.got.some((m) => m.id === last), { what: `ack ${last}` });
+  }
+  let pongs = 0, closed = null;
+  slow.ws.on('pong', () => pongs++);
+  slow.ws.on('close', (code) => (closed = code));
+  slow.ws.ping('x');
+  // frames are read in order: once this publish arrives, the ping was read
+  slow.ws.send(JSON.stringify({ type: 'publish', channel: 'tlsw', data: 'after ping', id: 'w' }));
+  await waitFor(() => watch.got.some((m) => m.type === 'message'), { what: 'publish after the ping' });
+  slow.ws._socket.resume();
+  await waitFor(() => closed !== null || (pongs === 1 && slow.got.filter((m) => m.type === 'message').length === sent),
+    { timeoutMs: 20000, what: 'every message and the pong' });
+  assert.equal(closed, null);
+  assert.deepEqual(slow.got.filter((m) => m.type === 'message').map((m) => m.data.i), [...Array(sent).keys()]);
+  assert.equal(pongs, 1);
+  for (const c of [slow, watch, pub]) c.ws.close();
 });
 
 await t.test('a protocol error over TLS: the close frame 1002 arrives, nothing after it', async () => {
