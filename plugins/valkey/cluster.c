@@ -281,7 +281,7 @@ static void on_slots(redisAsyncContext *ac, void *r, void *priv)
 	struct vk *vk = priv;
 	redisReply *reply = r;
 	struct shard **slots;
-	bool changed = false, covered = true;
+	bool covered = true;
 	const char *bad = NULL;
 
 	(void)ac;
@@ -349,7 +349,6 @@ static void on_slots(redisAsyncContext *ac, void *r, void *priv)
 		return;
 	}
 	for (unsigned s = 0; s < CLUSTER_SLOTS; s++) {
-		changed |= slots[s] != vk->slots[s];
 		covered &= slots[s] != NULL;
 	}
 	memcpy(vk->slots, slots, CLUSTER_SLOTS * sizeof(*slots));
@@ -362,7 +361,6 @@ static void on_slots(redisAsyncContext *ac, void *r, void *priv)
 		if (!used && !sh->dead) {
 			sh->dead = true;
 			sh->in_map = false;
-			changed = true;
 			vk->host->log(vk->b, FANOUT_LOG_INFO, "shard %s left the slot map",
 				      sh->addr);
 			vk->host->timer_arm(vk->t_reap, 0);
