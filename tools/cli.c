@@ -1,7 +1,8 @@
 /*
  * cli.c — fanout-cli's entry point: the global --help/--version, dispatch to
  * the subcommands (sub.c: sub and pub; push.c; bench.c) and the helpers they
- * share (number parsing, clocks, signals, backoff, the
+ * share (number parsing, clocks, signals, backoff, /proc CPU and RSS
+ * readings and percentiles for the bench modes, the
  * one-connection loop, json_span). Single-threaded; nothing here allocates
  * beyond the stack.
  */
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -321,4 +323,66 @@ int main(int argc, char **argv)
 	warnx_("unknown command '%s'", argv[1]);
 	fputs(usage_text, stderr);
 	return EXIT_USAGE;
+}
+
+/* ---- process measurements and percentiles (the bench modes) ---- */
+
+double proc_cpu_s(int pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut, st;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+long proc_rss_kib(int pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+double self_cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       ru.ru_stime.tv_usec / 1e6;
+}
+
+int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+double sorted_pct_ms(const uint64_t *v, int n, double q)
+{
+	if (n <= 0)
+		return 0;
+	int k = (int)ceil(q * n) - 1;
+	if (k >= n)
+		k = n - 1;
+	return (double)v[k < 0 ? 0 : k] / 1000.0;
 }

@@ -53,6 +53,17 @@ int64_t now_ms_mono(void);
 struct redisContext;
 int push_load_library(struct redisContext *rc, int quiet, const char *who);
 
+/* Process measurements of the bench modes (bench.c, storm.c, recover.c):
+ * user+sys CPU seconds of pid (/proc/PID/stat) or -1; its VmRSS in KiB or
+ * -1; this process's own user+sys CPU seconds. */
+double proc_cpu_s(int pid);
+long proc_rss_kib(int pid);
+double self_cpu_s(void);
+/* qsort() comparator for uint64_t, and the nearest-rank q-quantile of n
+ * sorted microsecond values, in ms (0 when n is 0). */
+int u64_cmp(const void *a, const void *b);
+double sorted_pct_ms(const uint64_t *v, int n, double q);
+
 /* Stop flag set by SIGINT/SIGTERM once install_stop_signals() ran. */
 extern volatile sig_atomic_t stop_requested;
 void install_stop_signals(void);

@@ -73,24 +73,11 @@ struct rec {
 	char first_error[200];
 };
 
+/* CPU seconds of pid; 0 when there is none (pid 0: not given) or unreadable */
 static double proc_cpu(int pid)
 {
-	char path[64], buf[1024], *p;
-	unsigned long ut, st;
-	if (pid <= 0)
-		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	if (!p ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-		return 0;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+	double v = pid > 0 ? proc_cpu_s(pid) : 0;
+	return v > 0 ? v : 0;
 }
 
 static double servers_cpu(const struct rec *s)
@@ -237,20 +224,6 @@ static void poll_round(struct rec *s, int timeout_ms)
 		if (c->ws.state != WSC_CLOSED)
 			arm(s, i, 0);
 	}
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pct_ms(const uint64_t *v, int n, double q)
-{
-	if (!n)
-		return 0;
-	int k = (int)(q * n + 0.999999) - 1;
-	return (double)v[k < 0 ? 0 : k] / 1000.0;
 }
 
 /* Publish `missed` updates on every channel through the broker's function;
@@ -537,7 +510,7 @@ int cmd_bench_recovery(int argc, char **argv)
 	for (int i = 0; i < s->nclients; i++)
 		bad += s->cl[i].bad ||
 		       (s->cl[i].state == R_DONE && s->cl[i].got != (uint64_t)s->missed);
-	qsort(s->lat_us, (size_t)s->nlat, sizeof(uint64_t), cmp_u64);
+	qsort(s->lat_us, (size_t)s->nlat, sizeof(uint64_t), u64_cmp);
 	rc = s->done == s->nclients && !bad ? EXIT_OK : EXIT_FAIL;
 
 	if (s->json) {
@@ -549,8 +522,9 @@ int cmd_bench_recovery(int argc, char **argv)
 		       "\"p99\":%.2f,\"max\":%.2f},\"server_cpu_s\":%.3f,\"broker_cpu_s\":%.3f}}\n",
 		       s->nclients, s->nch, s->nurl, s->missed, rc == EXIT_OK ? "true" : "false",
 		       t_connect, t_drain, t_keep, t_storm, s->done, s->failed, s->not_recovered,
-		       s->replayed, s->dups, s->holes, bad, pct_ms(s->lat_us, s->nlat, 0.5),
-		       pct_ms(s->lat_us, s->nlat, 0.9), pct_ms(s->lat_us, s->nlat, 0.99),
+		       s->replayed, s->dups, s->holes, bad, sorted_pct_ms(s->lat_us, s->nlat, 0.5),
+		       sorted_pct_ms(s->lat_us, s->nlat, 0.9),
+		       sorted_pct_ms(s->lat_us, s->nlat, 0.99),
 		       s->nlat ? (double)s->lat_us[s->nlat - 1] / 1000.0 : 0, cpu, bcpu);
 	} else {
 		printf("fanout-cli bench --recovery: %d clients, %d channel(s), %d missed updates "
@@ -562,8 +536,9 @@ int cmd_bench_recovery(int argc, char **argv)
 		printf("storm: %d of %d live again in %.3f s (recovered:false %d, failed %d); "
 		       "per client ms p50 %.2f p90 %.2f p99 %.2f max %.2f\n",
 		       s->done, s->nclients, t_storm, s->not_recovered, s->failed,
-		       pct_ms(s->lat_us, s->nlat, 0.5), pct_ms(s->lat_us, s->nlat, 0.9),
-		       pct_ms(s->lat_us, s->nlat, 0.99),
+		       sorted_pct_ms(s->lat_us, s->nlat, 0.5),
+		       sorted_pct_ms(s->lat_us, s->nlat, 0.9),
+		       sorted_pct_ms(s->lat_us, s->nlat, 0.99),
 		       s->nlat ? (double)s->lat_us[s->nlat - 1] / 1000.0 : 0);
 		printf("replayed %" PRIu64 " messages; duplicates %d, holes %d, clients wrong %d; "
 		       "server CPU %.3f s, broker CPU %.3f s\n",

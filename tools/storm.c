@@ -62,48 +62,6 @@ struct storm {
 	char first_error[200];
 };
 
-static double proc_cpu(int pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long ut, st;
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	if (!p ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static long proc_rss(int pid)
-{
-	char path[64], line[256];
-	long kib = -1;
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	fclose(f);
-	return kib;
-}
-
-/* this process's own CPU seconds (user + system) */
-static double self_cpu(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
-	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
 /* TcpExt ListenOverflows of this network namespace (/proc/net/netstat):
  * handshakes the kernel dropped because a listener's accept queue was
  * full (net.core.somaxconn caps it); each costs its client a SYN
@@ -142,7 +100,7 @@ static double servers_cpu_but(const struct storm *s, int except)
 	for (int i = 0; i < s->npids; i++) {
 		if (s->pids[i] == except)
 			continue;
-		double v = proc_cpu(s->pids[i]);
+		double v = proc_cpu_s(s->pids[i]);
 		sum += v > 0 ? v : 0;
 	}
 	return sum;
@@ -157,7 +115,7 @@ static long servers_rss(const struct storm *s)
 {
 	long sum = 0;
 	for (int i = 0; i < s->npids; i++) {
-		long v = proc_rss(s->pids[i]);
+		long v = proc_rss_kib(s->pids[i]);
 		sum += v > 0 ? v : 0;
 	}
 	return sum;
@@ -277,20 +235,6 @@ static void poll_round(struct storm *s, int timeout_ms)
 	}
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pct_ms(uint64_t *v, int n, double q)
-{
-	if (!n)
-		return 0;
-	int k = (int)ceil(q * n) - 1;
-	return (double)v[k < 0 ? 0 : k] / 1000.0;
-}
-
 struct phase {
 	double secs, p50, p90, p99, max;
 	int done, total;
@@ -298,11 +242,11 @@ struct phase {
 
 static void phase_stats(struct storm *s, struct phase *ph, double secs, int total)
 {
-	qsort(s->lat_us, (size_t)s->nlat, sizeof(uint64_t), cmp_u64);
+	qsort(s->lat_us, (size_t)s->nlat, sizeof(uint64_t), u64_cmp);
 	ph->secs = secs;
-	ph->p50 = pct_ms(s->lat_us, s->nlat, 0.5);
-	ph->p90 = pct_ms(s->lat_us, s->nlat, 0.9);
-	ph->p99 = pct_ms(s->lat_us, s->nlat, 0.99);
+	ph->p50 = sorted_pct_ms(s->lat_us, s->nlat, 0.5);
+	ph->p90 = sorted_pct_ms(s->lat_us, s->nlat, 0.9);
+	ph->p99 = sorted_pct_ms(s->lat_us, s->nlat, 0.99);
 	ph->max = s->nlat ? (double)s->lat_us[s->nlat - 1] / 1000.0 : 0;
 	ph->done = s->nlat;
 	ph->total = total;
@@ -479,14 +423,14 @@ int cmd_bench_storm(int argc, char **argv)
 
 	/* ---- the storm ---- */
 	long rss0 = servers_rss(s);
-	double cpu0 = servers_cpu(s), self0 = self_cpu();
+	double cpu0 = servers_cpu(s), self0 = self_cpu_s();
 	long long ovf0 = listen_overflows();
 	int64_t t0 = now_ns_mono(), end = t0 + (int64_t)(s->timeout_s * 1e9);
 	while (s->ready < s->nclients && !stop_requested && now_ns_mono() < end)
 		poll_round(s, 1);
 	struct phase conn;
 	phase_stats(s, &conn, (double)(now_ns_mono() - t0) / 1e9, s->nclients);
-	double cpu_conn = servers_cpu(s) - cpu0, self_conn = self_cpu() - self0;
+	double cpu_conn = servers_cpu(s) - cpu0, self_conn = self_cpu_s() - self0;
 	long long ovf_conn = ovf0 < 0 ? -1 : listen_overflows() - ovf0;
 	for (int k = 0; k < 50 && !stop_requested; k++) /* let the servers settle */
 		poll_round(s, 10);
@@ -499,7 +443,7 @@ int cmd_bench_storm(int argc, char **argv)
 	int moved = 0;
 	double cpu_back = 0, self_back = 0;
 	if (s->drain_pid && all_in) {
-		double c0 = servers_cpu_but(s, s->drain_pid), b0 = self_cpu();
+		double c0 = servers_cpu_but(s, s->drain_pid), b0 = self_cpu_s();
 		s->nlat = 0;
 		s->refused = 0;
 		int64_t d0 = now_ns_mono();
@@ -516,7 +460,7 @@ int cmd_bench_storm(int argc, char **argv)
 		for (int i = 0; i < s->nclients; i++)
 			moved += s->cl[i].moved;
 		cpu_back = servers_cpu_but(s, s->drain_pid) - c0; /* the ones taking them */
-		self_back = self_cpu() - b0;
+		self_back = self_cpu_s() - b0;
 		phase_stats(s, &back, (double)(now_ns_mono() - d0) / 1e9, moved);
 	}
 
