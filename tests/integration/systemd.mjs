@@ -213,13 +213,18 @@ await t.test("fanoutd runs in the unit's sandbox: round trip, syscalls, address 
   try {
     const stracePid = Number((await waitFor(() => out.match(/^strace (\d+)$/m), { what: 'strace pid' }))[1]);
     // strace's child running fanoutd (strace forks short-lived probes first).
+    // Ends early when the sandboxed shell reports the exit (fanoutd never
+    // came up); either way a failure shows what the sandbox printed.
+    const said = () => `\nstdout:\n${out.slice(-2000)}\nstderr:\n${err.slice(-3000)}`;
     fanoutdPid = await waitFor(() => {
+      if (/^exit \d+$/m.test(out)) return -1;
       let kids = [];
       try { kids = fs.readFileSync(`/proc/${stracePid}/task/${stracePid}/children`, 'utf8').trim().split(/\s+/); } catch {}
       return kids.map(Number).find((k) => {
         try { return fs.readFileSync(`/proc/${k}/cmdline`, 'utf8').split('\0')[0] === FANOUTD; } catch { return false; }
       });
-    }, { what: 'fanoutd pid' });
+    }, { what: 'fanoutd pid', timeoutMs: 30000 }).catch((e) => assert.fail(e.message + said()));
+    assert.ok(fanoutdPid > 0, `fanoutd ended in the sandbox before it was seen${said()}`);
     const status = fs.readFileSync(`/proc/${fanoutdPid}/status`, 'utf8');
     assert.match(status, /^Uid:\s+61234\s/m, 'runs as the unprivileged uid');
     assert.match(status, /^CapEff:\s+0+$/m, 'no capabilities');
